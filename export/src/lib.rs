@@ -1,0 +1,1 @@
+//! Training (tch, behind a feature) and the libtorch-free ONNX writer for libbridge model packages.

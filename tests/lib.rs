@@ -1,0 +1,16 @@
+//! Shared helpers for libbridge's end-to-end tests.
+use std::path::PathBuf;
+
+/// Root of the repository (the workspace).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The shared golden directory (`../shared/golden` next to the repository), or `BRIDGE_GOLDEN_DIR`.
+pub fn golden_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("BRIDGE_GOLDEN_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let d = repo_root().parent()?.join("shared").join("golden");
+    d.is_dir().then_some(d)
+}
