@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install ONNX Runtime's shared library from the PyPI `onnxruntime` wheel into the project-local
+# directory .deps/onnxruntime/ (idempotent; prints the library path).
+# The SDK finds it there by itself (after an explicit path option and ORT_DYLIB_PATH).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ver=${ORT_VERSION:-1.31.1}
+dest="$root/.deps/onnxruntime"
+lib="$dest/libonnxruntime.so.$ver"
+if [ -f "$lib" ]; then echo "$lib"; exit 0; fi
+case "$(uname -m)" in
+  x86_64) plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64) ;;
+  aarch64) plat=(--platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_17_aarch64) ;;
+  *) echo "install-ort: no onnxruntime wheel for $(uname -m)" >&2; exit 1 ;;
+esac
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+  "${plat[@]}" -d "$tmp" "onnxruntime==$ver" >&2
+mkdir -p "$dest"
+python3 - "$tmp"/onnxruntime-*.whl "$dest" <<'PY'
+import sys, zipfile, os
+whl, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    for n in z.namelist():
+        base = os.path.basename(n)
+        if n.startswith("onnxruntime/capi/") and base.startswith("libonnxruntime") and ".so" in base:
+            with z.open(n) as src, open(os.path.join(dest, base + ".part"), "wb") as out:
+                out.write(src.read())
+            os.replace(os.path.join(dest, base + ".part"), os.path.join(dest, base))
+PY
+[ -f "$lib" ] || { echo "install-ort: $lib missing after extraction" >&2; exit 1; }
+ln -sf "$(basename "$lib")" "$dest/libonnxruntime.so"
+echo "$lib"
