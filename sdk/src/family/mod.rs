@@ -6,6 +6,10 @@
 //! ([`NetCall`]), the default grid for an NFE, and — where the bridge is Markov — the
 //! ancestral (posterior) ratio used by stochastic implicit steps.
 
+pub mod gou;
+pub mod nadb;
+pub mod rdbm;
+
 use crate::Result;
 use std::any::Any;
 use std::fmt;
