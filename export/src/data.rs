@@ -1,0 +1,394 @@
+//! Photographs → `(clean, degraded)` training pairs as NCHW `f32` batches. No libtorch here, so
+//! data handling builds and tests without it.
+//!
+//! * [`load_dir`] reads every `.jpg`/`.jpeg`/`.png` of a folder (sorted by name), as RGB in
+//!   `[0, 1]`, optionally shrunk so the longer side is at most `max_side` (antialiased bicubic,
+//!   [`crate::degrade::resize_bicubic`]). Shrinking multi-megapixel wallpapers to ~1024 px gives
+//!   crops with the texture density of DIV2K-like training sets and averages away their JPEG noise.
+//! * [`PairSampler::batch`] draws a batch for a training step: per item a photo, a crop position
+//!   and (optionally) one of the 8 flips/transposes, then the degradation. Item `k` of step `s`
+//!   uses the random stream `Rng::new(seed, s·B + k)`, so a batch depends only on
+//!   `(seed, step, batch size)`: a resumed run sees exactly the batches it would have seen.
+//! * [`eval_pairs`] gives one deterministic centre crop per photo, for held-out evaluation.
+//!
+//! The project's photos are fetched by `scripts/fetch-data.sh` into `.deps/data/{train,test}/`
+//! (sources and licences in `docs/data.md`); [`default_data_dir`] finds that folder.
+
+use crate::degrade::{Degradation, Rng, resize_bicubic};
+use bridge::image::upsample;
+use bridge::runtime::package::Upsample;
+use bridge::{Error, Result, Tensor};
+use ndarray::{Array3, ArrayView3, Axis, s};
+use std::path::{Path, PathBuf};
+
+/// One photograph, `[3, H, W]` RGB in `[0, 1]`.
+#[derive(Clone, Debug)]
+pub struct Photo {
+    pub name: String,
+    pub image: Array3<f32>,
+}
+
+/// `$BRIDGE_DATA_DIR` if set, else the workspace's `.deps/data` (where `scripts/fetch-data.sh`
+/// puts the photos; its `train/` and `test/` subfolders are the two splits).
+pub fn default_data_dir() -> PathBuf {
+    match std::env::var_os("BRIDGE_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/data"),
+    }
+}
+
+/// Load every JPEG/PNG in `dir` (not recursive), sorted by file name. With `max_side`, photos
+/// whose longer side exceeds it are shrunk (aspect ratio kept, sides rounded).
+pub fn load_dir(dir: &Path, max_side: Option<usize>) -> Result<Vec<Photo>> {
+    let io = |e| Error::Io { path: dir.display().to_string(), source: e };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Image(format!(
+            "no .jpg/.png photos in {} (run scripts/fetch-data.sh for the project's data set)",
+            dir.display()
+        )));
+    }
+    paths.iter().map(|p| load_photo(p, max_side)).collect()
+}
+
+/// Load one photo (see [`load_dir`]).
+pub fn load_photo(path: &Path, max_side: Option<usize>) -> Result<Photo> {
+    let rgb = image::open(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?.to_rgb8();
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let raw = rgb.into_raw();
+    let mut img = Array3::from_shape_fn((3, h, w), |(c, y, x)| f32::from(raw[(y * w + x) * 3 + c]) / 255.0);
+    if let Some(m) = max_side {
+        let long = h.max(w);
+        if m > 0 && long > m {
+            let sc = m as f64 / long as f64;
+            let (nh, nw) = (((h as f64 * sc).round() as usize).max(1), ((w as f64 * sc).round() as usize).max(1));
+            img = resize_bicubic(img.view(), nh, nw)?.mapv(|v| v.clamp(0.0, 1.0));
+        }
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Photo { name, image: img })
+}
+
+/// Value range of the tensors handed to the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// `[0, 1]`.
+    Unit,
+    /// `[−1, 1]` (`2v − 1`), what the bridge papers train on.
+    Signed,
+}
+
+/// How training pairs are made.
+#[derive(Clone, Debug)]
+pub struct PairConfig {
+    /// Side of the square clean crop (a multiple of the SR factor for `Bicubic`).
+    pub crop: usize,
+    pub degradation: Degradation,
+    /// For `Bicubic`: bring the low-resolution image back to `crop × crop` with the SDK's own
+    /// up-sampler (the model package's `upsample` kind), as bridge models take `x_T` at full size.
+    /// `None` keeps the small image.
+    pub upsample: Option<Upsample>,
+    pub range: Range,
+    /// Random flips/transposes (the 8 symmetries of the square).
+    pub augment: bool,
+}
+
+/// A batch: `clean` `[B, 3, S, S]`, `degraded` `[B, 3, S', S']` (`S' = S` except SR without
+/// up-sampling), `mask` `[B, 1, S, S]` (1 = missing) for inpainting.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub clean: Tensor,
+    pub degraded: Tensor,
+    pub mask: Option<Tensor>,
+}
+
+/// Draws training batches from a set of photos (see module docs for the determinism contract).
+pub struct PairSampler<'a> {
+    photos: &'a [Photo],
+    cfg: PairConfig,
+    seed: u64,
+}
+
+impl<'a> PairSampler<'a> {
+    /// Checks that every photo is at least `crop × crop` and the crop suits the degradation.
+    pub fn new(photos: &'a [Photo], cfg: PairConfig, seed: u64) -> Result<Self> {
+        if photos.is_empty() || cfg.crop == 0 {
+            return Err(Error::param("photos/crop", "need at least one photo and crop > 0".to_owned()));
+        }
+        if let Degradation::Bicubic { factor } = cfg.degradation
+            && (factor == 0 || !cfg.crop.is_multiple_of(factor))
+        {
+            return Err(Error::param("crop", format!("{} is not a multiple of the SR factor {factor}", cfg.crop)));
+        }
+        if let Some(p) = photos.iter().find(|p| p.image.dim().1 < cfg.crop || p.image.dim().2 < cfg.crop) {
+            let (_, h, w) = p.image.dim();
+            let c = cfg.crop;
+            return Err(Error::Image(format!("{} is {h}×{w}, smaller than the {c}×{c} crop", p.name)));
+        }
+        Ok(PairSampler { photos, cfg, seed })
+    }
+
+    /// The batch of training step `step` (pure function of seed, step and `size`).
+    pub fn batch(&self, step: u64, size: usize) -> Result<Batch> {
+        let items = (0..size)
+            .map(|k| {
+                let mut rng = Rng::new(self.seed, step * size as u64 + k as u64);
+                let photo = &self.photos[rng.below(self.photos.len())].image;
+                let (_, h, w) = photo.dim();
+                let c = self.cfg.crop;
+                let (y, x) = (rng.below(h - c + 1), rng.below(w - c + 1));
+                let mut crop = photo.slice(s![.., y..y + c, x..x + c]).to_owned();
+                if self.cfg.augment {
+                    crop = dihedral(crop.view(), rng.below(8));
+                }
+                self.pair(crop, &mut rng)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        stack(items)
+    }
+
+    fn pair(&self, clean: Array3<f32>, rng: &mut Rng) -> Result<Item> {
+        make_pair(clean, &self.cfg, rng)
+    }
+}
+
+struct Item {
+    clean: Array3<f32>,
+    degraded: Array3<f32>,
+    mask: Option<ndarray::Array2<f32>>,
+}
+
+fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item> {
+    let d = cfg.degradation.apply(clean.view(), rng)?;
+    let mut degraded = d.image;
+    if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
+        let lr = degraded.insert_axis(Axis(0));
+        degraded = upsample(lr.view(), *factor, kind).index_axis_move(Axis(0), 0);
+    }
+    let to_range = |a: Array3<f32>| match cfg.range {
+        Range::Unit => a,
+        Range::Signed => a.mapv(|v| 2.0 * v - 1.0),
+    };
+    Ok(Item { clean: to_range(clean), degraded: to_range(degraded), mask: d.mask })
+}
+
+fn stack(items: Vec<Item>) -> Result<Batch> {
+    let first = items.first().ok_or_else(|| Error::param("batch", "size must be ≥ 1".to_owned()))?;
+    let (c, h, w) = first.clean.dim();
+    let (dc, dh, dw) = first.degraded.dim();
+    let has_mask = first.mask.is_some();
+    let b = items.len();
+    let mut clean = Tensor::zeros((b, c, h, w));
+    let mut degraded = Tensor::zeros((b, dc, dh, dw));
+    let mut mask = has_mask.then(|| Tensor::zeros((b, 1, h, w)));
+    for (i, it) in items.into_iter().enumerate() {
+        clean.index_axis_mut(Axis(0), i).assign(&it.clean);
+        degraded.index_axis_mut(Axis(0), i).assign(&it.degraded);
+        if let (Some(m), Some(im)) = (mask.as_mut(), it.mask) {
+            m.slice_mut(s![i, 0, .., ..]).assign(&im);
+        }
+    }
+    Ok(Batch { clean, degraded, mask })
+}
+
+/// One of the 8 symmetries of the square: bit 0 = flip left-right, bit 1 = flip up-down,
+/// bit 2 = transpose (square crops keep their shape).
+pub fn dihedral(img: ArrayView3<f32>, k: usize) -> Array3<f32> {
+    let mut v = img;
+    if k & 1 != 0 {
+        v.invert_axis(Axis(2));
+    }
+    if k & 2 != 0 {
+        v.invert_axis(Axis(1));
+    }
+    if k & 4 != 0 {
+        v.swap_axes(1, 2);
+    }
+    v.as_standard_layout().into_owned()
+}
+
+/// Held-out pairs: the centred `crop × crop` window of every photo, degraded with the stream
+/// `Rng::new(seed, index)` (noise and free-form masks are random, so the seed fixes them).
+pub fn eval_pairs(photos: &[Photo], cfg: &PairConfig, seed: u64) -> Result<Batch> {
+    let c = cfg.crop;
+    let items = photos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (_, h, w) = p.image.dim();
+            if h < c || w < c {
+                return Err(Error::Image(format!("{} is {h}×{w}, smaller than the {c}×{c} crop", p.name)));
+            }
+            let (y, x) = ((h - c) / 2, (w - c) / 2);
+            let crop = p.image.slice(s![.., y..y + c, x..x + c]).to_owned();
+            make_pair(crop, cfg, &mut Rng::new(seed, i as u64))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    stack(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder of small synthetic photos (PNG and JPEG) in the temp dir, removed on drop.
+    struct TempPhotos(PathBuf);
+    impl Drop for TempPhotos {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_photos(tag: &str) -> TempPhotos {
+        let dir = std::env::temp_dir().join(format!("bridge-data-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let draw = |w: u32, h: u32, f: u32| {
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * f % 256) as u8, (y * 3 % 256) as u8, ((x + y) % 256) as u8]))
+        };
+        draw(96, 80, 2).save(dir.join("b.png")).unwrap();
+        draw(200, 120, 1).save(dir.join("a.jpg")).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a photo").unwrap();
+        TempPhotos(dir)
+    }
+
+    fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
+        PairConfig { crop: 64, degradation, upsample, range, augment }
+    }
+
+    #[test]
+    fn load_sorts_filters_and_shrinks() {
+        let t = temp_photos("load");
+        let photos = load_dir(&t.0, None).unwrap();
+        let names: Vec<_> = photos.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a.jpg", "b.png"]);
+        assert_eq!(photos[1].image.dim(), (3, 80, 96));
+        // PNG is lossless: pixel (x=5, y=7) of b.png is (10, 21, 12).
+        let px = |c| (photos[1].image[[c, 7, 5]] * 255.0).round() as u8;
+        assert_eq!((px(0), px(1), px(2)), (10, 21, 12));
+        let small = load_dir(&t.0, Some(100)).unwrap();
+        assert_eq!(small[0].image.dim(), (3, 60, 100));
+        assert_eq!(small[1].image.dim(), (3, 80, 96)); // already within the limit
+        assert!(small.iter().all(|p| p.image.iter().all(|v| (0.0..=1.0).contains(v))));
+        let empty = std::env::temp_dir().join(format!("bridge-data-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(load_dir(&empty, None).is_err());
+        let _ = std::fs::remove_dir_all(&empty);
+    }
+
+    #[test]
+    fn batches_are_deterministic_crops() {
+        let t = temp_photos("batch");
+        let photos = load_dir(&t.0, None).unwrap();
+        let s = PairSampler::new(&photos, cfg(Degradation::NOISE25, None, Range::Unit, false), 42).unwrap();
+        let a = s.batch(3, 4).unwrap();
+        let b = s.batch(3, 4).unwrap();
+        let c = s.batch(4, 4).unwrap();
+        assert_eq!(a.clean, b.clean);
+        assert_eq!(a.degraded, b.degraded);
+        assert_ne!(a.clean, c.clean);
+        assert_eq!(a.clean.dim(), (4, 3, 64, 64));
+        assert!(a.mask.is_none());
+        // Without augmentation every clean crop is a window of one of the photos.
+        for i in 0..4 {
+            let crop = a.clean.index_axis(Axis(0), i);
+            let found = photos.iter().any(|p| {
+                let (_, h, w) = p.image.dim();
+                (0..=h - 64).any(|y| (0..=w - 64).any(|x| p.image.slice(s![.., y..y + 64, x..x + 64]) == crop))
+            });
+            assert!(found, "item {i} is not a crop of any photo");
+        }
+        // Noise: the degraded image differs from the clean one by σ ≈ 25/255.
+        let d = &a.degraded - &a.clean;
+        let std = (d.mapv(|v| v * v).mean().unwrap()).sqrt();
+        assert!((std * 255.0 - 25.0).abs() < 1.0, "noise std {}", std * 255.0);
+        assert!(PairSampler::new(&photos, PairConfig { crop: 100, ..cfg(Degradation::NOISE25, None, Range::Unit, false) }, 0).is_err());
+    }
+
+    #[test]
+    fn sr_pairs_with_and_without_upsampling() {
+        let t = temp_photos("sr");
+        let photos = load_dir(&t.0, None).unwrap();
+        let small = PairSampler::new(&photos, cfg(Degradation::SR4, None, Range::Signed, true), 1).unwrap().batch(0, 2).unwrap();
+        assert_eq!(small.degraded.dim(), (2, 3, 16, 16));
+        assert!(small.clean.iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert!(small.clean.iter().any(|&v| v < 0.0), "signed range not applied");
+        let big = PairSampler::new(&photos, cfg(Degradation::SR4, Some(Upsample::Bicubic), Range::Signed, true), 1)
+            .unwrap()
+            .batch(0, 2)
+            .unwrap();
+        assert_eq!(big.degraded.dim(), (2, 3, 64, 64));
+        assert_eq!(big.clean, small.clean);
+        // The up-sampled LR is close to the clean crop (smooth synthetic photos), not equal.
+        let err = (&big.degraded - &big.clean).mapv(f32::abs).mean().unwrap();
+        assert!(err > 1e-3 && err < 0.2, "mean |up(LR) − HR| = {err}");
+        let bad = PairConfig { crop: 62, ..cfg(Degradation::SR4, None, Range::Unit, false) };
+        assert!(PairSampler::new(&photos, bad, 0).is_err());
+    }
+
+    /// MATLAB-style ×4 down-sampling and the SDK's bicubic up-sampling share the half-pixel-centre
+    /// convention: no shift between `x_T` and `x0`. With a = −0.5 both reproduce linear functions,
+    /// so on a ramp the round trip is the identity away from the borders. PyTorch's a = −0.75 kernel
+    /// only reproduces constants: its error on a ramp is a 4-periodic ripple with zero mean (a shift
+    /// would show as a mean offset of ~0.003 per ½ pixel here).
+    #[test]
+    fn sr_round_trip_is_aligned() {
+        let ramp = Array3::from_shape_fn((3, 64, 64), |(c, y, x)| 0.2 + 0.004 * x as f32 + 0.003 * y as f32 + 0.05 * c as f32);
+        let photos = [Photo { name: "ramp".into(), image: ramp }];
+        let interior_err = |kind| {
+            let e = eval_pairs(&photos, &cfg(Degradation::SR4, Some(kind), Range::Unit, false), 0).unwrap();
+            (&e.degraded - &e.clean).slice(s![.., .., 12..52, 12..52]).to_owned()
+        };
+        let exact = interior_err(Upsample::BicubicA05);
+        let max = exact.mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+        assert!(max < 1e-4, "a = -0.5: max interior error {max}");
+        let torch = interior_err(Upsample::Bicubic);
+        let mean = torch.mean().unwrap();
+        let max = torch.mapv(f32::abs).fold(0.0f32, |a, &b| a.max(b));
+        assert!(mean.abs() < 1e-5, "a = -0.75: mean offset {mean} (a shift)");
+        assert!(max < 2e-3, "a = -0.75: max interior error {max}");
+    }
+
+    #[test]
+    fn inpainting_batches_carry_masks_and_eval_is_fixed() {
+        let t = temp_photos("mask");
+        let photos = load_dir(&t.0, None).unwrap();
+        let c = cfg(Degradation::FREE_FORM, None, Range::Unit, true);
+        let b = PairSampler::new(&photos, c.clone(), 9).unwrap().batch(0, 3).unwrap();
+        let m = b.mask.as_ref().unwrap();
+        assert_eq!(m.dim(), (3, 1, 64, 64));
+        for i in 0..3 {
+            let cov = m.index_axis(Axis(0), i).mean().unwrap();
+            assert!((0.1..=0.3).contains(&cov), "coverage {cov}");
+        }
+        let e1 = eval_pairs(&photos, &c, 5).unwrap();
+        let e2 = eval_pairs(&photos, &c, 5).unwrap();
+        assert_eq!(e1.clean.dim(), (2, 3, 64, 64));
+        assert_eq!(e1.mask, e2.mask);
+        // Photo 1 (b.png, 80×96): the centred window starts at (8, 16).
+        assert_eq!(e1.clean.slice(s![1, .., .., ..]), photos[1].image.slice(s![.., 8..72, 16..80]));
+    }
+
+    #[test]
+    fn dihedral_group() {
+        let img = Array3::from_shape_fn((1, 3, 3), |(_, y, x)| (3 * y + x) as f32);
+        assert_eq!(dihedral(img.view(), 0), img);
+        assert_eq!(dihedral(img.view(), 1)[[0, 0, 0]], 2.0); // left-right
+        assert_eq!(dihedral(img.view(), 2)[[0, 0, 0]], 6.0); // up-down
+        assert_eq!(dihedral(img.view(), 4)[[0, 0, 1]], 3.0); // transpose
+        let all: Vec<_> = (0..8).map(|k| dihedral(img.view(), k)).collect();
+        for i in 0..8 {
+            for j in i + 1..8 {
+                assert_ne!(all[i], all[j], "symmetries {i} and {j} coincide");
+            }
+        }
+    }
+}
