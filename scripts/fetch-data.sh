@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Fetch the training/test photographs into .deps/data/{train,test}/ (idempotent; prints .deps/data).
 #
-# The photos come from Debian's desktop-wallpaper packages (see docs/data.md for each photo's author
-# and licence). The .deb files are downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
-# into .deps/debs/ — nothing is installed system-wide. Only photographs are copied (the packages
-# also hold drawn/abstract artwork, which is left out), under the name <package>__<file>.
-# The split is by photo, so no test photo has a crop in the training set.
+# Two registry sources (see docs/data.md for each photo's author and licence):
+# * Debian's desktop-wallpaper packages: the .deb files are downloaded with `apt-get download` and
+#   unpacked with `dpkg-deb -x` into .deps/debs/ — nothing is installed system-wide. Only photographs
+#   are copied (the packages also hold drawn/abstract artwork, which is left out).
+# * PyPI's scikit-image 0.26.0 wheel (kept in .whl/; nothing is installed): four public-domain/CC0
+#   photos from skimage/data/, test split only. One of them, chelsea.png, is the source of the
+#   repository's sample image docs/assets/chelsea-256.png.
+# Files are named <package>__<file>. The split is by photo, so no test photo has a crop in training.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 data="$root/.deps/data"
@@ -53,6 +56,16 @@ plasma-workspace-wallpapers|wallpapers/summer_1am/contents/images/2560x1600.jpg|
 EOF
 )
 
+# file inside the scikit-image wheel's skimage/data/|split|sha256 (checked after extraction)
+skimage_photos=$(cat <<'EOF'
+astronaut.png|test|88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+chelsea.png|test|596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb
+coffee.png|test|cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7
+rocket.jpg|test|c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c
+EOF
+)
+skimage_ver=0.26.0
+
 # Destination name: package + the most telling path part (plasma keeps the photo in <Name>/contents/).
 dest_name() {
   local pkg=$1 rel=$2 base
@@ -63,11 +76,49 @@ dest_name() {
   echo "${pkg}__${base}"
 }
 
-complete=1
+have_debian=1 have_skimage=1
 while IFS='|' read -r pkg rel split; do
-  [ -f "$data/$split/$(dest_name "$pkg" "$rel")" ] || { complete=0; break; }
+  [ -f "$data/$split/$(dest_name "$pkg" "$rel")" ] || { have_debian=0; break; }
 done <<< "$photos"
-if [ "$complete" = 1 ]; then echo "$data"; exit 0; fi
+while IFS='|' read -r file split _; do
+  [ -f "$data/$split/scikit-image__$file" ] || { have_skimage=0; break; }
+done <<< "$skimage_photos"
+if [ "$have_debian$have_skimage" = 11 ]; then echo "$data"; exit 0; fi
+
+# scikit-image: the data files are the same in every wheel of a version, so ask for one fixed wheel
+# (CPython 3.11, manylinux x86_64) whatever this machine's Python is; only the zip is read.
+mkdir -p "$root/.whl" "$data/train" "$data/test" "$data/licenses"
+if [ "$have_skimage" = 0 ]; then
+skwhl=$(ls "$root"/.whl/scikit_image-$skimage_ver-*.whl 2>/dev/null | head -n1 || true)
+if [ -z "$skwhl" ]; then
+  echo "fetch-data: downloading scikit-image==$skimage_ver into .whl/" >&2
+  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+    --python-version 3.11 --implementation cp --abi cp311 -d "$root/.whl" "scikit-image==$skimage_ver" >&2
+  skwhl=$(ls "$root"/.whl/scikit_image-$skimage_ver-*.whl | head -n1)
+fi
+SKIMAGE_PHOTOS="$skimage_photos" python3 - "$skwhl" "$data" "$skimage_ver" <<'PY'
+import hashlib, os, sys, zipfile
+whl, data, ver = sys.argv[1:4]
+wanted = os.environ["SKIMAGE_PHOTOS"].split()
+with zipfile.ZipFile(whl) as z:
+    for line in wanted:
+        name, split, sha = line.split("|")
+        blob = z.read("skimage/data/" + name)
+        if hashlib.sha256(blob).hexdigest() != sha:
+            sys.exit(f"fetch-data: {name} in {os.path.basename(whl)} does not have the expected sha256")
+        dst = os.path.join(data, split, "scikit-image__" + name)
+        with open(dst + ".part", "wb") as f:
+            f.write(blob)
+        os.replace(dst + ".part", dst)
+    # The per-image licences are stated in the docstrings of skimage/data/_fetchers.py (quoted in
+    # docs/data.md); keep that file and the package licence next to the data.
+    for src, dst in (("skimage/data/_fetchers.py", "scikit-image._fetchers.py"),
+                     (f"scikit_image-{ver}.dist-info/LICENSE.txt", "scikit-image.LICENSE.txt")):
+        with open(os.path.join(data, "licenses", dst), "wb") as f:
+            f.write(z.read(src))
+PY
+fi
+if [ "$have_debian" = 1 ]; then echo "$data"; exit 0; fi
 
 command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
   || { echo "fetch-data: needs apt-get and dpkg-deb (a Debian-based system)" >&2; exit 1; }

@@ -377,6 +377,50 @@ mod tests {
         assert_eq!(e1.clean.slice(s![1, .., .., ..]), photos[1].image.slice(s![.., 8..72, 16..80]));
     }
 
+    fn psnr(a: &Tensor, b: &Tensor) -> f64 {
+        let mse = a.iter().zip(b.iter()).map(|(x, y)| f64::from(x - y).powi(2)).sum::<f64>() / a.len() as f64;
+        -10.0 * mse.log10()
+    }
+
+    /// Mean squared horizontal + vertical difference: the high-frequency energy a blur removes.
+    fn gradient_energy(t: &Tensor) -> f64 {
+        let dx = &t.slice(s![.., .., .., 1..]) - &t.slice(s![.., .., .., ..-1]);
+        let dy = &t.slice(s![.., .., 1.., ..]) - &t.slice(s![.., .., ..-1, ..]);
+        f64::from(dx.mapv(|v| v * v).mean().unwrap_or(0.0) + dy.mapv(|v| v * v).mean().unwrap_or(0.0))
+    }
+
+    /// Every degradation on a real photograph: the sample image shipped in the repository
+    /// (`docs/assets/chelsea-256.png`, a crop of a CC0 photo; see docs/data.md).
+    #[test]
+    fn degradations_on_the_shipped_sample_photo() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/assets/chelsea-256.png");
+        let photos = [load_photo(&path, None).unwrap()];
+        assert_eq!(photos[0].image.dim(), (3, 256, 256));
+        let pair = |d: Degradation, up: Option<Upsample>| {
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false };
+            eval_pairs(&photos, &c, 7).unwrap()
+        };
+        // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).
+        let noisy = pair(Degradation::NOISE25, None);
+        assert!((psnr(&noisy.degraded, &noisy.clean) - 20.17).abs() < 0.05);
+        // 4× SR: bicubic up-sampling of the LR beats pixel replication; both are far from lossless.
+        let bic = psnr(&pair(Degradation::SR4, Some(Upsample::BicubicA05)).degraded, &noisy.clean);
+        let near = psnr(&pair(Degradation::SR4, Some(Upsample::Nearest)).degraded, &noisy.clean);
+        assert!(near + 0.5 < bic && bic < 35.0, "4x SR baselines: bicubic {bic:.2} dB, nearest {near:.2} dB");
+        // Blur σ = 3 removes most of the fur's high-frequency energy.
+        let blur = pair(Degradation::BLUR, None);
+        let ratio = gradient_energy(&blur.degraded) / gradient_energy(&blur.clean);
+        assert!(ratio < 0.2, "blur kept {ratio:.3} of the gradient energy");
+        // JPEG: QF 10 is clearly lossy and worse than QF 50.
+        let q10 = psnr(&pair(Degradation::JPEG10, None).degraded, &noisy.clean);
+        let q50 = psnr(&pair(Degradation::Jpeg { quality: 50 }, None).degraded, &noisy.clean);
+        assert!(q10 < 33.0 && q10 + 2.0 < q50, "JPEG PSNR: QF10 {q10:.2} dB, QF50 {q50:.2} dB");
+        let center = pair(Degradation::CenterMask, None);
+        assert_eq!(center.mask.as_ref().map(|m| m.sum()), Some(128.0 * 128.0));
+        eprintln!("chelsea-256: noise {:.2} dB, SR4 bicubic {bic:.2} / nearest {near:.2} dB, blur grad ratio {ratio:.3}, JPEG QF10 {q10:.2} / QF50 {q50:.2} dB",
+            psnr(&noisy.degraded, &noisy.clean));
+    }
+
     #[test]
     fn dihedral_group() {
         let img = Array3::from_shape_fn((1, 3, 3), |(_, y, x)| (3 * y + x) as f32);

@@ -495,7 +495,10 @@ mod tests {
         // Empty spatial sizes give empty results, not a panic.
         let e = arr(&[1, 2, 0, 3], &[]);
         let g = arr(&[2], &[1.0, 1.0]);
-        assert_eq!(o.group_norm(&e, 2, 1e-5, &g, &g).unwrap().shape(), &[1, 2, 0, 3]);
+        assert_eq!(
+            o.group_norm(&e, 2, 1e-5, &g, &g).unwrap().shape(),
+            &[1, 2, 0, 3]
+        );
         assert_eq!(o.upsample_nearest2x(&e).unwrap().shape(), &[1, 2, 0, 6]);
     }
 

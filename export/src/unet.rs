@@ -147,9 +147,17 @@ impl UNetConfig {
         }
         // A config can come from a file: bound every width and the block count so that the
         // products below cannot overflow and the parameter walk stays finite.
-        let widths = [self.in_channels, self.cond_channels, self.out_channels, self.channels];
+        let widths = [
+            self.in_channels,
+            self.cond_channels,
+            self.out_channels,
+            self.channels,
+        ];
         if widths.iter().any(|&w| w > MAX_WIDTH)
-            || self.channel_mult.iter().any(|&m| m > MAX_WIDTH / self.channels)
+            || self
+                .channel_mult
+                .iter()
+                .any(|&m| m > MAX_WIDTH / self.channels)
             || self.num_res_blocks > MAX_RES_BLOCKS
         {
             return bad(format!(

@@ -16,8 +16,9 @@ use std::sync::OnceLock;
 static CUDA: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Load `libtorch_cuda.so` once per process. `Err` carries the loader's message (library absent,
-/// or one of its CUDA dependencies missing). Loading succeeds on a GPU-less machine too if the
-/// libraries are there; whether a GPU is usable is [`best_device`]'s question.
+/// or one of its CUDA dependencies missing, e.g. a PyTorch installed without its NVIDIA wheels).
+/// Loading succeeds on a GPU-less machine too if the libraries are there; whether a GPU is usable
+/// is [`best_device`]'s question.
 pub fn load_cuda() -> Result<(), String> {
     CUDA.get_or_init(|| {
         let name = CString::new("libtorch_cuda.so").map_err(|e| e.to_string())?;
@@ -27,12 +28,14 @@ pub fn load_cuda() -> Result<(), String> {
         if handle.is_null() {
             // SAFETY: dlerror returns NULL or a valid C string owned by the loader.
             let msg = unsafe { libc::dlerror() };
+            // The loader's message may name only a missing dependency (`libcusparse.so.12: …`),
+            // so say which library was being loaded.
             let msg = if msg.is_null() {
-                "dlopen(libtorch_cuda.so) failed".to_owned()
+                "unknown error".to_owned()
             } else {
                 unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
             };
-            return Err(msg);
+            return Err(format!("dlopen(libtorch_cuda.so): {msg}"));
         }
         Ok(())
     })
@@ -52,14 +55,15 @@ pub fn best_device() -> tch::Device {
 mod tests {
     use super::*;
 
-    /// Without libtorch_cuda on the library path the answer is the CPU, not a crash; with it and a
-    /// GPU (the lent GPU machine) the answer must be CUDA and a tensor must round-trip through it.
+    /// Without a loadable libtorch_cuda (absent, or present without its CUDA libraries) the answer
+    /// is the CPU, not a crash; with it and a GPU (the lent GPU machine) the answer must be CUDA and
+    /// a tensor must round-trip through it.
     #[test]
     fn best_device_matches_loadability() {
         let dev = best_device();
         match load_cuda() {
             Err(msg) => {
-                assert!(msg.contains("libtorch_cuda"), "unexpected loader message: {msg}");
+                assert!(msg.starts_with("dlopen(libtorch_cuda.so): ") && msg.len() > 26, "loader message: {msg}");
                 assert_eq!(dev, tch::Device::Cpu);
             }
             Ok(()) if tch::Cuda::is_available() => {
