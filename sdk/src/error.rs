@@ -48,6 +48,27 @@ pub enum Error {
     #[error("golden file: {0}")]
     Golden(String),
 
+    /// The ONNX Runtime library could not be found or loaded; the message says how to install it.
+    #[error("ONNX Runtime: {0}")]
+    RuntimeNotFound(String),
+
+    /// An execution provider (CUDA, TensorRT) could not be used and CPU fallback was not allowed.
+    #[error("execution provider `{provider}` unavailable: {reason}")]
+    ProviderUnavailable { provider: String, reason: String },
+
+    /// A model package is malformed: corrupt ONNX, missing or contradictory metadata, or metadata
+    /// that does not match the graph's inputs and outputs.
+    #[error("model package {path}: {reason}")]
+    Package { path: String, reason: String },
+
+    /// ONNX Runtime failed while running a network.
+    #[error("ONNX Runtime: {0}")]
+    Runtime(String),
+
+    /// An input image is unusable (empty, too large, wrong buffer length or strides).
+    #[error("image: {0}")]
+    Image(String),
+
     /// An I/O error with the path it concerns.
     #[error("{path}: {source}")]
     Io { path: String, #[source] source: std::io::Error },

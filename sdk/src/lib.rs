@@ -24,9 +24,14 @@ pub mod denoiser;
 pub mod error;
 pub mod family;
 pub mod golden;
+pub mod image;
+pub mod pixel;
+pub mod restorer;
 pub mod rng;
+pub mod runtime;
 pub mod sampler;
 pub mod step;
+pub mod tile;
 
 pub use denoiser::{Denoiser, FnDenoiser, PointMassOracle};
 pub use error::{Error, Result};

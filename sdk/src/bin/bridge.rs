@@ -1,7 +1,10 @@
 //! `bridge` — libbridge's command-line tool.
 
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use bridge::image::{Image, ImageRef};
+use bridge::restorer::{Progress, Restorer, Stage};
+use bridge::runtime::{CudaOptions, ExecutionProvider, PackageMeta, SessionConfig, TensorRtOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -19,13 +22,297 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Restore an image with a model package.
+    Restore(Box<RestoreArgs>),
+    /// Print a model package's metadata and graph signature.
+    Info {
+        /// The model package (.onnx).
+        model: PathBuf,
+        /// Explicit path of libonnxruntime (file or folder).
+        #[arg(long)]
+        ort_lib: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Ep {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// The model package (.onnx).
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Input image (PNG, JPEG, TIFF; 8- or 16-bit).
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Output image (format from the extension; 16-bit inputs stay 16-bit in PNG/TIFF).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Network evaluations (default: the package's).
+    #[arg(long)]
+    nfe: Option<usize>,
+    /// Sampler (default: the package's), e.g. dbim, implicit, heun, i2sb, euler-sde.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// η for dbim / implicit (0 deterministic … 1 ancestral).
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Churn for heun.
+    #[arg(long)]
+    churn: Option<f64>,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Tile side in pixels (0: whole frame; default: the package's, else 512).
+    #[arg(long)]
+    tile: Option<usize>,
+    /// Tile overlap in pixels.
+    #[arg(long)]
+    overlap: Option<usize>,
+    /// Tiles per network run.
+    #[arg(long)]
+    tile_batch: Option<usize>,
+    /// Execution provider.
+    #[arg(long, value_enum, default_value_t = Ep::Cpu)]
+    ep: Ep,
+    /// Run on the CPU if the provider cannot be used (instead of failing).
+    #[arg(long)]
+    cpu_fallback: bool,
+    /// GPU device id (cuda, tensorrt).
+    #[arg(long, default_value_t = 0)]
+    device_id: i32,
+    /// TensorRT: build fp16 engines.
+    #[arg(long)]
+    fp16: bool,
+    /// TensorRT: engine cache folder.
+    #[arg(long)]
+    trt_cache: Option<PathBuf>,
+    /// CUDA/TensorRT: capture CUDA graphs.
+    #[arg(long)]
+    cuda_graph: bool,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Explicit path of libonnxruntime (file or folder).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay { files } => replay(&files),
+        Command::Restore(a) => report(restore(&a)),
+        Command::Info { model, ort_lib } => report(info(&model, ort_lib)),
     }
+}
+
+fn report(r: bridge::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn provider(a: &RestoreArgs) -> ExecutionProvider {
+    match a.ep {
+        Ep::Cpu => ExecutionProvider::Cpu,
+        Ep::Cuda => ExecutionProvider::Cuda(CudaOptions { device_id: a.device_id, cuda_graph: a.cuda_graph, ..Default::default() }),
+        Ep::Tensorrt => ExecutionProvider::TensorRt(TensorRtOptions {
+            device_id: a.device_id,
+            fp16: a.fp16,
+            engine_cache_dir: a.trt_cache.clone(),
+            cuda_graph: a.cuda_graph,
+            ..Default::default()
+        }),
+    }
+}
+
+fn img_err(path: &Path, e: impl std::fmt::Display) -> bridge::Error {
+    bridge::Error::Image(format!("{}: {e}", path.display()))
+}
+
+fn restore(a: &RestoreArgs) -> bridge::Result<()> {
+    let mut b = Restorer::builder(&a.model)
+        .execution_provider(provider(a))
+        .cpu_fallback(a.cpu_fallback)
+        .threads(a.threads)
+        .seed(a.seed);
+    if let Some(p) = &a.ort_lib {
+        b = b.onnxruntime_library(p);
+    }
+    if let Some(s) = &a.sampler {
+        b = b.sampler(s);
+    }
+    if let Some(v) = a.eta {
+        b = b.eta(v);
+    }
+    if let Some(v) = a.churn {
+        b = b.churn(v);
+    }
+    if let Some(v) = a.nfe {
+        b = b.nfe(v);
+    }
+    if let Some(v) = a.tile {
+        b = b.tile(v);
+    }
+    if let Some(v) = a.overlap {
+        b = b.tile_overlap(v);
+    }
+    if let Some(v) = a.tile_batch {
+        b = b.tile_batch(v);
+    }
+    let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(1000) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:40}] {percent:>3}% {msg} (eta {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let pb = bar.clone();
+    b = b.on_progress(move |p: &Progress| {
+        pb.set_position((p.fraction() * 1000.0) as u64);
+        let stage = if p.stage == Stage::MeanNetwork { "mean network" } else { "step" };
+        let tiles = if p.tiles > 1 { format!(", tile {}/{}", p.tile, p.tiles) } else { String::new() };
+        pb.set_message(format!("{stage} {}/{}{tiles}", (p.call + 1).min(p.calls.max(1)), p.calls));
+        true
+    });
+
+    // Check the size before decoding (a huge image must not allocate first).
+    let reader = image::ImageReader::open(&a.input)
+        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?
+        .with_guessed_format()
+        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?;
+    let (w, h) = reader.into_dimensions().map_err(|e| img_err(&a.input, e))?;
+    let mut restorer = b.build()?;
+    if let Some(why) = restorer.fallback_reason() {
+        eprintln!("note: running on the CPU: {why}");
+    }
+    let s = restorer.package().sr_scale;
+    let (ow, oh) = ((w as usize).saturating_mul(s), (h as usize).saturating_mul(s));
+    if ow.saturating_mul(oh) > restorer.options().max_pixels {
+        return Err(img_err(&a.input, format!("{w}x{h} (output {ow}x{oh}) exceeds the pixel limit {}", restorer.options().max_pixels)));
+    }
+    let mut reader = image::ImageReader::open(&a.input)
+        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?
+        .with_guessed_format()
+        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?;
+    reader.no_limits();
+    let dynimg = reader.decode().map_err(|e| img_err(&a.input, e))?;
+    if dynimg.color().has_alpha() {
+        eprintln!("note: {} has an alpha channel; it is dropped", a.input.display());
+    }
+    let deep = matches!(dynimg.color().bytes_per_pixel() / dynimg.color().channel_count().max(1), 2 | 4);
+    let out = if deep {
+        let rgb = dynimg.to_rgb16();
+        restorer.restore(&ImageRef::rgb16(rgb.as_raw(), w as usize, h as usize)?)
+    } else {
+        let rgb = dynimg.to_rgb8();
+        restorer.restore(&ImageRef::rgb8(rgb.as_raw(), w as usize, h as usize)?)
+    };
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            bar.abandon();
+            return Err(e);
+        }
+    };
+    bar.finish_and_clear();
+    save(&out, &a.output)?;
+    if !a.quiet {
+        eprintln!(
+            "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}",
+            a.input.display(),
+            w,
+            h,
+            a.output.display(),
+            out.width(),
+            out.height(),
+            bridge::runtime::sampler_label(&restorer.options().sampler),
+            restorer.options().nfe,
+            a.seed
+        );
+    }
+    Ok(())
+}
+
+fn save(img: &Image, path: &Path) -> bridge::Result<()> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let keeps16 = matches!(ext.as_str(), "png" | "tif" | "tiff");
+    let (w, h) = (img.width() as u32, img.height() as u32);
+    let dynimg = match img {
+        Image::U16 { data, .. } if keeps16 => image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb16),
+        Image::U16 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.iter().map(|&v| ((v as u32 * 255 + 32767) / 65535) as u8).collect())
+            .map(image::DynamicImage::ImageRgb8),
+        Image::U8 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb8),
+        Image::F32 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.iter().map(|&v| (v * 255.0).round() as u8).collect())
+            .map(image::DynamicImage::ImageRgb8),
+    }
+    .ok_or_else(|| img_err(path, "internal: output buffer size"))?;
+    dynimg.save(path).map_err(|e| img_err(path, e))
+}
+
+fn info(model: &Path, ort_lib: Option<PathBuf>) -> bridge::Result<()> {
+    let cfg = SessionConfig { library: ort_lib, threads: 1, ..Default::default() };
+    let mi = bridge::runtime::session::inspect(model, &cfg)?;
+    println!("{}", model.display());
+    let sig = |s: &bridge::runtime::package::TensorSig| {
+        let dims: Vec<String> = s.shape.as_deref().unwrap_or(&[]).iter().map(|d| if *d < 0 { "?".into() } else { d.to_string() }).collect();
+        format!("{} {:?} [{}]", s.name, s.elem, dims.join(", "))
+    };
+    println!("graph inputs:");
+    for s in &mi.inputs {
+        println!("  {}", sig(s));
+    }
+    println!("graph outputs:");
+    for s in &mi.outputs {
+        println!("  {}", sig(s));
+    }
+    println!("metadata:");
+    if mi.props.is_empty() {
+        println!("  (none)");
+    }
+    for (k, v) in &mi.props {
+        println!("  {k} = {v}");
+    }
+    let meta = PackageMeta::from_props(&mi.props, &model.display().to_string())?;
+    let plan = bridge::runtime::package::check_io(&meta.io, meta.channels, meta.spatial_multiple, &mi.inputs, &mi.outputs)
+        .map_err(|r| bridge::Error::Package { path: model.display().to_string(), reason: r })?;
+    println!("package: valid (schema {})", meta.schema_version);
+    match bridge::runtime::build_family(&meta) {
+        Ok(f) => println!("  family: {}", f.name()),
+        Err(e) => println!("  family: {e}"),
+    }
+    match bridge::runtime::families::default_sampler(&meta) {
+        Ok(s) => println!("  default sampler: {}, {} NFE", bridge::runtime::sampler_label(&s), meta.nfe),
+        Err(e) => println!("  default sampler: {e}"),
+    }
+    println!(
+        "  pixels: range [{}, {}], {:?}, SR x{} ({}), spatial multiple {}",
+        meta.value_range.0,
+        meta.value_range.1,
+        meta.channel_order,
+        meta.sr_scale,
+        meta.sr_upsample.name(),
+        meta.spatial_multiple
+    );
+    if let Some((h, w)) = plan.fixed_hw {
+        println!("  the graph fixes the input size to {h}x{w} (images are tiled at that size)");
+    }
+    if let Some(m) = &meta.mean_network {
+        let t = m.t_net.map_or("the family's".to_string(), |t| t.to_string());
+        println!("  mean network: {} (sha256 {}), t_net {t}", m.path, m.sha256);
+    }
+    Ok(())
 }
 
 fn replay(files: &[PathBuf]) -> ExitCode {

@@ -1,0 +1,696 @@
+//! [`Restorer`]: a model package plus a sampler, turning degraded images into restored ones.
+//!
+//! ```no_run
+//! use bridge::image::{Image, ImageRef};
+//! use bridge::restorer::Restorer;
+//!
+//! # fn main() -> bridge::Result<()> {
+//! let mut restorer = Restorer::builder("models/sr4x.onnx")
+//!     .threads(2)
+//!     .nfe(10)
+//!     .seed(7)
+//!     .on_progress(|p| {
+//!         eprintln!("{:.0}%", 100.0 * p.fraction());
+//!         true // false cancels
+//!     })
+//!     .build()?;
+//! let (w, h) = (64, 48);
+//! let pixels = vec![128u8; w * h * 3];
+//! let out: Image = restorer.restore(&ImageRef::rgb8(&pixels, w, h)?)?;
+//! assert_eq!(out.width(), w * restorer.package().sr_scale);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What `restore` does, in order: map pixel values to the model's range and channel order;
+//! upsample by the package's SR factor (bicubic); pad bottom/right by reflection to the spatial
+//! multiple (and to the graph's fixed size, if it has one); run the sampler on the whole frame
+//! with counter-based noise, the network seeing overlapping tiles blended smoothly
+//! ([`crate::tile`]); crop; map back (clamped to [0, 1], rounded for integer images).
+//!
+//! Same seed → same output for any thread count and any tile size, except within the
+//! network's receptive field of a tile seam (`docs/performance.md` has the measured numbers).
+
+use crate::family::Family;
+use crate::family::nadb::{self, Nadb};
+use crate::image::{Image, ImageRef, pad_reflect, round_up, upsample};
+use crate::rng::PhiloxNoise;
+use crate::runtime::families::{build_family, default_sampler, parse_sampler};
+use crate::runtime::package::PackageMeta;
+use crate::runtime::{CancelToken, ExecutionProvider, OnnxDenoiser, SessionConfig};
+use crate::sampler::{Model, Sampler, sample};
+use crate::tile::{TileConfig, TiledDenoiser, TileProgress};
+use crate::{Denoiser, Error, Result, Tensor, TensorView};
+use ndarray::s;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Default limit on output pixels (after super-resolution): 2²⁵ ≈ 33.5 M, which admits 8K UHD
+/// (7680×4320). The sampler keeps a few full-frame `f32` tensors (≈ 400 MB each at the limit).
+pub const DEFAULT_MAX_PIXELS: usize = 1 << 25;
+/// Largest accepted width or height, in pixels.
+pub const MAX_SIDE: usize = 1 << 16;
+/// Default tile side when the package recommends none.
+pub const DEFAULT_TILE: usize = 512;
+/// Default overlap when the package recommends none.
+pub const DEFAULT_OVERLAP: usize = 64;
+
+/// Which part of a restore is running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// NADB's mean network, once per image.
+    MeanNetwork,
+    /// The sampler's network calls.
+    Sampling,
+}
+
+/// Progress of a restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Stage.
+    pub stage: Stage,
+    /// Network calls finished before this one (in this stage).
+    pub call: usize,
+    /// Network calls this stage expects (the NFE for sampling).
+    pub calls: usize,
+    /// Tiles of the current call finished.
+    pub tile: usize,
+    /// Tiles in the current call.
+    pub tiles: usize,
+    /// Whether a mean-network stage is part of this restore.
+    pub has_mean: bool,
+}
+
+impl Progress {
+    /// Fraction of the whole restore done, in [0, 1].
+    pub fn fraction(&self) -> f64 {
+        let tile = if self.tiles > 0 { self.tile as f64 / self.tiles as f64 } else { 0.0 };
+        let extra = usize::from(self.has_mean);
+        let done = match self.stage {
+            Stage::MeanNetwork => tile,
+            Stage::Sampling => extra as f64 + self.call as f64 + tile,
+        };
+        (done / (self.calls + extra).max(1) as f64).clamp(0.0, 1.0)
+    }
+}
+
+/// A boxed progress callback (see [`RestorerBuilder::on_progress`]).
+pub type ProgressFn = Box<dyn FnMut(&Progress) -> bool + Send>;
+
+/// Knobs of a restore (the builder fills them from the package's defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestoreOptions {
+    /// Sampler.
+    pub sampler: Sampler,
+    /// Network evaluations.
+    pub nfe: usize,
+    /// Noise seed.
+    pub seed: u64,
+    /// Tiling of network calls.
+    pub tile: TileConfig,
+    /// Limit on output pixels.
+    pub max_pixels: usize,
+}
+
+/// Builds a [`Restorer`] from a model package (see the module docs for an example).
+pub struct RestorerBuilder {
+    model: PathBuf,
+    /// The package's bytes, for [`Restorer::builder_from_memory`] (`model` is then a label).
+    model_bytes: Option<std::sync::Arc<[u8]>>,
+    session: SessionConfig,
+    sampler: Option<String>,
+    eta: Option<f64>,
+    churn: Option<f64>,
+    nfe: Option<usize>,
+    seed: u64,
+    tile: Option<usize>,
+    overlap: Option<usize>,
+    trim: Option<usize>,
+    tile_batch: Option<usize>,
+    fixed_tile_shape: Option<bool>,
+    max_pixels: usize,
+    family: Option<Box<dyn Family>>,
+    progress: Option<ProgressFn>,
+}
+
+impl RestorerBuilder {
+    /// Execution provider (default CPU).
+    pub fn execution_provider(mut self, ep: ExecutionProvider) -> Self {
+        self.session.provider = ep;
+        self
+    }
+    /// Run on the CPU if the requested provider cannot be used (default: fail).
+    pub fn cpu_fallback(mut self, allow: bool) -> Self {
+        self.session.cpu_fallback = allow;
+        self
+    }
+    /// ONNX Runtime intra-op threads (default 0: one per physical core).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.session.threads = n;
+        self
+    }
+    /// Let ONNX Runtime's idle threads spin between runs (default off; see
+    /// [`SessionConfig::spin`]).
+    pub fn ort_spinning(mut self, on: bool) -> Self {
+        self.session.spin = on;
+        self
+    }
+    /// Explicit path of `libonnxruntime` (file or folder).
+    pub fn onnxruntime_library(mut self, path: impl Into<PathBuf>) -> Self {
+        self.session.library = Some(path.into());
+        self
+    }
+    /// Sampler by name (default: the package's); see [`crate::runtime::parse_sampler`].
+    pub fn sampler(mut self, name: impl Into<String>) -> Self {
+        self.sampler = Some(name.into());
+        self
+    }
+    /// η of DBIM / implicit samplers.
+    pub fn eta(mut self, eta: f64) -> Self {
+        self.eta = Some(eta);
+        self
+    }
+    /// Churn of the Heun sampler.
+    pub fn churn(mut self, churn: f64) -> Self {
+        self.churn = Some(churn);
+        self
+    }
+    /// Network evaluations (default: the package's).
+    pub fn nfe(mut self, nfe: usize) -> Self {
+        self.nfe = Some(nfe);
+        self
+    }
+    /// Noise seed (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Tile side in pixels; 0 disables tiling (default: the package's, else 512).
+    pub fn tile(mut self, size: usize) -> Self {
+        self.tile = Some(size);
+        self
+    }
+    /// Tile overlap in pixels (default: the package's, else 64, at most a quarter of the tile).
+    pub fn tile_overlap(mut self, overlap: usize) -> Self {
+        self.overlap = Some(overlap);
+        self
+    }
+    /// Pixels dropped at inner tile edges (default: the package's receptive field, else a
+    /// quarter of the overlap).
+    pub fn tile_trim(mut self, trim: usize) -> Self {
+        self.trim = Some(trim);
+        self
+    }
+    /// Tiles per network run (default 1 on CPU, 8 on GPU providers).
+    pub fn tile_batch(mut self, n: usize) -> Self {
+        self.tile_batch = Some(n);
+        self
+    }
+    /// Run every network call on full batches of full-size tiles, padding small frames up to a
+    /// tile, so the network sees a single input shape (default: on for TensorRT, whose engines
+    /// are built per shape; off otherwise).
+    pub fn fixed_tile_shape(mut self, on: bool) -> Self {
+        self.fixed_tile_shape = Some(on);
+        self
+    }
+    /// Limit on output pixels (default [`DEFAULT_MAX_PIXELS`]).
+    pub fn max_pixels(mut self, n: usize) -> Self {
+        self.max_pixels = n;
+        self
+    }
+    /// Use this family instead of the one the package names (research / custom families).
+    pub fn family(mut self, family: Box<dyn Family>) -> Self {
+        self.family = Some(family);
+        self
+    }
+    /// Progress callback, called after every batch of tiles; return `false` to cancel.
+    pub fn on_progress(mut self, f: impl FnMut(&Progress) -> bool + Send + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Load the package (and NADB's mean network), check everything, create the sessions.
+    pub fn build(self) -> Result<Restorer> {
+        let (net, meta) = match &self.model_bytes {
+            Some(b) => OnnxDenoiser::load_package_from_memory(b, &self.model.display().to_string(), &self.session)?,
+            None => OnnxDenoiser::load_package(&self.model, &self.session)?,
+        };
+        let plan = net.plan();
+        if plan.cond_channels != meta.channels && meta.io.cond.is_some() {
+            return Err(Error::Package {
+                path: self.model.display().to_string(),
+                reason: format!(
+                    "the graph's conditioning input has {} channels; the restorer feeds the {}-channel degraded image",
+                    plan.cond_channels, meta.channels
+                ),
+            });
+        }
+        let cancel = CancelToken::new();
+        let mut net = net;
+        net.attach_cancel(&cancel);
+        let mean = match &meta.mean_network {
+            None => None,
+            Some(_) if self.model_bytes.is_some() => {
+                return Err(Error::Package {
+                    path: self.model.display().to_string(),
+                    reason: "the package names a mean network (a second file beside it), which cannot be found for a \
+                             package loaded from memory; load it from a file"
+                        .into(),
+                });
+            }
+            Some(m) => {
+                let dir = self.model.parent().unwrap_or(Path::new("."));
+                let path = dir.join(&m.path);
+                verify_sha256(&path, &m.sha256)?;
+                let mut d = OnnxDenoiser::load_with_io(&path, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
+                if let (Some(a), Some(b)) = (plan.fixed_hw, d.plan().fixed_hw)
+                    && a != b
+                {
+                    return Err(Error::Package {
+                        path: path.display().to_string(),
+                        reason: format!("the mean network fixes its size to {b:?}, the bridge network to {a:?}"),
+                    });
+                }
+                d.attach_cancel(&cancel);
+                Some(MeanNet { plan_hw: d.plan().fixed_hw, net: Box::new(d), t_net: m.t_net })
+            }
+        };
+        let family = match self.family {
+            Some(f) => f,
+            None => build_family(&meta)?,
+        };
+        if let (Some(m), Some(mm)) = (&meta.mean_network, &mean) {
+            // NADB feeds its mean network its own time value; a package value must agree.
+            if family.downcast::<Nadb>().is_some() {
+                let t = nadb::noise_level(1);
+                if mm.t_net.is_some_and(|v| (v - t).abs() > 1e-6 * t.abs().max(1.0)) {
+                    return Err(Error::Package {
+                        path: self.model.display().to_string(),
+                        reason: format!("bridge.mean_network.t_net {:?} contradicts NADB's noise_levels[1] = {t}", m.t_net),
+                    });
+                }
+            } else if mm.t_net.is_none() {
+                return Err(Error::Package {
+                    path: self.model.display().to_string(),
+                    reason: format!("bridge.mean_network.t_net is required for family `{}`", family.name()),
+                });
+            }
+        }
+        let sampler = match &self.sampler {
+            Some(name) => parse_sampler(name, self.eta, self.churn)?,
+            None if self.eta.is_some() || self.churn.is_some() => parse_sampler(&meta.sampler, self.eta, self.churn)?,
+            None => default_sampler(&meta)?,
+        };
+        let (provider, fallback) = (net.provider(), net.fallback_reason().map(str::to_string));
+        let batch = self.tile_batch.unwrap_or(if net.provider() != "cpu" { 8 } else { 1 });
+        let fixed_shape = self.fixed_tile_shape.unwrap_or(net.provider() == "tensorrt");
+        let options = RestoreOptions {
+            sampler,
+            nfe: self.nfe.unwrap_or(meta.nfe),
+            seed: self.seed,
+            tile: TileConfig { fixed_shape, ..tile_config(&meta, self.tile, self.overlap, self.trim, batch)? },
+            max_pixels: self.max_pixels,
+        };
+        let mut r = Restorer::from_parts(meta, family, Box::new(net), options)?;
+        r.fixed_hw = plan.fixed_hw;
+        r.mean = mean;
+        r.cancel = cancel;
+        r.progress = self.progress;
+        r.model_path = if self.model_bytes.is_none() { Some(self.model) } else { None };
+        r.provider = provider;
+        r.fallback_reason = fallback;
+        Ok(r)
+    }
+}
+
+/// The tiling a restorer uses, from the package's hints and the caller's overrides.
+fn tile_config(meta: &PackageMeta, size: Option<usize>, overlap: Option<usize>, trim: Option<usize>, batch: usize) -> Result<TileConfig> {
+    let g = meta.spatial_multiple;
+    let size = size.unwrap_or(meta.tile.map_or(DEFAULT_TILE, |t| t.size));
+    if size == 0 {
+        return Ok(TileConfig { size: (0, 0), overlap: 0, trim: 0, batch: batch.max(1), align: g, fixed_shape: false });
+    }
+    // A tile is a whole number of spatial multiples.
+    let size = round_up(size, g);
+    let overlap = match overlap {
+        Some(o) => {
+            if 2 * o > size {
+                return Err(Error::param("tile overlap", format!("{o} is more than half the tile size {size}")));
+            }
+            o
+        }
+        None => meta.tile.map_or(DEFAULT_OVERLAP, |t| t.overlap).min(size / 4),
+    };
+    let trim = trim.or(meta.receptive_field).unwrap_or(overlap / 4);
+    Ok(TileConfig { size: (size, size), overlap, trim, batch: batch.max(1), align: g, fixed_shape: false })
+}
+
+fn verify_sha256(path: &Path, want: &str) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+    let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if got != want {
+        return Err(Error::Package {
+            path: path.display().to_string(),
+            reason: format!("sha256 {got} does not match the package's {want} (wrong or corrupted mean network)"),
+        });
+    }
+    Ok(())
+}
+
+struct MeanNet {
+    net: Box<dyn Denoiser + Send>,
+    t_net: Option<f64>,
+    plan_hw: Option<(usize, usize)>,
+}
+
+/// Restores images with one model package (see the module docs).
+///
+/// A `Restorer` is `Send` but not `Sync`: one restore at a time per handle (ONNX Runtime's
+/// sessions need exclusive access while running). Use [`Restorer::cancel_token`] to cancel
+/// from another thread.
+pub struct Restorer {
+    meta: PackageMeta,
+    family: Box<dyn Family>,
+    net: Box<dyn Denoiser + Send>,
+    mean: Option<MeanNet>,
+    options: RestoreOptions,
+    fixed_hw: Option<(usize, usize)>,
+    cancel: CancelToken,
+    progress: Option<ProgressFn>,
+    model_path: Option<PathBuf>,
+    provider: &'static str,
+    fallback_reason: Option<String>,
+}
+
+impl std::fmt::Debug for Restorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restorer")
+            .field("model", &self.model_path)
+            .field("family", &self.family.name())
+            .field("options", &self.options)
+            .field("mean_network", &self.mean.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Restorer {
+    /// Start building a restorer for the package at `model`.
+    pub fn builder(model: impl AsRef<Path>) -> RestorerBuilder {
+        RestorerBuilder {
+            model: model.as_ref().to_path_buf(),
+            model_bytes: None,
+            session: SessionConfig::default(),
+            sampler: None,
+            eta: None,
+            churn: None,
+            nfe: None,
+            seed: 0,
+            tile: None,
+            overlap: None,
+            trim: None,
+            tile_batch: None,
+            fixed_tile_shape: None,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            family: None,
+            progress: None,
+        }
+    }
+
+    /// Start building a restorer for a package held in memory; `label` names it in errors.
+    /// Packages with a mean network (NADB) need the file next to them: load those from a path.
+    pub fn builder_from_memory(bytes: impl Into<std::sync::Arc<[u8]>>, label: &str) -> RestorerBuilder {
+        RestorerBuilder { model_bytes: Some(bytes.into()), ..Self::builder(label) }
+    }
+
+    /// A restorer around any [`Denoiser`] (a Rust network, a test oracle) with the package
+    /// description `meta` and a family. No ONNX Runtime involved.
+    pub fn from_parts(meta: PackageMeta, family: Box<dyn Family>, net: Box<dyn Denoiser + Send>, options: RestoreOptions) -> Result<Self> {
+        if options.nfe == 0 {
+            return Err(Error::nfe(0, "at least one network evaluation is needed"));
+        }
+        Ok(Restorer {
+            meta,
+            family,
+            net,
+            mean: None,
+            options,
+            fixed_hw: None,
+            cancel: CancelToken::new(),
+            progress: None,
+            model_path: None,
+            provider: "rust",
+            fallback_reason: None,
+        })
+    }
+
+    /// The package description.
+    pub fn package(&self) -> &PackageMeta {
+        &self.meta
+    }
+    /// The family in use.
+    pub fn family(&self) -> &dyn Family {
+        self.family.as_ref()
+    }
+    /// Current options.
+    pub fn options(&self) -> &RestoreOptions {
+        &self.options
+    }
+    /// Change options (sampler, NFE, seed, tiling) between restores.
+    pub fn options_mut(&mut self) -> &mut RestoreOptions {
+        &mut self.options
+    }
+    /// Set the seed for the next restores.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.options.seed = seed;
+    }
+    /// Replace the progress callback.
+    pub fn set_progress(&mut self, f: Option<ProgressFn>) {
+        self.progress = f;
+    }
+    /// A token that cancels the running (or next) restore from any thread.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+    /// The execution provider the network runs on (`"cpu"`, `"cuda"`, `"tensorrt"`; `"rust"`
+    /// for [`Restorer::from_parts`]).
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+    /// Why the requested provider is not in use, after a permitted CPU fallback.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+    /// The package file, if loaded from one.
+    pub fn model_path(&self) -> Option<&Path> {
+        self.model_path.as_deref()
+    }
+
+    /// Restore an RGB image; the output has the input's sample type and is `sr_scale` times
+    /// larger.
+    pub fn restore(&mut self, image: &ImageRef<'_>) -> Result<Image> {
+        if self.meta.channels != 3 {
+            return Err(Error::Image(format!("this package has {} channel(s); restore() takes RGB (use restore_tensor)", self.meta.channels)));
+        }
+        self.check_size(image.width(), image.height())?;
+        let x = image.to_tensor(self.meta.value_range, self.meta.channel_order)?;
+        let out = self.restore_tensor(x.view())?;
+        Image::from_tensor(out.view(), self.meta.value_range, self.meta.channel_order, image.sample_type())
+    }
+
+    /// Restore a planar RGB image `[1, 3, H, W]` with values in [0, 1] (RGB order, whatever the
+    /// model's); returns `[1, 3, s·H, s·W]` clamped to [0, 1]. This is the form the C ABI uses.
+    pub fn restore_rgb(&mut self, rgb: TensorView<'_>) -> Result<Tensor> {
+        let (b, c, h, w) = rgb.dim();
+        if b != 1 || c != 3 || self.meta.channels != 3 {
+            return Err(Error::shape("planar RGB image", &[1, 3, h, w], rgb.shape()));
+        }
+        self.check_size(w, h)?;
+        if rgb.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Image("input contains NaN or Inf".into()));
+        }
+        let (lo, hi) = (self.meta.value_range.0 as f32, self.meta.value_range.1 as f32);
+        let bgr = self.meta.channel_order == crate::runtime::ChannelOrder::Bgr;
+        let mut x = rgb.mapv(|v| lo + (hi - lo) * v);
+        if bgr {
+            x.invert_axis(ndarray::Axis(1));
+            x = x.as_standard_layout().into_owned();
+        }
+        let mut out = self.restore_tensor(x.view())?;
+        if bgr {
+            out.invert_axis(ndarray::Axis(1));
+        }
+        Ok(out.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0)).as_standard_layout().into_owned())
+    }
+
+    fn check_size(&self, w: usize, h: usize) -> Result<()> {
+        let s = self.meta.sr_scale;
+        if w == 0 || h == 0 {
+            return Err(Error::Image(format!("empty image ({w}x{h})")));
+        }
+        let (ow, oh) = (w.saturating_mul(s), h.saturating_mul(s));
+        if ow > MAX_SIDE || oh > MAX_SIDE {
+            return Err(Error::Image(format!("output {ow}x{oh} exceeds the largest side {MAX_SIDE}")));
+        }
+        if ow.saturating_mul(oh) > self.options.max_pixels {
+            return Err(Error::Image(format!(
+                "output {ow}x{oh} = {} pixels exceeds the limit of {} (RestorerBuilder::max_pixels)",
+                ow * oh,
+                self.options.max_pixels
+            )));
+        }
+        Ok(())
+    }
+
+    /// Restore a tensor already in the model's range and channel order, `[B, C, H, W]`:
+    /// SR upsampling, padding, sampling, cropping. Returns `[B, C, s·H, s·W]` (unclamped).
+    pub fn restore_tensor(&mut self, x: TensorView<'_>) -> Result<Tensor> {
+        let (b, c, h, w) = x.dim();
+        if c != self.meta.channels || b == 0 {
+            return Err(Error::shape("degraded image", &[b.max(1), self.meta.channels, h, w], x.shape()));
+        }
+        self.check_size(w, h)?;
+        if x.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Image("input contains NaN or Inf".into()));
+        }
+        self.cancel.reset();
+        let s = self.meta.sr_scale;
+        // Copies only where something changes (SR, padding, cropping).
+        let up: ndarray::CowArray<'_, f32, ndarray::Ix4> =
+            if s > 1 { upsample(x, s, self.meta.sr_upsample).into() } else { x.into() };
+        let (oh, ow) = (h * s, w * s);
+        let g = self.meta.spatial_multiple;
+        let (mut ph, mut pw) = (round_up(oh, g), round_up(ow, g));
+        let fixed = self.fixed_hw.or(self.mean.as_ref().and_then(|m| m.plan_hw));
+        let mut tile = self.options.tile;
+        if let Some((fh, fw)) = fixed {
+            // A fixed-shape graph: tiles are exactly its size; small frames are padded up to it.
+            ph = ph.max(fh);
+            pw = pw.max(fw);
+            tile.size = (fh, fw);
+            if 2 * tile.overlap > fh.min(fw) {
+                tile.overlap = fh.min(fw) / 4;
+            }
+        } else if tile.fixed_shape && tile.size.0 > 0 && tile.size.1 > 0 {
+            // One network input shape: frames smaller than a tile are padded up to it.
+            ph = ph.max(tile.size.0);
+            pw = pw.max(tile.size.1);
+        }
+        let cond: ndarray::CowArray<'_, f32, ndarray::Ix4> =
+            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw).into() } else { up };
+        let opts = self.options.clone();
+        let has_mean = self.mean.is_some();
+        let Restorer { family, net, mean, cancel, progress, .. } = self;
+        let mut report = |stage: Stage, calls: usize, p: TileProgress| -> bool {
+            match progress.as_mut() {
+                Some(f) => f(&Progress { stage, call: p.call, calls, tile: p.done, tiles: p.total, has_mean }),
+                None => true,
+            }
+        };
+        let x_end = match mean.as_mut() {
+            None => None,
+            Some(m) => {
+                let mut cb = |p: TileProgress| report(Stage::MeanNetwork, 1, p);
+                let mut tiled = TiledDenoiser::new(m.net.as_mut(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
+                let e = match (family.downcast::<Nadb>(), m.t_net) {
+                    // The family's own definition of its endpoint (M at noise_levels[1]).
+                    (Some(_), _) => nadb::endpoint(&mut tiled, cond.view())?,
+                    (None, Some(t)) => tiled.eval(cond.view(), cond.view(), t)?,
+                    (None, None) => return Err(Error::Denoiser("mean network without a time value".into())),
+                };
+                if !crate::step::all_finite(&e) {
+                    return Err(Error::NonFinite { call: 0, t_net: m.t_net.unwrap_or(f64::NAN) });
+                }
+                Some(e)
+            }
+        };
+        let x_end = match &x_end {
+            Some(e) => e.view(),
+            None => cond.view(),
+        };
+        let mut cb = |p: TileProgress| report(Stage::Sampling, opts.nfe, p);
+        let mut tiled = TiledDenoiser::new(net.as_mut(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
+        let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?;
+        let mut noise = PhiloxNoise::new(opts.seed);
+        let out = sample(&mut model, &opts.sampler, opts.nfe, &mut noise)?;
+        if !crate::step::all_finite(&out) {
+            return Err(Error::NonFinite { call: model.calls(), t_net: f64::NAN });
+        }
+        if (ph, pw) == (oh, ow) {
+            return Ok(out);
+        }
+        Ok(out.slice(s![.., .., ..oh, ..ow]).to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::package::TileHint;
+
+    #[test]
+    fn tile_defaults_and_overrides() {
+        let mut meta = PackageMeta::new("x", "s", "x0", "implicit", 4);
+        meta.spatial_multiple = 8;
+        let t = tile_config(&meta, None, None, None, 1).unwrap();
+        assert_eq!((t.size, t.overlap, t.trim, t.align), ((512, 512), 64, 16, 8));
+        meta.tile = Some(TileHint { size: 256, overlap: 32 });
+        meta.receptive_field = Some(5);
+        let t = tile_config(&meta, None, None, None, 2).unwrap();
+        assert_eq!((t.size, t.overlap, t.trim, t.batch), ((256, 256), 32, 5, 2));
+        // A user tile is rounded up to the multiple; a default overlap shrinks to fit.
+        let t = tile_config(&meta, Some(30), None, None, 1).unwrap();
+        assert_eq!((t.size, t.overlap), ((32, 32), 8));
+        assert!(tile_config(&meta, Some(32), Some(17), None, 1).is_err());
+        assert_eq!(tile_config(&meta, Some(0), None, None, 1).unwrap().size, (0, 0));
+    }
+
+    /// A restorer moves to another thread; its cancel token is shared across threads.
+    #[test]
+    fn thread_bounds() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<Restorer>();
+        send_sync::<CancelToken>();
+    }
+
+    /// The whole pipeline with a Rust network (no ONNX Runtime): an x0-predicting RDBM
+    /// oracle returns exactly `0.5·cond + 0.25`, for SR ×2 with padding, tiled or not.
+    #[test]
+    fn pipeline_with_rust_network() {
+        use crate::family::rdbm::{Rdbm, RdbmParams};
+        let mut meta = PackageMeta::new("rdbm", "cosine", "x0", "rdbm", 3);
+        meta.sr_scale = 2;
+        meta.spatial_multiple = 8;
+        let (w, h) = (13, 7);
+        let px: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let img = ImageRef::rgb8(&px, w, h).unwrap();
+        let x = img.to_tensor((-1.0, 1.0), crate::runtime::ChannelOrder::Rgb).unwrap();
+        let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).mapv(|c| 0.5 * c + 0.25);
+        for tile in [(0, 0), (16, 16)] {
+            let net = crate::FnDenoiser(|_x: TensorView<'_>, c: TensorView<'_>, _t: f64| Ok(c.mapv(|v| 0.5 * v + 0.25)));
+            let options = RestoreOptions {
+                sampler: Sampler::Rdbm { eps_form: false },
+                nfe: 3,
+                seed: 0,
+                tile: TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() },
+                max_pixels: DEFAULT_MAX_PIXELS,
+            };
+            let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
+            let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
+            let out = r.restore_tensor(x.view()).unwrap();
+            assert_eq!(out.shape(), &[1, 3, 2 * h, 2 * w]);
+            let d = out.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert_eq!(d, 0.0, "tile {tile:?}");
+            let u8s = r.restore(&img).unwrap();
+            assert_eq!((u8s.width(), u8s.height()), (2 * w, 2 * h));
+        }
+    }
+
+    #[test]
+    fn progress_fraction() {
+        let p = Progress { stage: Stage::Sampling, call: 4, calls: 10, tile: 1, tiles: 2, has_mean: false };
+        assert!((p.fraction() - 0.45).abs() < 1e-12);
+        let p = Progress { stage: Stage::MeanNetwork, call: 0, calls: 10, tile: 2, tiles: 2, has_mean: true };
+        assert!((p.fraction() - 1.0 / 11.0).abs() < 1e-12);
+    }
+}

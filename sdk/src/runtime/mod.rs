@@ -1,0 +1,21 @@
+//! Running packaged networks with ONNX Runtime.
+//!
+//! * [`env`] — finds `libonnxruntime` and keeps the one process-global environment.
+//! * [`ep`] — execution providers (CPU; CUDA and TensorRT behind features).
+//! * [`package`] — the model-package metadata schema and its checks against the graph.
+//! * [`session`] — [`OnnxDenoiser`], a session as a [`crate::Denoiser`].
+//! * [`cancel`] — [`CancelToken`], which also stops a network run mid-way.
+//! * [`families`] — package metadata → family and sampler.
+
+pub mod cancel;
+pub mod env;
+pub mod ep;
+pub mod families;
+pub mod package;
+pub mod session;
+
+pub use cancel::CancelToken;
+pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};
+pub use families::{build_family, parse_sampler, sampler_label};
+pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, Upsample};
+pub use session::{OnnxDenoiser, SessionConfig};

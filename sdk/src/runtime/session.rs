@@ -1,0 +1,345 @@
+//! [`OnnxDenoiser`]: an ONNX Runtime session as a [`Denoiser`].
+
+use super::cancel::CancelToken;
+use super::ep::ExecutionProvider;
+use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, check_io};
+use super::env;
+use crate::{Denoiser, Error, Result, Tensor, TensorView};
+use ndarray::{Axis, Ix4, s};
+use ort::session::{RunOptions, Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How sessions are created.
+#[derive(Clone, Debug, Default)]
+pub struct SessionConfig {
+    /// Explicit ONNX Runtime library (file or folder); see [`super::env`] for the search order.
+    pub library: Option<PathBuf>,
+    /// Execution provider.
+    pub provider: ExecutionProvider,
+    /// If the provider cannot be registered, run on the CPU instead of failing.
+    pub cpu_fallback: bool,
+    /// Intra-op threads (0: ONNX Runtime's default, one per physical core).
+    pub threads: usize,
+    /// Let ONNX Runtime's idle intra-op threads spin-wait for the next run (its default).
+    /// Off by default here: between network calls the SDK runs its own parallel step kernel,
+    /// and spinning ONNX Runtime threads would compete with it for the cores.
+    pub spin: bool,
+}
+
+/// An ONNX network as a [`Denoiser`]: feeds `x_in`, `cond` and `t_net` to the inputs named by
+/// the package, returns the raw output.
+///
+/// Inputs may be any layout (they are made contiguous when needed); a graph with a static
+/// batch size is run in chunks of that size. A handle is single-threaded: ONNX Runtime's
+/// `run` needs exclusive access, and the output is copied out before the next run.
+pub struct OnnxDenoiser {
+    session: Session,
+    io: IoNames,
+    plan: GraphPlan,
+    run: Arc<RunOptions>,
+    cancel: CancelToken,
+    provider: &'static str,
+    fallback_reason: Option<String>,
+    path: String,
+}
+
+impl std::fmt::Debug for OnnxDenoiser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxDenoiser").field("path", &self.path).field("io", &self.io).field("plan", &self.plan).field("provider", &self.provider).finish()
+    }
+}
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::Runtime(e.to_string())
+}
+
+fn elem(t: TensorElementType) -> Elem {
+    match t {
+        TensorElementType::Float32 => Elem::F32,
+        TensorElementType::Float64 => Elem::F64,
+        TensorElementType::Float16 => Elem::F16,
+        TensorElementType::Int64 => Elem::I64,
+        TensorElementType::Int32 => Elem::I32,
+        _ => Elem::Other,
+    }
+}
+
+fn sig(o: &ort::value::Outlet) -> TensorSig {
+    match o.dtype() {
+        ValueType::Tensor { ty, shape, .. } => TensorSig { name: o.name().to_string(), elem: elem(*ty), shape: Some(shape.iter().copied().collect()) },
+        _ => TensorSig { name: o.name().to_string(), elem: Elem::Other, shape: None },
+    }
+}
+
+/// A loaded session plus what it says about itself.
+struct Opened {
+    session: Session,
+    props: BTreeMap<String, String>,
+    inputs: Vec<TensorSig>,
+    outputs: Vec<TensorSig>,
+    provider: &'static str,
+    fallback_reason: Option<String>,
+}
+
+/// Open a session from the file `path`, or from `bytes` (then `path` only names it in errors).
+fn open_session(path: &Path, bytes: Option<&[u8]>, cfg: &SessionConfig) -> Result<Opened> {
+    let shown = path.display().to_string();
+    if bytes.is_none() {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(Error::Package { path: shown, reason: "not a file".into() }),
+            Err(e) => return Err(Error::Io { path: shown, source: e }),
+        }
+    }
+    let environment = env::environment(cfg.library.as_deref())?;
+    let builder = || -> Result<ort::session::builder::SessionBuilder> {
+        let mut b = Session::builder(&environment).map_err(rt)?;
+        if cfg.threads > 0 {
+            b = b.with_intra_threads(cfg.threads).map_err(rt)?;
+        }
+        if !cfg.spin {
+            b = b.with_config_entry("session.intra_op.allow_spinning", "0").map_err(rt)?;
+        }
+        // One graph path at a time: the sampler is sequential anyway.
+        b.with_inter_threads(1).map_err(rt)
+    };
+    let mut provider = cfg.provider.name();
+    let mut fallback_reason = None;
+    let registered = cfg.provider.dispatch().and_then(|eps| {
+        let b = builder()?;
+        if eps.is_empty() {
+            return Ok(b);
+        }
+        b.with_execution_providers(eps).map_err(|e| Error::ProviderUnavailable {
+            provider: cfg.provider.name().into(),
+            reason: format!(
+                "{} (CUDA needs the onnxruntime-gpu provider libraries next to libonnxruntime and CUDA + cuDNN on the \
+                 library path; TensorRT also needs TensorRT 10)",
+                e.message()
+            ),
+        })
+    });
+    let mut b = match registered {
+        Ok(b) => b,
+        Err(e) if cfg.cpu_fallback => {
+            provider = "cpu";
+            fallback_reason = Some(e.to_string());
+            builder()?
+        }
+        Err(e) => return Err(e),
+    };
+    let committed = match bytes {
+        Some(m) => b.commit_from_memory(m),
+        None => b.commit_from_file(path),
+    };
+    let session = committed.map_err(|e| {
+        use ort::error::ErrorCode as C;
+        match e.code() {
+            C::NoSuchFile => Error::Io { path: shown.clone(), source: std::io::Error::new(std::io::ErrorKind::NotFound, e.message().to_string()) },
+            C::ExecutionProviderFailure => Error::ProviderUnavailable { provider: provider.into(), reason: e.message().to_string() },
+            _ => Error::Package { path: shown.clone(), reason: format!("ONNX Runtime cannot load it: {}", e.message()) },
+        }
+    })?;
+    let meta = session.metadata().map_err(rt)?;
+    let mut props = BTreeMap::new();
+    for k in meta.custom_keys().map_err(rt)? {
+        if let Some(v) = meta.custom(&k) {
+            props.insert(k, v);
+        }
+    }
+    drop(meta);
+    let inputs = session.inputs().iter().map(sig).collect();
+    let outputs = session.outputs().iter().map(sig).collect();
+    Ok(Opened { session, props, inputs, outputs, provider, fallback_reason })
+}
+
+/// What an ONNX file says about itself, whether or not it is a valid package.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    /// All `metadata_props`.
+    pub props: BTreeMap<String, String>,
+    /// Graph inputs.
+    pub inputs: Vec<TensorSig>,
+    /// Graph outputs.
+    pub outputs: Vec<TensorSig>,
+}
+
+/// Load an ONNX file and report its metadata and signature (for `bridge info`).
+pub fn inspect(path: impl AsRef<Path>, cfg: &SessionConfig) -> Result<ModelInfo> {
+    let o = guard(|| open_session(path.as_ref(), None, cfg))?;
+    Ok(ModelInfo { props: o.props, inputs: o.inputs, outputs: o.outputs })
+}
+
+impl OnnxDenoiser {
+    /// Open a model package: load the session, parse and check the metadata against the graph.
+    pub fn load_package(path: impl AsRef<Path>, cfg: &SessionConfig) -> Result<(OnnxDenoiser, PackageMeta)> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let o = guard(|| open_session(path, None, cfg))?;
+        let meta = PackageMeta::from_props(&o.props, &shown)?;
+        let d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, shown)?;
+        Ok((d, meta))
+    }
+
+    /// Open a model package held in memory (e.g. embedded in an application); `label` names it
+    /// in errors. ONNX Runtime copies what it needs: `bytes` may be dropped afterwards.
+    pub fn load_package_from_memory(bytes: &[u8], label: &str, cfg: &SessionConfig) -> Result<(OnnxDenoiser, PackageMeta)> {
+        let o = guard(|| open_session(Path::new(label), Some(bytes), cfg))?;
+        let meta = PackageMeta::from_props(&o.props, label)?;
+        let d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, label.to_string())?;
+        Ok((d, meta))
+    }
+
+    /// Open an ONNX network whose tensor roles are given by the caller (e.g. NADB's mean
+    /// network, whose roles the main package declares).
+    pub fn load_with_io(path: impl AsRef<Path>, io: &IoNames, channels: usize, multiple: usize, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
+        let path = path.as_ref();
+        let o = guard(|| open_session(path, None, cfg))?;
+        Self::from_opened(o, io, channels, multiple, path.display().to_string())
+    }
+
+    fn from_opened(o: Opened, io: &IoNames, channels: usize, multiple: usize, path: String) -> Result<OnnxDenoiser> {
+        let plan = check_io(io, channels, multiple, &o.inputs, &o.outputs).map_err(|r| Error::Package { path: path.clone(), reason: r })?;
+        let run = Arc::new(RunOptions::new().map_err(rt)?);
+        let cancel = CancelToken::new();
+        cancel.attach(run.clone());
+        Ok(OnnxDenoiser { session: o.session, io: io.clone(), plan, run, cancel, provider: o.provider, fallback_reason: o.fallback_reason, path })
+    }
+
+    /// What the graph fixes (batch, size) and how time is fed.
+    pub fn plan(&self) -> GraphPlan {
+        self.plan
+    }
+
+    /// The tensor names in use.
+    pub fn io(&self) -> &IoNames {
+        &self.io
+    }
+
+    /// The provider the session actually runs on (`"cpu"` after a permitted fallback).
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Why the requested provider was not used, after a permitted CPU fallback.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    /// Make `token` cancel this session's runs (in addition to its own token).
+    pub fn attach_cancel(&mut self, token: &CancelToken) {
+        token.attach(self.run.clone());
+        self.cancel = token.clone();
+    }
+
+    /// This session's cancel token.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    fn time_value(&self, feed: TimeFeed, b: usize, t_net: f64) -> Result<SessionInputValue<'static>> {
+        let shape: Vec<i64> = match feed.kind {
+            0 => vec![],
+            1 => vec![1],
+            2 => vec![b as i64],
+            _ => vec![b as i64, 1],
+        };
+        let n = shape.iter().product::<i64>().max(1) as usize;
+        if !t_net.is_finite() {
+            return Err(Error::param("t_net", "not finite"));
+        }
+        let v: SessionInputValue<'static> = match feed.elem {
+            Elem::F64 => ort::value::Tensor::from_array((shape, vec![t_net; n])).map_err(rt)?.into(),
+            Elem::I64 => ort::value::Tensor::from_array((shape, vec![t_net.round() as i64; n])).map_err(rt)?.into(),
+            Elem::I32 => ort::value::Tensor::from_array((shape, vec![t_net.round() as i32; n])).map_err(rt)?.into(),
+            _ => ort::value::Tensor::from_array((shape, vec![t_net as f32; n])).map_err(rt)?.into(),
+        };
+        Ok(v)
+    }
+
+    /// One run on a batch the graph accepts as is.
+    fn run_chunk(&mut self, x: TensorView<'_>, cond: Option<TensorView<'_>>, t_net: f64) -> Result<Tensor> {
+        let b = x.shape()[0];
+        let xc = x.as_standard_layout();
+        let cc = cond.as_ref().map(|c| c.as_standard_layout());
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3);
+        inputs.push((Cow::from(self.io.state.as_str()), TensorRef::from_array_view(&xc).map_err(rt)?.into()));
+        if let (Some(name), Some(c)) = (self.io.cond.as_deref(), cc.as_ref()) {
+            inputs.push((Cow::from(name), TensorRef::from_array_view(c).map_err(rt)?.into()));
+        }
+        if let (Some(name), Some(feed)) = (self.io.time.as_deref(), self.plan.time) {
+            inputs.push((Cow::from(name), self.time_value(feed, b, t_net)?));
+        }
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let cancel = self.cancel.clone();
+        let out_name = self.io.output.clone();
+        let outputs = self.session.run_with_options(inputs, &*self.run).map_err(|e| {
+            if cancel.is_cancelled() { Error::Cancelled } else { Error::Runtime(format!("running the network: {}", e.message())) }
+        })?;
+        let v = outputs.get(&out_name).ok_or_else(|| Error::Runtime(format!("the network did not return `{out_name}`")))?;
+        let arr = v.try_extract_array::<f32>().map_err(|e| Error::Runtime(format!("output `{out_name}`: {}", e.message())))?;
+        let arr = arr.into_dimensionality::<Ix4>().map_err(|_| Error::shape("network output (rank)", &[0; 4], v.try_extract_array::<f32>().map(|a| a.shape().to_vec()).unwrap_or_default().as_slice()))?;
+        if arr.shape() != x.shape() {
+            return Err(Error::shape("network output", x.shape(), arr.shape()));
+        }
+        Ok(arr.to_owned())
+    }
+}
+
+/// Run `f`, turning a panic inside `ort` into an error (a C host must never see one).
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(Error::Runtime(format!("ONNX Runtime wrapper panicked: {}", env::panic_text(&p)))))
+}
+
+impl Denoiser for OnnxDenoiser {
+    /// Run the network (panics inside `ort` come back as [`Error::Runtime`]).
+    fn eval(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, t_net: f64) -> Result<Tensor> {
+        guard(|| self.eval_inner(x_in, cond, t_net))
+    }
+}
+
+impl OnnxDenoiser {
+    fn eval_inner(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, t_net: f64) -> Result<Tensor> {
+        let (b, _, h, w) = x_in.dim();
+        let (cb, _, ch, cw) = cond.dim();
+        if self.io.cond.is_some() && (cb != b || ch != h || cw != w) {
+            return Err(Error::shape("conditioning input", &[b, self.plan.cond_channels, h, w], cond.shape()));
+        }
+        if let Some((fh, fw)) = self.plan.fixed_hw
+            && (h, w) != (fh, fw)
+        {
+            return Err(Error::shape("network input (the graph fixes height and width)", &[b, x_in.shape()[1], fh, fw], x_in.shape()));
+        }
+        if b == 0 {
+            return Ok(Tensor::zeros(x_in.raw_dim()));
+        }
+        let cond = self.io.cond.as_ref().map(|_| cond);
+        let Some(fb) = self.plan.fixed_batch.filter(|&fb| fb != b) else {
+            return self.run_chunk(x_in, cond, t_net);
+        };
+        // A fixed batch size: run in chunks of `fb`, padding the last chunk by repeating its
+        // final element (outputs of the padding are dropped).
+        let mut out = Tensor::zeros(x_in.raw_dim());
+        let mut i = 0;
+        while i < b {
+            let n = fb.min(b - i);
+            let pick = |t: TensorView<'_>| -> Tensor {
+                let idx: Vec<usize> = (0..fb).map(|k| i + k.min(n - 1)).collect();
+                t.select(Axis(0), &idx)
+            };
+            let xo = pick(x_in);
+            let co = cond.map(pick);
+            let r = self.run_chunk(xo.view(), co.as_ref().map(|c| c.view()), t_net)?;
+            out.slice_mut(s![i..i + n, .., .., ..]).assign(&r.slice(s![..n, .., .., ..]));
+            i += n;
+        }
+        Ok(out)
+    }
+}
