@@ -6,7 +6,9 @@
 //! ([`NetCall`]), the default grid for an NFE, and — where the bridge is Markov — the
 //! ancestral (posterior) ratio used by stochastic implicit steps.
 
+pub mod ddbm;
 pub mod gou;
+pub mod i2sb;
 pub mod nadb;
 pub mod rdbm;
 
