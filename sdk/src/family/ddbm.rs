@@ -17,8 +17,9 @@
 //! * **I2SB** (DBIM's variant: β_min 0.1, β_max 1.0, N = 1000): `ρ_t = σ_f[n]`,
 //!   `ρ̄_t = σ_b[n]` at `n = round((N − 1)·t)` (half to even, as torch's `round`), `α = 1`.
 //!
-//! Preconditioning: DDBM's `get_bridge_scalings` (σ_data 0.5, cov_xy 0, `c = 1`), generic in the
-//! marginal, with `c_noise = 1000·¼·log(t + 1e-44)`; or, for the I2SB schedule, I2SB's own
+//! Preconditioning: DDBM's `get_bridge_scalings` ([`bridge_scalings`], generic in the marginal
+//! and in `σ_data`, `σ_data_end`, `cov_xy`, `c`; the references fix `σ_data_end = σ_data`,
+//! `c = 1`; defaults σ_data 0.5, cov_xy 0), with `c_noise = 1000·¼·log(t + 1e-44)`; or, for the I2SB schedule, I2SB's own
 //! (`x0̂ = x_t − ρ_t·out`, `c_noise = noise_levels[n]`). `x0̂` is clamped to [−1, 1] with
 //! `clip_denoised`.
 
@@ -99,9 +100,13 @@ impl DdbmParams {
 /// `(α_t, ᾱ_t, ρ_t, ρ̄_t)` of DBIM's `get_alpha_rho`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AlphaRho {
+    /// `α_t`, the signal scale.
     pub alpha: f64,
+    /// `ᾱ_t = α_t/α_T`.
     pub alpha_bar: f64,
+    /// `ρ_t`, the noise-to-signal ratio from the clean end.
     pub rho: f64,
+    /// `ρ̄_t` (`√(ρ_T² − ρ_t²)` for VP/VE; `σ_b` on the I2SB schedule).
     pub rho_bar: f64,
 }
 
@@ -218,11 +223,13 @@ impl Ddbm {
         let (alpha, rho) = self.raw_alpha_rho(t);
         let rho_bar = match self.p.schedule {
             Schedule::I2sb { n_timestep, .. } => self.table.as_ref().expect("table").1[self.index(t, n_timestep)],
-            // ρ_T² − ρ_t² = e^{q_t}·(e^{q_T − q_t} − 1), q(t) = β_min t + β_d t²/2: no cancellation
-            // near the top (Heun starts at t_max − 1e-4).
+            // ρ_T² − ρ_t² = e^{q_t}·(e^{q_T − q_t} − 1), q(t) = β_min t + β_d t²/2, with
+            // q_T − q_t = (1 − t)(β_min + β_d(1 + t)/2): no cancellation near the top (Heun
+            // starts at t_max − 1e-4, DBIM at t_max − 1e-3).
             Schedule::Vp { beta_d, beta_min } => {
-                let q = |u: f64| beta_min * u + 0.5 * beta_d * u * u;
-                (q(t).exp() * (q(1.0) - q(t)).exp_m1()).max(0.0).sqrt()
+                let q_t = beta_min * t + 0.5 * beta_d * t * t;
+                let dq = (1.0 - t) * (beta_min + 0.5 * beta_d * (1.0 + t));
+                (q_t.exp() * dq.exp_m1()).max(0.0).sqrt()
             }
             Schedule::Ve { sigma_max } => ((sigma_max - rho) * (sigma_max + rho)).max(0.0).sqrt(),
         };
@@ -503,13 +510,17 @@ mod tests {
     }
 
     /// Near the top the VP marginal's x0-coefficient is ∝ (1 − t): computed with expm1 it keeps
-    /// full relative precision (a naive ρ_T² − ρ_t² loses ~all digits at 1 − t = 1e-12).
+    /// full relative precision (a naive ρ_T² − ρ_t² keeps ~4 digits at 1 − t = 2^−40).
     #[test]
     fn vp_top_is_accurate() {
         let f = Ddbm::new(DdbmParams::vp()).unwrap();
-        let slope = |d: f64| f.marginal(1.0 - d).x0 / d;
-        assert!((slope(1e-12) / slope(1e-7) - 1.0).abs() < 1e-5, "{} vs {}", slope(1e-12), slope(1e-7));
-        let m = f.marginal(1.0 - 1e-12);
+        // 1 − 2^−k is exact in f64, so the only error left is the schedule's.
+        let slope = |k: i32| {
+            let d = 2f64.powi(-k);
+            f.marginal(1.0 - d).x0 / d
+        };
+        assert!((slope(40) / slope(24) - 1.0).abs() < 1e-6, "{} vs {}", slope(40), slope(24));
+        let m = f.marginal(1.0 - 2f64.powi(-40));
         assert!(m.std > 0.0 && m.x0 > 0.0 && (m.xt - 1.0).abs() < 1e-9);
     }
 

@@ -122,7 +122,7 @@ pub fn space_indices(num_steps: usize, count: usize) -> Vec<usize> {
 impl I2sb {
     /// Build the family; errors on an odd or too small `interval`, or a non-positive `β_max`/time range.
     pub fn new(p: I2sbParams) -> Result<Self> {
-        if p.interval < 4 || p.interval % 2 != 0 || p.interval > 1_000_000 {
+        if p.interval < 4 || !p.interval.is_multiple_of(2) || p.interval > 1_000_000 {
             return Err(Error::param("interval", format!("{} must be even and in 4..=1000000", p.interval)));
         }
         if !(p.beta_max.is_finite() && p.beta_max > 0.0) {

@@ -69,6 +69,15 @@ pub trait Family: Send + Sync + fmt::Debug + Any {
 
     /// The default descending grid for `nfe` network evaluations: `nfe + 1` times from the top
     /// (where sampling starts) to the clean end. Errors if `nfe` is 0 or beyond the grid.
+    ///
+    /// Start convention of the generic samplers (implicit, DBIM; `sampler::implicit`): sampling
+    /// starts from the state `x_T` at `grid[0]`. If the top marginal is exactly `x_T`
+    /// (`x0 = 0, xt = 1, std = 0`) that state *is* the marginal and the first step starts from
+    /// it; otherwise (I2SB's top index, DBIM's I2SB schedule, UniDB's soft endpoint) it is
+    /// bootstrapped as DBIM does: `x0̂ = D(x_T, grid[0])`, then `x = eq. (1)(x0̂, x_T, grid[1])`
+    /// with fresh noise. Both are one rule — the first step keeps nothing of the state (ρ = 0:
+    /// never divide by a top std, which is 0 for GOUB/RDBM/NADB) — and where `x0̂` is undefined
+    /// at the top (`net_call(grid[0]).x0 == None`) it is `x_T` there, without a network call.
     fn grid(&self, nfe: usize) -> Result<Vec<f64>>;
 
     /// The kept-state ratio `ρ` of the exact posterior `q(x_s | x_t, x0)` (s < t), where the

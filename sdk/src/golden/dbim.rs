@@ -27,7 +27,7 @@ pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
         clip: g.bool(&["params", "clip_denoised"])?,
     })?;
     let order = p("order")?;
-    if !(order >= 1.0 && order <= 3.0 && order.fract() == 0.0) {
+    if !((1.0..=3.0).contains(&order) && order.fract() == 0.0) {
         return Err(Error::Golden(format!("{}: params.order {order}", g.name)));
     }
     let sampler = Sampler::Dbim { eta: p("eta")?, order: order as u8 };

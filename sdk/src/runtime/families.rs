@@ -46,8 +46,8 @@ pub fn parse_sampler(name: &str, eta: Option<f64>, churn: Option<f64>) -> Result
     if !eta.is_finite() || !(0.0..=1.0).contains(&eta) {
         return Err(Error::param("eta", format!("{eta} is outside [0, 1]")));
     }
-    if !churn.is_finite() || !(0.0..=1.0).contains(&churn) {
-        return Err(Error::param("churn", format!("{churn} is outside [0, 1]")));
+    if !churn.is_finite() || !(0.0..1.0).contains(&churn) {
+        return Err(Error::param("churn", format!("{churn} is outside [0, 1) (the reference requires churn < 1)")));
     }
     Ok(match name.as_str() {
         "i2sb" => Sampler::I2sb { ot_ode: false },

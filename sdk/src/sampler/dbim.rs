@@ -159,7 +159,6 @@ mod tests {
                 .unwrap()
                 .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             run_sampler(&mut model, &Sampler::Dbim { eta: 0.0, order }, 6, &mut PhiloxNoise::new(3)).unwrap();
-            drop(model);
             outs.push(states);
         }
         for o in [1, 2] {

@@ -9,7 +9,11 @@
 //!    step when `σ_{i+1} = 0`.
 //!
 //! Both drifts are linear in `(x, x0̂, x_T)`; [`Drift`] holds their coefficients (f64). VE uses
-//! the score of the VE bridge; VP uses DDBM's `get_d_vp` in α–ρ form (`σ̃ = ρ`, `s = α`).
+//! the score of the VE bridge; VP uses DDBM's `get_d_vp` in α–ρ form (`σ̃ = ρ`, `s = α`), with
+//! the log-SNR differences from the family's cancellation-free `ρ̄` (the reference's float32
+//! `exp(x) − 1` loses digits near `t_min`: the golden VP files allow 5e-4 for that). It needs a
+//! [`Ddbm`] family on the VE or VP schedule ([`Error::Incompatible`] otherwise, including DBIM's
+//! I2SB schedule, which DDBM's drift does not cover).
 //!
 //! NFE: `n` steps (`n` Karras times + the final 0, the reference's `steps`) cost `2n − 1`
 //! evaluations (`3n − 1` with churn): every interval makes a Heun step (2 calls) except the last,
@@ -42,9 +46,13 @@ const RHO: f64 = 7.0;
 /// separate `x` and `x_T` terms it would cancel catastrophically in `f32`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Drift {
+    /// Coefficient of the state `x`.
     pub x: f64,
+    /// Coefficient of `x0̂ − x`.
     pub dd: f64,
+    /// Coefficient of `x_T − x`.
     pub dt: f64,
+    /// The squared diffusion coefficient `g²` (churn noise `√(|dt|·g²)`).
     pub g2: f64,
 }
 
@@ -69,8 +77,11 @@ pub fn drift(f: &Ddbm, sigma: f64, stochastic: bool) -> Result<Drift> {
     let s_d = -rho * rho_d * alpha.powi(3);
     let std2 = (alpha * rho).powi(2);
     let ratio = (rho / top.rho).powi(2); // e^{logsnr_T − logsnr_t}
-    let rbar = 1.0 - ratio; // −expm1(logsnr_T − logsnr_t)
-    let e = 1.0 / ratio - 1.0; // expm1(logsnr_t − logsnr_T)
+    // −expm1(logsnr_T − logsnr_t) = ρ̄²/ρ_T² and expm1(logsnr_t − logsnr_T) = ρ̄²/ρ², from the
+    // family's cancellation-free ρ̄ (1 − ratio would lose digits near t_max).
+    let rbar2 = ar.rho_bar * ar.rho_bar;
+    let rbar = rbar2 / (top.rho * top.rho);
+    let e = rbar2 / (rho * rho);
     let (a, b) = (ratio * alpha / top.alpha, rbar * alpha);
     let beta = alpha / top.alpha;
     let g2 = 2.0 * alpha * alpha * rho * rho_d;

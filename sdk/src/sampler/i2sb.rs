@@ -111,7 +111,6 @@ mod tests {
                         .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
                     let out = run(&mut model, &Sampler::I2sb { ot_ode }, nfe, &mut PhiloxNoise::new(1)).unwrap();
                     assert_eq!(model.calls(), nfe);
-                    drop(model);
                     assert_eq!(states.len(), nfe);
                     let grid = f.grid(nfe).unwrap();
                     let n = grid[grid.len() - 2];
@@ -141,7 +140,6 @@ mod tests {
         let mut model =
             Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
         run(&mut model, &Sampler::I2sb { ot_ode: false }, 2, &mut PhiloxNoise::new(6)).unwrap();
-        drop(model);
         let (c0, cx, var) = f.posterior(999.0, 500.0);
         let want_mean = c0 * x0v as f64 + cx * xtv as f64;
         let s = &states[0];
@@ -182,7 +180,6 @@ mod tests {
                 .unwrap()
                 .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             let out = run(&mut model, &Sampler::I2sb { ot_ode }, 5, &mut log).unwrap();
-            drop(model);
             let keep = f.std_fwd(0.0).powi(2) / f.std_fwd(200.0).powi(2);
             // Start noise; then (posterior, reset) × 4 and the last step's reset; none per step with OT-ODE.
             let want: Vec<u64> = if ot_ode { vec![0] } else { (0..10).collect() };

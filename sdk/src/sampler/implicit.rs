@@ -392,7 +392,6 @@ mod tests {
                 .with_hooks(Hooks { on_call: None, on_state: Some(&mut count) });
             run_sampler(&mut model, &Sampler::Implicit { eta }, 4, &mut log).unwrap();
             assert_eq!(model.calls(), 4);
-            drop(model);
             assert_eq!((log.0, states), (want, 5), "η {eta}");
         }
         assert_eq!(grid_for(&g, 4).unwrap(), vec![100.0, 80.0, 60.0, 40.0, 20.0, 0.0]);
