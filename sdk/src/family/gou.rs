@@ -285,21 +285,12 @@ fn linear_thetas(t_max: usize) -> Vec<f64> {
     linspace_f32(scale * 0.0001, scale * 0.02, n).into_iter().map(f64::from).collect()
 }
 
-/// torch's CPU `linspace` in float32 (scalar path): `start + i·step` for the first half,
-/// `end − (n−1−i)·step` for the second.
+/// torch's CPU `linspace` in float32 (see [`torch_linspace_f32_at`]).
 pub(crate) fn linspace_f32(start: f64, end: f64, n: usize) -> Vec<f32> {
     (0..n).map(|i| linspace_f32_at(start, end, n, i)).collect()
 }
 
-/// Element `i` of [`linspace_f32`].
-pub(crate) fn linspace_f32_at(start: f64, end: f64, n: usize, i: usize) -> f32 {
-    let (a, b) = (start as f32, end as f32);
-    if n <= 1 {
-        return a;
-    }
-    let step = (b - a) / (n - 1) as f32;
-    if i < n / 2 { a + step * i as f32 } else { b - step * (n - 1 - i) as f32 }
-}
+pub(crate) use super::i2sb::torch_linspace_f32_at as linspace_f32_at;
 
 #[cfg(test)]
 mod tests {

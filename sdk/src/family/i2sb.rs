@@ -62,13 +62,30 @@ pub struct I2sb {
 pub const BETA_START: f64 = 1e-4;
 
 /// torch's CPU `linspace` in float64: `start + i·step` for the first half, `end − (n−1−i)·step`
-/// for the second (the last element is exactly `end`).
+/// for the second (the last element is exactly `end`), each one fused multiply-add as in
+/// [`torch_linspace_f32_at`].
 pub(crate) fn linspace_f64_at(start: f64, end: f64, n: usize, i: usize) -> f64 {
     if n <= 1 {
         return start;
     }
     let step = (end - start) / (n - 1) as f64;
-    if i < n / 2 { start + step * i as f64 } else { end - step * (n - 1 - i) as f64 }
+    if i < n / 2 { step.mul_add(i as f64, start) } else { (-step).mul_add((n - 1 - i) as f64, end) }
+}
+
+/// Element `i` of torch's CPU `linspace(start, end, n)` in float32: `step = (end − start)/(n − 1)`
+/// in float32, then `start + step·i` for the first half and `end − step·(n − 1 − i)` for the
+/// second, each with a single rounding — the kernel's multiply-add is compiled to an FMA. This
+/// form reproduces every `t_net` and Karras `σ` recorded in `shared/golden/` (I2SB, DBIM's I2SB
+/// schedule, DDBM); rounding the product and the sum separately is an ulp off at about one
+/// index in four, enough to move a VE Karras σ near 80 by 10 ulps after `^ρ`.
+pub fn torch_linspace_f32_at(start: f64, end: f64, n: usize, i: usize) -> f32 {
+    let (a, b) = (start as f32, end as f32);
+    if n <= 1 {
+        return a;
+    }
+    let step = (b - a) / (n - 1) as f32;
+    // `i` < 2^24 is exact in f32 for any grid we build.
+    if i < n / 2 { step.mul_add(i as f32, a) } else { (-step).mul_add((n - 1 - i) as f32, b) }
 }
 
 /// I2SB's symmetric schedule (`make_beta_schedule` + mirroring): `n` betas from
@@ -102,13 +119,14 @@ pub fn std_fwd_bwd(betas: &[f64]) -> (Vec<f64>, Vec<f64>) {
 
 /// The network's time table `noise_levels[n]`: float32 `linspace(t0, T, N)·N` (torch's formula).
 pub fn noise_level(t0: f64, t_end: f64, interval: usize, n: usize) -> f64 {
-    (super::gou::linspace_f32_at(t0, t_end, interval, n.min(interval.saturating_sub(1))) * interval as f32) as f64
+    (torch_linspace_f32_at(t0, t_end, interval, n.min(interval.saturating_sub(1))) * interval as f32) as f64
 }
 
 /// `util.space_indices(num_steps, count)`: `count` indices from 0 to `num_steps − 1` with an
-/// accumulated float stride, rounded half to even (Python's `round`).
+/// accumulated float stride, rounded half to even (Python's `round`). (`num_steps = 0` is read
+/// as 1: every index is 0.)
 pub fn space_indices(num_steps: usize, count: usize) -> Vec<usize> {
-    let stride = if count <= 1 { 1.0 } else { (num_steps - 1) as f64 / (count - 1) as f64 };
+    let stride = if count <= 1 { 1.0 } else { num_steps.saturating_sub(1) as f64 / (count - 1) as f64 };
     let mut cur = 0.0f64;
     (0..count)
         .map(|_| {
@@ -253,10 +271,20 @@ mod tests {
             assert!(close(f.std_fwd(n), fwd) && close(f.std_bwd(n), bwd), "σ at {n}");
             assert!(close(m.std, sb) && close(m.x0, mu0) && close(m.xt, mu1), "marginal at {n}: {m:?}");
         }
-        // Recorded `t_net_visited`; torch's vectorized float32 linspace may differ from the
-        // scalar formula by an ulp of the [0, 1] value (·1000 → ≤ 6e-5).
-        for (n, v) in [(999, 1000.0), (799, 799.81982421875), (400, 400.4603576660156), (0, 0.09999999403953552)] {
-            assert!((f.net_call(n as f64).t_net - v).abs() <= 6.1e-5, "t_net({n})");
+        // Recorded `t_net_visited` of i2sb_nfe20_sde.json, bit for bit (torch's FMA linspace;
+        // 749, 549, 499, 450 and 400 are an ulp off with two roundings).
+        for (n, v) in [
+            (999, 1000.0),
+            (799, 799.81982421875),
+            (749, 749.7747802734375),
+            (549, 549.5946044921875),
+            (499, 499.5495300292969),
+            (450, 450.5054016113281),
+            (400, 400.4603576660156),
+            (50, 50.14504623413086),
+            (0, 0.09999999403953552),
+        ] {
+            assert_eq!(f.net_call(n as f64).t_net, v, "t_net({n})");
         }
         // Symmetric schedule: σ_f and σ_b mirror each other.
         assert!((f.std_fwd(999.0) - f.std_bwd(0.0)).abs() < 1e-15);
@@ -275,6 +303,8 @@ mod tests {
         assert_eq!(f.grid(1).unwrap(), vec![999.0, 0.0]);
         assert!(matches!(f.grid(0), Err(Error::InvalidNfe { .. })));
         assert!(matches!(f.grid(1000), Err(Error::InvalidNfe { .. })));
+        assert_eq!(space_indices(0, 3), vec![0, 0, 0]);
+        assert_eq!(space_indices(1001, 17)[..3], [0, 62, 125]); // 62.5 → 62, 125.0 → 125
     }
 
     /// The posterior is the Brownian bridge of the forward process, and applying it to the

@@ -201,7 +201,7 @@ impl Family for Rdbm {
     }
 
     /// `ddim_sample`'s grid: float32 `linspace(−1, T−1, S+1)` truncated toward zero, reversed
-    /// (`S = nfe`, `1 ≤ S ≤ T`), with torch's scalar linspace formula. torch computes full SIMD
+    /// (`S = nfe`, `1 ≤ S ≤ T`), with torch's linspace formula (`torch_linspace_f32_at`). torch computes full SIMD
     /// blocks as `base + lane·step` instead, which moves a value across an integer for a few `S`
     /// only, depending on the CPU's vector width (T = 100: S ∈ {55, 85, 90} with AVX2, {85, 90}
     /// with AVX-512, also 58, 60, 65, 75 with 4 lanes — one index off by 1). Every `S` dividing

@@ -26,6 +26,11 @@ pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
         clip: g.bool(&["params", "clip_denoised"])?,
     })?;
     let churn = p("churn_step_ratio")?;
+    // The file's NFE must map to its `steps` (2n − 1 calls, 3n − 1 with churn).
+    let n = crate::sampler::heun::steps_for(nfe(g)?, churn > 0.0)?;
+    if n as f64 != p("steps")? {
+        return Err(Error::Golden(format!("{}: nfe {} does not give steps = {}", g.name, nfe(g)?, p("steps")?)));
+    }
     let mut net = AffineSin::from_golden(g)?;
     let (x_end, cond) = (g.tensor(&["inputs", "x_T"])?, g.tensor(&["inputs", "cond"])?);
     run(g, &fam, &mut net, &x_end, &cond, &Sampler::Heun { churn }, nfe(g)?)

@@ -48,6 +48,7 @@ mod tests {
     use crate::family::Family;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
+    use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::family::nadb::{Nadb, NadbParams};
     use crate::rng::PhiloxNoise;
     use crate::sampler::{Hooks, Sampler, sample as run_sampler};
@@ -184,6 +185,33 @@ mod tests {
                 let out = run_sampler(&mut model, &Sampler::Dbim { eta, order }, 8, &mut PhiloxNoise::new(2)).unwrap();
                 assert_eq!(model.calls(), 8);
                 assert!(max_abs_diff(&out, a) < 1e-5, "{} η {eta} order {order}", f.name());
+            }
+        }
+    }
+
+    /// On I2SB's own family (whose index 0 keeps std σ_f(0)σ_b(0)/… ≈ 0.01) DBIM ends on that
+    /// marginal around x0: exactly `a·x0 + b·x_T + c·z₀` when deterministic, within `5c` with η.
+    #[test]
+    fn runs_on_the_i2sb_family() {
+        let (x0, xt) = images();
+        let f = I2sb::new(I2sbParams::default()).unwrap();
+        let m = f.marginal(0.0);
+        let mean = x0.mapv(|v| v * m.x0 as f32) + &xt.mapv(|v| v * m.xt as f32);
+        let mut z0 = Tensor::zeros(x0.raw_dim());
+        PhiloxNoise::new(8).fill(0, z0.view_mut()).unwrap();
+        for (eta, order) in [(0.0, 1), (0.0, 2), (0.0, 3), (0.5, 1), (1.0, 1)] {
+            for nfe in [2, 5, 20] {
+                let mut oracle = PointMassOracle::new(x0.clone());
+                let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap();
+                let out = run_sampler(&mut model, &Sampler::Dbim { eta, order }, nfe, &mut PhiloxNoise::new(8)).unwrap();
+                assert_eq!(model.calls(), nfe);
+                let tag = format!("η {eta} order {order} nfe {nfe}");
+                if eta == 0.0 {
+                    let want = &mean + &z0.mapv(|v| v * m.std as f32);
+                    assert!(max_abs_diff(&out, &want) < 2e-5, "{tag}: {}", max_abs_diff(&out, &want));
+                } else {
+                    assert!((max_abs_diff(&out, &mean) as f64) < 1e-5 + 5.0 * m.std, "{tag}");
+                }
             }
         }
     }

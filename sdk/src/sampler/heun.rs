@@ -11,7 +11,9 @@
 //! Both drifts are linear in `(x, x0̂, x_T)`; [`Drift`] holds their coefficients (f64). VE uses
 //! the score of the VE bridge; VP uses DDBM's `get_d_vp` in α–ρ form (`σ̃ = ρ`, `s = α`), with
 //! the log-SNR differences from the family's cancellation-free `ρ̄` (the reference's float32
-//! `exp(x) − 1` loses digits near `t_min`: the golden VP files allow 5e-4 for that). It needs a
+//! `exp(x) − 1` loses digits near `t_min`: the golden VP files allow 5e-4 for that; likewise its
+//! float32 `1 − σ²/σ_max²` at `σ_max − 1e-4` puts `c_in` 3e-4 and `c_skip` 1% off, which is the
+//! 1.7e-5 of `ddbm_ve_n10_churn0.json`'s first state — we keep the exact values). It needs a
 //! [`Ddbm`] family on the VE or VP schedule ([`Error::Incompatible`] otherwise, including DBIM's
 //! I2SB schedule, which DDBM's drift does not cover).
 //!
@@ -71,7 +73,9 @@ pub fn drift(f: &Ddbm, sigma: f64, stochastic: bool) -> Result<Drift> {
         Error::incompatible("heun", f.name(), "DDBM's Heun drift is defined for the VE and VP schedules")
     })?;
     // get_d_vp in α–ρ form: σ̃ = ρ, σ̃' = ½(β_min + β_d t)(ρ + 1/ρ), s = α, s' = −ρσ̃'α³.
-    let (ar, top) = (f.alpha_rho(sigma), f.alpha_rho(f.t_max()));
+    // The bridge's end is the schedule's T = 1, which the family's marginal is normalized by
+    // (the reference's `sigma_max` = t_max = 1).
+    let (ar, top) = (f.alpha_rho(sigma), f.alpha_rho(1.0));
     let (alpha, rho) = (ar.alpha, ar.rho);
     let rho_d = 0.5 * (beta_min + beta_d * sigma) * (rho + 1.0 / rho);
     let s_d = -rho * rho_d * alpha.powi(3);
@@ -134,6 +138,10 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
         .ok_or_else(|| Error::incompatible("heun", family.name(), "DDBM's Heun sampler needs a DDBM (VE/VP) family"))?;
     if !f.is_continuous() {
         return Err(Error::incompatible("heun", f.name(), "DDBM's Heun drift is defined for the VE and VP schedules"));
+    }
+    // The drift divides by σ² (VE) or ρ_σ (VP): the Karras grid must stop above 0.
+    if f.t_min() <= 0.0 {
+        return Err(Error::param("t_min", format!("{}: DDBM's Heun sampler needs t_min > 0", f.t_min())));
     }
     let n = steps_for(nfe, churn > 0.0)?;
     let sigmas = f.karras_grid(n, RHO);
@@ -288,6 +296,11 @@ mod tests {
         for churn in [-0.1, 1.0, f64::NAN] {
             assert!(matches!(run(&mut m, &Sampler::Heun { churn }, 5, &mut PhiloxNoise::new(0)), Err(Error::InvalidParam { .. })));
         }
+        let mut p0 = DdbmParams::ve();
+        p0.t_min = 0.0;
+        let ve0 = Ddbm::new(p0).unwrap();
+        let mut m = Model::new(&mut oracle, &ve0, xt.view(), xt.view()).unwrap();
+        assert!(matches!(run(&mut m, &Sampler::Heun { churn: 0.0 }, 5, &mut PhiloxNoise::new(0)), Err(Error::InvalidParam { .. })));
         let mut nan = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.mapv(|_| f32::INFINITY)));
         let mut m = Model::new(&mut nan, &vp, xt.view(), xt.view()).unwrap();
         assert!(matches!(run(&mut m, &Sampler::Heun { churn: 0.0 }, 5, &mut PhiloxNoise::new(0)), Err(Error::NonFinite { .. })));

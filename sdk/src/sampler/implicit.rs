@@ -195,6 +195,9 @@ pub fn run(model: &mut Model<'_>, grid: &[f64], eta: f64, order: u8, noise: &mut
     if grid.len() < 2 {
         return Err(Error::nfe(0, "the grid has no step"));
     }
+    if grid.iter().any(|t| !t.is_finite()) || grid.windows(2).any(|w| w[1] >= w[0]) {
+        return Err(Error::param("grid", "times must be finite and strictly descending"));
+    }
     let family = model.family();
     let x_end = model.x_end();
     let mask = model.mask();
@@ -428,6 +431,9 @@ mod tests {
         assert!(matches!(run_sampler(&mut model, &Sampler::Implicit { eta: 0.0 }, 0, &mut z), Err(Error::InvalidNfe { .. })));
         assert!(matches!(run(&mut model, &[1.0], 0.0, 1, &mut z), Err(Error::InvalidNfe { .. })));
         assert!(matches!(run(&mut model, &[1.0, 0.5], 0.5, 2, &mut z), Err(Error::InvalidParam { .. })));
+        for grid in [[0.5, 1.0], [0.5, 0.5], [f64::NAN, 0.5]] {
+            assert!(matches!(run(&mut model, &grid, 0.0, 1, &mut z), Err(Error::InvalidParam { .. })), "{grid:?}");
+        }
         let i2 = I2sb::new(I2sbParams::default()).unwrap();
         let mut m2 = Model::new(&mut oracle, &i2, xt.view(), xt.view()).unwrap();
         assert!(matches!(run_sampler(&mut m2, &Sampler::Implicit { eta: 0.0 }, 1000, &mut z), Err(Error::InvalidNfe { .. })));
