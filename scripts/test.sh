@@ -1,13 +1,29 @@
 #!/usr/bin/env bash
-# libbridge: run every test. Installs what the tests need (idempotently) first.
-# Usage: scripts/test.sh            (from anywhere; CI calls this through .ci/run)
+# libbridge: run every test. Installs what the tests need (idempotently) first:
+# ONNX Runtime (scripts/install-ort.sh), libtorch for the training parity test
+# (scripts/with-torch.sh → scripts/install-torch.sh), the C toolchain for the C ABI checks
+# (scripts/test-c.sh, apt-get). Usage: scripts/test.sh (from anywhere; CI calls it through .ci/run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 golden=${BRIDGE_GOLDEN_DIR:-$root/../shared/golden}
+start=$SECONDS
+stage() { echo "== [$((SECONDS - start)) s] $*"; }
 
-echo "== unit and end-to-end tests"
-BRIDGE_GOLDEN_DIR="$golden" cargo test --workspace --locked
+stage "ONNX Runtime (scripts/install-ort.sh) and the test photographs (scripts/fetch-data.sh)"
+scripts/install-ort.sh
+scripts/fetch-data.sh
 
-echo "== golden replay (bridge replay)"
+stage "unit and end-to-end tests (cargo test --workspace, C ABI crate separately below)"
+BRIDGE_GOLDEN_DIR="$golden" cargo test --workspace --locked --exclude bridge-ffi
+
+stage "golden replay (bridge replay)"
 cargo run --quiet --locked -p bridge --bin bridge -- replay "$golden"/*.json
+
+stage "training: libtorch vs reference vs ONNX Runtime parity after a few training steps (feature train)"
+scripts/with-torch.sh cargo test --locked -p bridge-export --features train
+
+stage "C ABI (scripts/test-c.sh: header, examples, bad-input matrix, valgrind, make install, pkg-config, CMake)"
+scripts/test-c.sh
+
+stage "all tests passed"

@@ -235,6 +235,49 @@ pub fn eval_pairs(photos: &[Photo], cfg: &PairConfig, seed: u64) -> Result<Batch
     stack(items)
 }
 
+/// Save a `[3, H, W]` image in [0, 1] (clipped) as an RGB PNG, 16-bit or 8-bit.
+pub fn save_png(img: ArrayView3<f32>, path: &Path, sixteen: bool) -> Result<()> {
+    let (_, h, w) = img.dim();
+    let (wu, hu) = (w as u32, h as u32);
+    let scale = if sixteen { 65535.0 } else { 255.0 };
+    let q = |c: usize, y: usize, x: usize| (img[[c, y, x]].clamp(0.0, 1.0) * scale).round();
+    let interleaved = || (0..h).flat_map(move |y| (0..w).flat_map(move |x| (0..3).map(move |c| (c, y, x))));
+    let saved = if sixteen {
+        let buf: Vec<u16> = interleaved().map(|(c, y, x)| q(c, y, x) as u16).collect();
+        image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, buf).map(|im| im.save(path))
+    } else {
+        let buf: Vec<u8> = interleaved().map(|(c, y, x)| q(c, y, x) as u8).collect();
+        image::RgbImage::from_raw(wu, hu, buf).map(|im| im.save(path))
+    };
+    saved
+        .ok_or_else(|| Error::Image("image buffer".into()))?
+        .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+}
+
+/// Write the held-out evaluation pairs of `task` (what `bridge eval` reads and the model cards
+/// report): every photo of `photos` (shrunk to `max_side`, 0: as shipped), centre-cropped to
+/// `crop`, degraded with `seed`, as 16-bit PNGs `out/clean/<name>.png` and
+/// `out/degraded/<name>.png`. SR inputs are the small images (the package up-samples them).
+/// Returns the number of pairs.
+pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64) -> Result<usize> {
+    let list = load_dir(photos, (max_side > 0).then_some(max_side))?;
+    let mut cfg = task.pairs(crop, false);
+    cfg.upsample = None;
+    cfg.range = Range::Unit;
+    let b = eval_pairs(&list, &cfg, seed)?;
+    for sub in ["clean", "degraded"] {
+        let d = out.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| Error::Io { path: d.display().to_string(), source: e })?;
+    }
+    for (i, p) in list.iter().enumerate() {
+        let stem = Path::new(&p.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| i.to_string());
+        let name = format!("{stem}.png");
+        save_png(b.clean.index_axis(Axis(0), i), &out.join("clean").join(&name), true)?;
+        save_png(b.degraded.index_axis(Axis(0), i), &out.join("degraded").join(&name), true)?;
+    }
+    Ok(list.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,10 @@ pub mod data;
 pub mod degrade;
 
 pub mod error;
+/// Small ONNX model packages written with the graph builder for tests, examples and demos (no libtorch needed).
+pub mod fixtures;
+pub mod objective;
+pub mod package;
 pub mod onnx;
 pub mod onnx_ops;
 pub mod ops;

@@ -103,5 +103,11 @@ fn ratio_report() {
     }
 }
 
-criterion_group!(benches, bench);
+// No HTML plots: with the `cli` feature's plotters (ab_glyph text, no system fonts) criterion's
+// plot rendering has no font and panics; the numbers are printed either way.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
 criterion_main!(benches);

@@ -22,6 +22,7 @@
 
 pub mod denoiser;
 pub mod error;
+pub mod eval;
 pub mod family;
 pub mod golden;
 pub mod image;

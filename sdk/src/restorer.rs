@@ -30,16 +30,24 @@
 //!
 //! Same seed → same output for any thread count and any tile size, except within the
 //! network's receptive field of a tile seam (`docs/performance.md` has the measured numbers).
+//!
+//! **Device loop.** With [`RestorerBuilder::device_loop`] (default on for CUDA and TensorRT,
+//! off on the CPU) a row sampler whose frame the network sees in one piece runs with the state
+//! on the network's device ([`crate::runtime::device`]): same noise, same step arithmetic, no
+//! host round-trip between steps. Anything else — tiled frames, Heun, DBIM orders 2–3,
+//! data-solver-2, residual-modulated RDBM, Rust networks — runs the host loop;
+//! [`Restorer::sampling_loop`] says which loop the last restore used and why.
 
 use crate::family::Family;
 use crate::family::nadb::{self, Nadb};
 use crate::image::{Image, ImageRef, pad_reflect, round_up, upsample};
 use crate::rng::PhiloxNoise;
 use crate::runtime::families::{build_family, default_sampler, parse_sampler};
+use crate::runtime::device::{DeviceLoop, SamplingLoop};
 use crate::runtime::package::PackageMeta;
 use crate::runtime::{CancelToken, ExecutionProvider, OnnxDenoiser, SessionConfig};
-use crate::sampler::{Model, Sampler, sample};
-use crate::tile::{TileConfig, TiledDenoiser, TileProgress};
+use crate::sampler::{Model, Sampler, plan, sample};
+use crate::tile::{TileConfig, TileLayout, TiledDenoiser, TileProgress};
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::s;
 use sha2::{Digest, Sha256};
@@ -131,6 +139,7 @@ pub struct RestorerBuilder {
     max_pixels: usize,
     family: Option<Box<dyn Family>>,
     progress: Option<ProgressFn>,
+    device_loop: Option<bool>,
 }
 
 impl RestorerBuilder {
@@ -223,6 +232,13 @@ impl RestorerBuilder {
         self.family = Some(family);
         self
     }
+    /// Keep the sampling loop on the network's device (module docs): default on when the
+    /// network runs on CUDA or TensorRT, off on the CPU (where it is correct but not faster:
+    /// `docs/performance.md`).
+    pub fn device_loop(mut self, on: bool) -> Self {
+        self.device_loop = Some(on);
+        self
+    }
     /// Progress callback, called after every batch of tiles; return `false` to cancel.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) -> bool + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
@@ -302,6 +318,7 @@ impl RestorerBuilder {
             None => default_sampler(&meta)?,
         };
         let (provider, fallback) = (net.provider(), net.fallback_reason().map(str::to_string));
+        let device_loop = self.device_loop.unwrap_or(provider != "cpu");
         let batch = self.tile_batch.unwrap_or(if net.provider() != "cpu" { 8 } else { 1 });
         let fixed_shape = self.fixed_tile_shape.unwrap_or(net.provider() == "tensorrt");
         let options = RestoreOptions {
@@ -311,7 +328,9 @@ impl RestorerBuilder {
             tile: TileConfig { fixed_shape, ..tile_config(&meta, self.tile, self.overlap, self.trim, batch)? },
             max_pixels: self.max_pixels,
         };
-        let mut r = Restorer::from_parts(meta, family, Box::new(net), options)?;
+        let mut r = Restorer::assemble(meta, family, Network::Onnx(Box::new(net)), options)?;
+        r.device = Some(DeviceLoop::new(&self.session));
+        r.device_loop = device_loop;
         r.fixed_hw = plan.fixed_hw;
         r.mean = mean;
         r.cancel = cancel;
@@ -357,6 +376,22 @@ fn verify_sha256(path: &Path, want: &str) -> Result<()> {
     Ok(())
 }
 
+/// The bridge network: an ONNX session (which can also run the device loop) or any Rust
+/// denoiser.
+enum Network {
+    Onnx(Box<OnnxDenoiser>),
+    Other(Box<dyn Denoiser + Send>),
+}
+
+impl Network {
+    fn denoiser(&mut self) -> &mut dyn Denoiser {
+        match self {
+            Network::Onnx(n) => n.as_mut(),
+            Network::Other(b) => b.as_mut(),
+        }
+    }
+}
+
 struct MeanNet {
     net: Box<dyn Denoiser + Send>,
     t_net: Option<f64>,
@@ -371,7 +406,7 @@ struct MeanNet {
 pub struct Restorer {
     meta: PackageMeta,
     family: Box<dyn Family>,
-    net: Box<dyn Denoiser + Send>,
+    net: Network,
     mean: Option<MeanNet>,
     options: RestoreOptions,
     fixed_hw: Option<(usize, usize)>,
@@ -380,6 +415,9 @@ pub struct Restorer {
     model_path: Option<PathBuf>,
     provider: &'static str,
     fallback_reason: Option<String>,
+    device: Option<DeviceLoop>,
+    device_loop: bool,
+    last_loop: SamplingLoop,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -413,6 +451,7 @@ impl Restorer {
             max_pixels: DEFAULT_MAX_PIXELS,
             family: None,
             progress: None,
+            device_loop: None,
         }
     }
 
@@ -425,6 +464,10 @@ impl Restorer {
     /// A restorer around any [`Denoiser`] (a Rust network, a test oracle) with the package
     /// description `meta` and a family. No ONNX Runtime involved.
     pub fn from_parts(meta: PackageMeta, family: Box<dyn Family>, net: Box<dyn Denoiser + Send>, options: RestoreOptions) -> Result<Self> {
+        Self::assemble(meta, family, Network::Other(net), options)
+    }
+
+    fn assemble(meta: PackageMeta, family: Box<dyn Family>, net: Network, options: RestoreOptions) -> Result<Self> {
         if options.nfe == 0 {
             return Err(Error::nfe(0, "at least one network evaluation is needed"));
         }
@@ -440,6 +483,9 @@ impl Restorer {
             model_path: None,
             provider: "rust",
             fallback_reason: None,
+            device: None,
+            device_loop: false,
+            last_loop: SamplingLoop::None,
         })
     }
 
@@ -479,6 +525,18 @@ impl Restorer {
     /// Why the requested provider is not in use, after a permitted CPU fallback.
     pub fn fallback_reason(&self) -> Option<&str> {
         self.fallback_reason.as_deref()
+    }
+    /// Turn the device loop on or off for the next restores (see [`RestorerBuilder::device_loop`]).
+    pub fn set_device_loop(&mut self, on: bool) {
+        self.device_loop = on;
+    }
+    /// Whether the device loop is enabled.
+    pub fn device_loop(&self) -> bool {
+        self.device_loop
+    }
+    /// Which sampling loop the last restore used (and why not the device loop).
+    pub fn sampling_loop(&self) -> SamplingLoop {
+        self.last_loop
     }
     /// The package file, if loaded from one.
     pub fn model_path(&self) -> Option<&Path> {
@@ -579,7 +637,7 @@ impl Restorer {
             if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw).into() } else { up };
         let opts = self.options.clone();
         let has_mean = self.mean.is_some();
-        let Restorer { family, net, mean, cancel, progress, .. } = self;
+        let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, .. } = self;
         let mut report = |stage: Stage, calls: usize, p: TileProgress| -> bool {
             match progress.as_mut() {
                 Some(f) => f(&Progress { stage, call: p.call, calls, tile: p.done, tiles: p.total, has_mean }),
@@ -608,12 +666,39 @@ impl Restorer {
             None => cond.view(),
         };
         let mut cb = |p: TileProgress| report(Stage::Sampling, opts.nfe, p);
-        let mut tiled = TiledDenoiser::new(net.as_mut(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
-        let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?;
         let mut noise = PhiloxNoise::new(opts.seed);
-        let out = sample(&mut model, &opts.sampler, opts.nfe, &mut noise)?;
+        // The device loop takes a row sampler on an ONNX network that sees the whole frame.
+        let route = match (&*net, device.as_ref()) {
+            _ if !*device_loop => Err("device loop off"),
+            (Network::Onnx(n), Some(_)) => match TileLayout::new(ph, pw, &tile) {
+                Ok(l) if l.ys.len() == 1 && l.xs.len() == 1 => match DeviceLoop::unsupported(n, x_end.shape()) {
+                    Some(why) => Err(why),
+                    None => match plan::plan(family.as_ref(), &opts.sampler, opts.nfe, false) {
+                        Ok(Some(p)) => Ok(p),
+                        Ok(None) => Err("the sampler is not one row per step"),
+                        // The host loop returns the sampler's error.
+                        Err(_) => Err("the sampler rejects its parameters"),
+                    },
+                },
+                _ => Err("the frame is tiled"),
+            },
+            _ => Err("not an ONNX network"),
+        };
+        let (out, calls) = match (route, net, device.as_mut()) {
+            (Ok(p), Network::Onnx(n), Some(dev)) => {
+                *last_loop = SamplingLoop::Device;
+                (dev.sample(n, &p, x_end, cond.view(), &mut noise, Some(&mut cb))?, p.calls())
+            }
+            (route, net, _) => {
+                *last_loop = SamplingLoop::Host(route.err().unwrap_or("device loop unavailable"));
+                let mut tiled = TiledDenoiser::new(net.denoiser(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
+                let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?;
+                let out = sample(&mut model, &opts.sampler, opts.nfe, &mut noise)?;
+                (out, model.calls())
+            }
+        };
         if !crate::step::all_finite(&out) {
-            return Err(Error::NonFinite { call: model.calls(), t_net: f64::NAN });
+            return Err(Error::NonFinite { call: calls, t_net: f64::NAN });
         }
         if (ph, pw) == (oh, ow) {
             return Ok(out);

@@ -5,6 +5,11 @@
 //! `scripts/with-torch.sh cargo test -p bridge-export --features train`.
 
 pub mod device;
+pub mod ibmd;
+pub mod optim;
+pub mod parity;
+pub mod tch_ops;
+pub mod trainer;
 
 #[cfg(test)]
 mod tests {

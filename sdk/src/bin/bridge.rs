@@ -24,6 +24,8 @@ enum Command {
     },
     /// Restore an image with a model package.
     Restore(Box<RestoreArgs>),
+    /// PSNR/SSIM of a model over image pairs across samplers and NFEs (markdown table + PNG plot).
+    Eval(Box<EvalArgs>),
     /// Print a model package's metadata and graph signature.
     Info {
         /// The model package (.onnx).
@@ -32,6 +34,43 @@ enum Command {
         #[arg(long)]
         ort_lib: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// The model package (.onnx).
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Folder with `clean/` and `degraded/` images matched by file name (e.g. from `bridge-export pairs`).
+    #[arg(short, long)]
+    pairs: PathBuf,
+    /// Samplers, comma-separated (default: the package's).
+    #[arg(long, value_delimiter = ',')]
+    sampler: Vec<String>,
+    /// NFEs, comma-separated (default: the package's).
+    #[arg(long, value_delimiter = ',')]
+    nfe: Vec<usize>,
+    /// η for dbim / implicit.
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the markdown table here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write the PNG plot here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Title (default: the package's name).
+    #[arg(long)]
+    title: Option<String>,
+    /// ONNX Runtime intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Explicit path of libonnxruntime (file or folder).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -100,6 +139,10 @@ struct RestoreArgs {
     /// Explicit path of libonnxruntime (file or folder).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
+    /// Keep the sampling loop on the network's device (IO binding + step graph): `true`/`false`
+    /// (default: on for cuda/tensorrt, off for cpu).
+    #[arg(long)]
+    device_loop: Option<bool>,
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
@@ -110,6 +153,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Replay { files } => replay(&files),
         Command::Restore(a) => report(restore(&a)),
+        Command::Eval(a) => report(eval(&a)),
         Command::Info { model, ort_lib } => report(info(&model, ort_lib)),
     }
 }
@@ -172,6 +216,9 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
     if let Some(v) = a.tile_batch {
         b = b.tile_batch(v);
     }
+    if let Some(v) = a.device_loop {
+        b = b.device_loop(v);
+    }
     let bar = if a.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(1000) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:40}] {percent:>3}% {msg} (eta {eta})")
@@ -230,7 +277,7 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
     save(&out, &a.output)?;
     if !a.quiet {
         eprintln!(
-            "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}",
+            "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}, {} on {} ({})",
             a.input.display(),
             w,
             h,
@@ -239,7 +286,14 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
             out.height(),
             bridge::runtime::sampler_label(&restorer.options().sampler),
             restorer.options().nfe,
-            a.seed
+            a.seed,
+            restorer.package().family,
+            restorer.provider(),
+            match restorer.sampling_loop() {
+                bridge::runtime::SamplingLoop::Device => "device loop".to_string(),
+                bridge::runtime::SamplingLoop::Host(why) => format!("host loop: {why}"),
+                bridge::runtime::SamplingLoop::None => "no loop".to_string(),
+            }
         );
     }
     Ok(())
@@ -259,6 +313,23 @@ fn save(img: &Image, path: &Path) -> bridge::Result<()> {
     }
     .ok_or_else(|| img_err(path, "internal: output buffer size"))?;
     dynimg.save(path).map_err(|e| img_err(path, e))
+}
+
+fn eval(a: &EvalArgs) -> bridge::Result<()> {
+    let o = bridge::eval::EvalOptions {
+        model: a.model.clone(),
+        pairs: a.pairs.clone(),
+        samplers: a.sampler.clone(),
+        nfes: a.nfe.clone(),
+        eta: a.eta,
+        seed: a.seed,
+        markdown: a.markdown.clone(),
+        plot: a.plot.clone(),
+        threads: a.threads,
+        ort_lib: a.ort_lib.clone(),
+        title: a.title.clone(),
+    };
+    bridge::eval::run(&o, |msg| eprint!("\r{msg}    ")).map(|_| eprintln!())
 }
 
 fn info(model: &Path, ort_lib: Option<PathBuf>) -> bridge::Result<()> {

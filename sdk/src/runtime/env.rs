@@ -81,6 +81,20 @@ pub fn loaded_library() -> Option<PathBuf> {
     GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).as_ref().and_then(|l| l.library.clone())
 }
 
+/// Drop libbridge's handle on the environment, so that ONNX Runtime releases it (and stops the
+/// background thread it starts with it) once no session uses it. For process exit only — the
+/// C ABI calls it from an `atexit` handler, before ONNX Runtime's own static destructors run,
+/// which its thread could otherwise still read. No environment can be created afterwards (one
+/// per process). Never blocks: returns whether an environment was released.
+pub fn release_for_exit() -> bool {
+    let released = match GLOBAL.try_lock() {
+        Ok(mut g) => g.take(),
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    };
+    released.is_some()
+}
+
 fn load(path: &Path) -> Result<Environment> {
     // `ort` has `expect`s on paths we do not expect to reach; never let one unwind into a caller
     // (a C host in particular).

@@ -6,15 +6,19 @@
 //! * [`session`] — [`OnnxDenoiser`], a session as a [`crate::Denoiser`].
 //! * [`cancel`] — [`CancelToken`], which also stops a network run mid-way.
 //! * [`families`] — package metadata → family and sampler.
+//! * [`device`] — the device-resident sampling loop (IO binding + [`step_graph`]).
 
 pub mod cancel;
+pub mod device;
 pub mod env;
 pub mod ep;
 pub mod families;
 pub mod package;
 pub mod session;
+pub mod step_graph;
 
 pub use cancel::CancelToken;
+pub use device::{DeviceLoop, SamplingLoop};
 pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};
 pub use families::{build_family, parse_sampler, sampler_label};
 pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, Upsample};

@@ -241,6 +241,12 @@ impl OnnxDenoiser {
         self.cancel.clone()
     }
 
+    /// What the device loop ([`super::device`]) binds directly: the session, its run options
+    /// (cancellation) and the cancel token.
+    pub(crate) fn device_parts(&mut self) -> (&mut Session, Arc<RunOptions>, CancelToken) {
+        (&mut self.session, self.run.clone(), self.cancel.clone())
+    }
+
     fn time_value(&self, feed: TimeFeed, b: usize, t_net: f64) -> Result<SessionInputValue<'static>> {
         let shape: Vec<i64> = match feed.kind {
             0 => vec![],

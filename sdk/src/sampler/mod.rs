@@ -13,6 +13,7 @@ pub mod heun;
 pub mod i2sb;
 pub mod implicit;
 pub mod nadb;
+pub mod plan;
 pub mod rdbm;
 pub mod unidbpp;
 

@@ -116,7 +116,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eps_form: bool, noise: &mut dyn
 
 /// The x0-form row `(C_x, C_0, C_T)` keeping `σ_d/Σ_i` of the state (`C_x = 0` at the top,
 /// where `Σ_i = 0`).
-fn x0_row(mi: Marginal, mj: Marginal, sigma_dir: f64) -> (f64, f64, f64) {
+pub(crate) fn x0_row(mi: Marginal, mj: Marginal, sigma_dir: f64) -> (f64, f64, f64) {
     let rho = if mi.std > 0.0 { sigma_dir / mi.std } else { 0.0 };
     (rho, mj.x0 - rho * mi.x0, mj.xt - rho * mi.xt)
 }

@@ -36,7 +36,11 @@ use crate::{Error, Result, Tensor};
 
 /// The family and `h` for a solver run (`solver_step = nfe + extra`), or the typed error.
 fn setup<'f>(model: &Model<'f>, name: &str, nfe: usize, extra: usize) -> Result<(&'f Gou, usize)> {
-    let family = model.family();
+    setup_family(model.family(), name, nfe, extra)
+}
+
+/// [`setup`] from the family alone (for [`super::plan`]).
+pub(crate) fn setup_family<'f>(family: &'f dyn crate::family::Family, name: &str, nfe: usize, extra: usize) -> Result<(&'f Gou, usize)> {
     let f = family
         .downcast::<Gou>()
         .ok_or_else(|| Error::incompatible(name, family.name(), "UniDB++ solvers need a UniDB (or GOUB) family"))?;

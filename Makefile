@@ -1,0 +1,85 @@
+# libbridge for C and C++ users: builds the C ABI (ffi/) with cargo and installs it.
+#
+#   make                               # cargo build --release -p bridge-ffi
+#   make install PREFIX=/opt/libbridge # (DESTDIR=... for staged installs)
+#   make uninstall PREFIX=/opt/libbridge
+#
+# Installs into $(LIBDIR): libbridge.so.$(VERSION) with the links libbridge.so.$(MAJOR) (the
+# SONAME) and libbridge.so, libbridge.a, ONNX Runtime (libbridge loads it at run time from its own
+# folder), pkgconfig/bridge.pc + bridge-static.pc and cmake/bridge/bridgeConfig.cmake +
+# bridgeConfigVersion.cmake; into $(INCLUDEDIR): bridge.h.
+#
+# Variables: PREFIX (/usr/local), LIBDIR, INCLUDEDIR, DESTDIR, CARGO (cargo), PROFILE (release;
+# `test` reuses what `cargo test` built), FEATURES (e.g. cuda,tensorrt), CARGO_TARGET_DIR,
+# WITH_ORT (1: install ONNX Runtime next to libbridge), ORT_LIB (the libonnxruntime file to
+# install; default: the one scripts/install-ort.sh installs into .deps/onnxruntime), NO_BUILD=1
+# (install what is already built, e.g. `make && sudo make install NO_BUILD=1`).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DESTDIR ?=
+CARGO ?= cargo
+PROFILE ?= release
+FEATURES ?=
+WITH_ORT ?= 1
+ORT_LIB ?=
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# Cargo's output folder for the profile (dev and test share `debug`).
+PROFILE_DIR := $(if $(filter dev test,$(PROFILE)),debug,$(if $(filter bench,$(PROFILE)),release,$(PROFILE)))
+BUILT := $(CARGO_TARGET_DIR)/$(PROFILE_DIR)
+# System libraries a static libbridge needs (rustc --print native-static-libs on Linux).
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+SIZEOF_VOID_P := $(shell echo $$(( $$(getconf LONG_BIT) / 8 )))
+CMAKEDIR := $(LIBDIR)/cmake/bridge
+
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' \
+	-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' -e 's|@STATIC_LIBS_CMAKE@|$(subst $() ,;,$(patsubst -l%,%,$(STATIC_LIBS)))|g' \
+	-e 's|@SIZEOF_VOID_P@|$(SIZEOF_VOID_P)|g' \
+	-e "s|@INCLUDEDIR_FROM_CMAKEDIR@|$$(realpath -m --relative-to='$(CMAKEDIR)' '$(INCLUDEDIR)')|g"
+
+.PHONY: all build install uninstall header
+
+all: build
+
+build:
+	CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' $(CARGO) build --locked -p bridge-ffi --lib --profile $(PROFILE) $(if $(FEATURES),--features $(FEATURES))
+
+# Regenerate include/bridge.h (cbindgen).
+header:
+	CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' scripts/gen-header.sh
+
+install: $(if $(filter 1,$(NO_BUILD)),,build)
+	install -d '$(DESTDIR)$(LIBDIR)/pkgconfig' '$(DESTDIR)$(CMAKEDIR)' '$(DESTDIR)$(INCLUDEDIR)'
+	install -m 755 '$(BUILT)/libbridge.so' '$(DESTDIR)$(LIBDIR)/libbridge.so.$(VERSION)'
+	ln -sfn 'libbridge.so.$(VERSION)' '$(DESTDIR)$(LIBDIR)/libbridge.so.$(MAJOR)'
+	ln -sfn 'libbridge.so.$(MAJOR)' '$(DESTDIR)$(LIBDIR)/libbridge.so'
+	install -m 644 '$(BUILT)/libbridge.a' '$(DESTDIR)$(LIBDIR)/libbridge.a'
+	install -m 644 include/bridge.h '$(DESTDIR)$(INCLUDEDIR)/bridge.h'
+	$(SUBST) ffi/pkg/bridge.pc.in > '$(DESTDIR)$(LIBDIR)/pkgconfig/bridge.pc'
+	$(SUBST) ffi/pkg/bridge-static.pc.in > '$(DESTDIR)$(LIBDIR)/pkgconfig/bridge-static.pc'
+	$(SUBST) ffi/pkg/bridgeConfig.cmake.in > '$(DESTDIR)$(CMAKEDIR)/bridgeConfig.cmake'
+	$(SUBST) ffi/pkg/bridgeConfigVersion.cmake.in > '$(DESTDIR)$(CMAKEDIR)/bridgeConfigVersion.cmake'
+ifeq ($(WITH_ORT),1)
+	@lib='$(ORT_LIB)'; [ -n "$$lib" ] || lib=$$(scripts/install-ort.sh); \
+	  dir=$$(dirname "$$lib"); real=$$(readlink -f "$$lib"); name=$$(basename "$$real"); \
+	  echo "installing ONNX Runtime $$real"; \
+	  install -m 755 "$$real" '$(DESTDIR)$(LIBDIR)/'"$$name"; \
+	  [ "$$name" = libonnxruntime.so ] || ln -sfn "$$name" '$(DESTDIR)$(LIBDIR)/libonnxruntime.so'; \
+	  if [ -f "$$dir/libonnxruntime_providers_shared.so" ]; then \
+	    install -m 755 "$$dir/libonnxruntime_providers_shared.so" '$(DESTDIR)$(LIBDIR)/'; fi
+endif
+	@echo "installed libbridge $(VERSION) into $(DESTDIR)$(PREFIX)"
+
+uninstall:
+	rm -f '$(DESTDIR)$(LIBDIR)/libbridge.so.$(VERSION)' '$(DESTDIR)$(LIBDIR)/libbridge.so.$(MAJOR)' \
+	  '$(DESTDIR)$(LIBDIR)/libbridge.so' '$(DESTDIR)$(LIBDIR)/libbridge.a' '$(DESTDIR)$(INCLUDEDIR)/bridge.h' \
+	  '$(DESTDIR)$(LIBDIR)/pkgconfig/bridge.pc' '$(DESTDIR)$(LIBDIR)/pkgconfig/bridge-static.pc' \
+	  '$(DESTDIR)$(CMAKEDIR)/bridgeConfig.cmake' '$(DESTDIR)$(CMAKEDIR)/bridgeConfigVersion.cmake'
+	-rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null
+	@echo "ONNX Runtime (libonnxruntime*) in $(DESTDIR)$(LIBDIR) is left in place: other software may use it"

@@ -1,0 +1,333 @@
+//! Image descriptors and `bridge_restore`. Buffer conversions are the SDK's ([`sdk::pixel`]);
+//! this module only maps the C descriptor onto a [`Layout`] and the SDK's errors onto statuses.
+
+use crate::handles::{self, bridge_restorer};
+use crate::restorer::{RestorerEntry, output_size};
+use crate::status::{Failure, bridge_status, guard, put};
+use sdk::pixel::{self, Layout, PixelFormat, Planar, YuvMatrix};
+use sdk::restorer::{Progress, Restorer, Stage};
+use std::ffi::c_void;
+use std::sync::{MutexGuard, TryLockError};
+
+/// 8-bit R, G, B (3 bytes per pixel).
+pub const BRIDGE_FORMAT_RGB8: u32 = 1;
+/// 8-bit R, G, B, A (4 bytes per pixel); alpha passes through unchanged (replicated for SR).
+pub const BRIDGE_FORMAT_RGBA8: u32 = 2;
+/// 8-bit B, G, R (3 bytes per pixel).
+pub const BRIDGE_FORMAT_BGR8: u32 = 3;
+/// 8-bit B, G, R, A (4 bytes per pixel); alpha as for RGBA8.
+pub const BRIDGE_FORMAT_BGRA8: u32 = 4;
+/// 8-bit gray: replicated to RGB on input; the BT.601 luma of the result on output.
+pub const BRIDGE_FORMAT_GRAY8: u32 = 5;
+/// 16-bit R, G, B in native byte order, full scale 65535 (6 bytes per pixel).
+pub const BRIDGE_FORMAT_RGB16: u32 = 6;
+/// Three `float` planes R, G, B with values in [0, 1]: `stride` is the byte pitch of one
+/// plane's rows (a multiple of 4) and plane k starts at byte `k·stride·height`.
+pub const BRIDGE_FORMAT_RGB_F32_PLANAR: u32 = 7;
+/// NV12 (camera ISPs): a Y plane of `height` rows, then an interleaved U/V plane of `height/2`
+/// rows, both with pitch `stride`. Width and height must be even. BT.601 video range unless
+/// `flags` says otherwise.
+pub const BRIDGE_FORMAT_NV12: u32 = 8;
+
+/// `bridge_image.flags`, NV12 only: BT.709 matrix instead of BT.601.
+pub const BRIDGE_IMAGE_YUV_BT709: u32 = 1;
+/// `bridge_image.flags`, NV12 only: full-range YUV (0–255) instead of video range.
+pub const BRIDGE_IMAGE_YUV_FULL_RANGE: u32 = 2;
+
+/// A caller-owned image buffer. libbridge never keeps the pointer after a call returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct bridge_image {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes from the start of one row to the next (of each plane for planar formats); at least
+    /// one row of pixels.
+    pub stride: usize,
+    /// One of `BRIDGE_FORMAT_*`.
+    pub format: u32,
+    /// `BRIDGE_IMAGE_*` bits (0 for none).
+    pub flags: u32,
+    /// The pixels: read for an input, written for an output.
+    pub data: *mut c_void,
+    /// Bytes available at `data`; at least `bridge_image_required_size()`.
+    pub size: usize,
+}
+
+/// Progress callback of `bridge_restore`: `done` of `total` units of work are finished (a unit
+/// is one tile of one network evaluation) and `fraction` = done/total in [0, 1]. Called on the
+/// thread running `bridge_restore`, after every batch of tiles. Return 0 to continue, nonzero to
+/// cancel (the restore then returns `BRIDGE_ERR_CANCELLED`). It may call
+/// `bridge_restorer_cancel`; other calls on the same restorer return `BRIDGE_ERR_BUSY`.
+pub type bridge_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64, fraction: f64) -> i32>;
+
+fn format(code: u32) -> Result<PixelFormat, Failure> {
+    Ok(match code {
+        BRIDGE_FORMAT_RGB8 => PixelFormat::Rgb8,
+        BRIDGE_FORMAT_RGBA8 => PixelFormat::Rgba8,
+        BRIDGE_FORMAT_BGR8 => PixelFormat::Bgr8,
+        BRIDGE_FORMAT_BGRA8 => PixelFormat::Bgra8,
+        BRIDGE_FORMAT_GRAY8 => PixelFormat::Gray8,
+        BRIDGE_FORMAT_RGB16 => PixelFormat::Rgb16,
+        BRIDGE_FORMAT_RGB_F32_PLANAR => PixelFormat::RgbF32Planar,
+        BRIDGE_FORMAT_NV12 => PixelFormat::Nv12,
+        other => {
+            return Err(Failure::new(
+                bridge_status::BRIDGE_ERR_UNSUPPORTED_FORMAT,
+                format!("format {other} is not one of the BRIDGE_FORMAT_* constants"),
+            ));
+        }
+    })
+}
+
+/// The SDK layout of a descriptor and the bytes it needs. `what` names it in messages.
+fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+    let format = format(d.format).map_err(|e| Failure { message: format!("{what}: {}", e.message), ..e })?;
+    if d.flags & !(BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE) != 0 {
+        return Err(Failure::invalid(format!("{what}: unknown flags {:#x}", d.flags)));
+    }
+    if d.width == 0 || d.height == 0 {
+        return Err(Failure::new(bridge_status::BRIDGE_ERR_IMAGE_SIZE, format!("{what}: size {}x{} is empty", d.width, d.height)));
+    }
+    let layout = Layout {
+        width: d.width as usize,
+        height: d.height as usize,
+        stride: d.stride,
+        format,
+        yuv_matrix: if d.flags & BRIDGE_IMAGE_YUV_BT709 != 0 { YuvMatrix::Bt709 } else { YuvMatrix::Bt601 },
+        yuv_full_range: d.flags & BRIDGE_IMAGE_YUV_FULL_RANGE != 0,
+    };
+    let need = layout.required_len().map_err(|e| {
+        let status = match &e {
+            sdk::Error::InvalidParam { name, .. } if name == "stride" => bridge_status::BRIDGE_ERR_STRIDE,
+            _ => bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+        };
+        Failure::new(status, format!("{what}: {e}"))
+    })?;
+    Ok((layout, need))
+}
+
+/// Check a descriptor's buffer pointer and size; the bytes it needs.
+fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+    let (l, need) = layout(d, what)?;
+    if d.data.is_null() {
+        return Err(Failure::null(&format!("{what}.data")));
+    }
+    if d.size < need {
+        return Err(Failure::new(
+            bridge_status::BRIDGE_ERR_BUFFER_TOO_SMALL,
+            format!("{what}: size is {} bytes, a {}x{} image with stride {} needs {need}", d.size, d.width, d.height, d.stride),
+        ));
+    }
+    Ok((l, need))
+}
+
+/// The number of bytes a buffer described by `*image` needs (its `data` and `size` are not
+/// looked at): `stride·(rows − 1) + one row`, with NV12's chroma rows and planar float's three
+/// planes counted. Errors: `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE`,
+/// `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_INVALID_ARGUMENT` (unknown flags).
+///
+/// Thread-safety: any thread. Ownership: nothing to free.
+///
+/// # Safety
+/// `image` must be NULL or point to a `bridge_image`; `bytes` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_image_required_size(image: *const bridge_image, bytes: *mut usize) -> bridge_status {
+    guard(|| {
+        if image.is_null() || bytes.is_null() {
+            return Err(Failure::null(if image.is_null() { "image" } else { "bytes" }));
+        }
+        // SAFETY: non-NULL; points to a descriptor by contract.
+        let d = unsafe { image.read_unaligned() };
+        let (_, need) = layout(&d, "image")?;
+        unsafe { put(bytes, need) };
+        Ok(())
+    })
+}
+
+/// Lock a restorer for one call; `BRIDGE_ERR_BUSY` if another thread holds it.
+pub(crate) fn lock(r: &RestorerEntry) -> Result<MutexGuard<'_, Restorer>, Failure> {
+    match r.restorer.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::WouldBlock) => Err(Failure::new(
+            bridge_status::BRIDGE_ERR_BUSY,
+            "this restorer is running on another thread (use one restorer per thread)",
+        )),
+        Err(TryLockError::Poisoned(_)) => Err(Failure::new(
+            bridge_status::BRIDGE_ERR_PANIC,
+            "an earlier call panicked inside libbridge while using this restorer; free it and create a new one",
+        )),
+    }
+}
+
+/// The C callback and its user data, moved into the SDK's progress hook.
+struct Callback {
+    f: unsafe extern "C" fn(*mut c_void, u64, u64, f64) -> i32,
+    user: *mut c_void,
+}
+
+// SAFETY: the hook runs only on the thread inside `bridge_restore` (the caller's thread, or one
+// it handed the restorer to) and is removed before `bridge_restore` returns.
+unsafe impl Send for Callback {}
+
+impl Callback {
+    /// Report progress; `false` cancels.
+    fn call(&self, p: &Progress) -> bool {
+        let (done, total) = units(p);
+        // SAFETY: the caller provided a valid function pointer and the user data it expects.
+        unsafe { (self.f)(self.user, done, total, p.fraction()) == 0 }
+    }
+}
+
+/// Progress in tile evaluations: (done, total).
+fn units(p: &Progress) -> (u64, u64) {
+    let tiles = p.tiles.max(1) as u64;
+    let extra = u64::from(p.has_mean);
+    let total = (p.calls as u64 + extra) * tiles;
+    let done = match p.stage {
+        Stage::MeanNetwork => p.tile as u64,
+        Stage::Sampling => (extra + p.call as u64) * tiles + p.tile as u64,
+    };
+    (done.min(total), total)
+}
+
+/// Nearest-neighbour enlargement of an alpha plane by the SR factor (alpha is not restored).
+fn scale_alpha(a: &[f32], w: usize, h: usize, s: usize) -> Vec<f32> {
+    if s == 1 {
+        return a.to_vec();
+    }
+    let (ow, oh) = (w * s, h * s);
+    (0..ow * oh).map(|i| a[(i / ow / s) * w + (i % ow) / s]).collect()
+}
+
+/// Restore `*input` into `*output`. `output` must describe a buffer of exactly the restorer's
+/// output size (`bridge_restorer_output_size`) in any format; `input` any supported format. The
+/// input is only read, and may overlap the output (it is converted before anything is written).
+/// On failure the output buffer's contents are unspecified.
+///
+/// `progress` (may be NULL) is called with `user_data` as the run advances; returning nonzero
+/// cancels. `bridge_restorer_cancel` cancels from another thread.
+///
+/// Errors: `BRIDGE_ERR_NULL_ARGUMENT` (restorer, input, output or a data pointer NULL),
+/// `BRIDGE_ERR_INVALID_HANDLE`, `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE` (zero
+/// size, odd NV12 size, output size not the restorer's output size, over the pixel limit),
+/// `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_BUFFER_TOO_SMALL`, `BRIDGE_ERR_MODEL_MISMATCH`,
+/// `BRIDGE_ERR_INVALID_ARGUMENT` (NaN/Inf in a float input, unknown flags),
+/// `BRIDGE_ERR_CANCELLED`, `BRIDGE_ERR_RUNTIME`, `BRIDGE_ERR_BUSY`.
+///
+/// Ownership: the caller owns both buffers; libbridge keeps no pointer after returning.
+/// Thread-safety: one thread at a time per restorer (a concurrent second call returns
+/// `BRIDGE_ERR_BUSY`); different restorers run in parallel.
+///
+/// # Safety
+/// `input`/`output` must be NULL or point to descriptors whose `data` is readable (input) or
+/// writable (output) for `size` bytes; `progress` must be NULL or a valid function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_restore(
+    restorer: *mut bridge_restorer,
+    input: *const bridge_image,
+    output: *const bridge_image,
+    progress: bridge_progress_fn,
+    user_data: *mut c_void,
+) -> bridge_status {
+    guard(|| {
+        let entry = handles::restorer(restorer)?;
+        if input.is_null() || output.is_null() {
+            return Err(Failure::null(if input.is_null() { "input" } else { "output" }));
+        }
+        // SAFETY: non-NULL descriptors by contract.
+        let (din, dout) = unsafe { (input.read_unaligned(), output.read_unaligned()) };
+        let (lin, need_in) = buffer(&din, "input")?;
+        let (ow, oh) = output_size(entry.sr_scale, din.width, din.height)?;
+        if (dout.width, dout.height) != (ow, oh) {
+            return Err(Failure::new(
+                bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+                format!(
+                    "output: {}x{}, but this restorer makes {ow}x{oh} from a {}x{} input (see bridge_restorer_output_size)",
+                    dout.width, dout.height, din.width, din.height
+                ),
+            ));
+        }
+        let (lout, need_out) = buffer(&dout, "output")?;
+        let mut r = lock(&entry)?;
+        let channels = r.package().channels;
+        if channels != 3 {
+            return Err(Failure::new(
+                bridge_status::BRIDGE_ERR_MODEL_MISMATCH,
+                format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
+            ));
+        }
+        let planar = {
+            // SAFETY: non-NULL, `need_in <= size` readable bytes by contract; the slice ends
+            // before the output is written.
+            let bytes = unsafe { std::slice::from_raw_parts(din.data.cast::<u8>(), need_in) };
+            pixel::decode(bytes, &lin)?
+        };
+        r.set_progress(progress.map(|f| {
+            let cb = Callback { f, user: user_data };
+            Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
+        }));
+        let restored = r.restore_rgb(planar.rgb.view());
+        r.set_progress(None);
+        drop(r);
+        let rgb = restored?;
+        let alpha = planar.alpha.map(|a| scale_alpha(&a, lin.width, lin.height, entry.sr_scale));
+        // SAFETY: non-NULL, `need_out <= size` writable bytes by contract.
+        let out = unsafe { std::slice::from_raw_parts_mut(dout.data.cast::<u8>(), need_out) };
+        pixel::encode(&Planar { rgb, alpha }, &lout, out)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(w: u32, h: u32, stride: usize, format: u32) -> bridge_image {
+        bridge_image { width: w, height: h, stride, format, flags: 0, data: std::ptr::null_mut(), size: 0 }
+    }
+
+    fn required(d: &bridge_image) -> Result<usize, bridge_status> {
+        let mut n = 0usize;
+        match unsafe { bridge_image_required_size(d, &mut n) } {
+            bridge_status::BRIDGE_OK => Ok(n),
+            s => Err(s),
+        }
+    }
+
+    /// The statuses depend on the SDK's error names (`stride`): pin them here.
+    #[test]
+    fn layout_errors_map_to_statuses() {
+        assert_eq!(required(&desc(4, 2, 12, BRIDGE_FORMAT_RGB8)), Ok(24));
+        assert_eq!(required(&desc(4, 2, 16, BRIDGE_FORMAT_RGB8)), Ok(28));
+        assert_eq!(required(&desc(4, 2, 8, BRIDGE_FORMAT_NV12)), Ok(8 * 2 + 4));
+        assert_eq!(required(&desc(4, 2, 16, BRIDGE_FORMAT_RGB_F32_PLANAR)), Ok(16 * 5 + 16));
+        assert_eq!(required(&desc(4, 2, 11, BRIDGE_FORMAT_RGB8)), Err(bridge_status::BRIDGE_ERR_STRIDE));
+        assert_eq!(required(&desc(4, 2, 18, BRIDGE_FORMAT_RGB_F32_PLANAR)), Err(bridge_status::BRIDGE_ERR_STRIDE));
+        assert_eq!(required(&desc(0, 2, 12, BRIDGE_FORMAT_RGB8)), Err(bridge_status::BRIDGE_ERR_IMAGE_SIZE));
+        assert_eq!(required(&desc(3, 2, 12, BRIDGE_FORMAT_NV12)), Err(bridge_status::BRIDGE_ERR_IMAGE_SIZE));
+        assert_eq!(required(&desc(4, 2, 12, 0)), Err(bridge_status::BRIDGE_ERR_UNSUPPORTED_FORMAT));
+        assert_eq!(required(&desc(4, 2, 12, 99)), Err(bridge_status::BRIDGE_ERR_UNSUPPORTED_FORMAT));
+        let mut d = desc(4, 2, 12, BRIDGE_FORMAT_RGB8);
+        d.flags = 8;
+        assert_eq!(required(&d), Err(bridge_status::BRIDGE_ERR_INVALID_ARGUMENT));
+        assert_eq!(unsafe { bridge_image_required_size(std::ptr::null(), &mut 0) }, bridge_status::BRIDGE_ERR_NULL_ARGUMENT);
+    }
+
+    #[test]
+    fn progress_units() {
+        let p = Progress { stage: Stage::Sampling, call: 2, calls: 5, tile: 1, tiles: 4, has_mean: true };
+        assert_eq!(units(&p), (13, 24));
+        let p = Progress { stage: Stage::MeanNetwork, call: 0, calls: 5, tile: 3, tiles: 4, has_mean: true };
+        assert_eq!(units(&p), (3, 24));
+        let p = Progress { stage: Stage::Sampling, call: 4, calls: 5, tile: 0, tiles: 0, has_mean: false };
+        assert_eq!(units(&p), (4, 5));
+    }
+
+    #[test]
+    fn alpha_is_replicated() {
+        let a = [0.0, 0.5, 1.0, 0.25];
+        assert_eq!(scale_alpha(&a, 2, 2, 2), vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 1.0, 1.0, 0.25, 0.25]);
+    }
+}

@@ -1,0 +1,199 @@
+//! Model packages: loading (from a file or from memory) and queries.
+
+use crate::handles::{self, bridge_model};
+use crate::status::{Failure, bridge_status, cstring, guard, path_arg, put};
+use sdk::runtime::{OnnxDenoiser, PackageMeta, SessionConfig};
+use std::ffi::{CString, c_char, c_void};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where a model's bytes come from; each restorer opens its own sessions from it.
+pub(crate) enum Source {
+    File(PathBuf),
+    Memory(Arc<[u8]>),
+}
+
+/// A validated package: its source and metadata (immutable, shared).
+pub(crate) struct Model {
+    pub(crate) source: Source,
+    pub(crate) meta: PackageMeta,
+    family: CString,
+    sampler: CString,
+}
+
+/// The label of a package loaded from memory (in messages).
+pub(crate) const MEMORY_LABEL: &str = "<model in memory>";
+
+impl Model {
+    fn new(source: Source, meta: PackageMeta) -> Self {
+        let family = cstring(&meta.family);
+        let sampler = cstring(&meta.sampler);
+        Model { source, meta, family, sampler }
+    }
+}
+
+/// The session used to validate a package at load time: one thread, CPU.
+fn probe_config() -> SessionConfig {
+    SessionConfig { threads: 1, ..SessionConfig::default() }
+}
+
+unsafe fn out_arg<'a>(out: *mut *mut bridge_model) -> Result<&'a mut *mut bridge_model, Failure> {
+    if out.is_null() {
+        return Err(Failure::null("out"));
+    }
+    // SAFETY: non-NULL; the caller promises it is writable.
+    let out = unsafe { &mut *out };
+    *out = std::ptr::null_mut();
+    Ok(out)
+}
+
+/// Load a model package (an ONNX file with libbridge metadata, see docs/model-package.md) from
+/// `path`. The package is opened and checked once with ONNX Runtime on the CPU; each restorer
+/// then opens its own sessions on its execution provider. The first load also loads ONNX Runtime
+/// (see `bridge_set_onnxruntime_library` for where it is searched).
+///
+/// On success `*out` receives a model handle; on failure `*out` is set to NULL (when `out` is
+/// not NULL). Errors: `BRIDGE_ERR_NULL_ARGUMENT`, `BRIDGE_ERR_IO` (missing file),
+/// `BRIDGE_ERR_MODEL` (not a valid package), `BRIDGE_ERR_RUNTIME_NOT_FOUND`.
+///
+/// Ownership: `path` is read during the call only; the caller owns the returned model and frees
+/// it with `bridge_model_free`. Thread-safety: any thread; the model may then be shared by any
+/// number of threads.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_load(path: *const c_char, out: *mut *mut bridge_model) -> bridge_status {
+    guard(|| {
+        let out = unsafe { out_arg(out)? };
+        let path = unsafe { path_arg(path, "path")? };
+        let loaded = OnnxDenoiser::load_package(&path, &probe_config());
+        crate::release_runtime_at_exit();
+        let (_, meta) = loaded?;
+        *out = handles::new_model(Model::new(Source::File(path), meta))?;
+        Ok(())
+    })
+}
+
+/// Load a model package from `len` bytes at `data` (e.g. a package embedded in the
+/// application). libbridge keeps its own copy: the caller may free `data` when this returns.
+///
+/// Packages that name a mean network (NADB) need that second file beside them and are refused
+/// with `BRIDGE_ERR_UNSUPPORTED`: load those with `bridge_model_load`. Other errors as
+/// `bridge_model_load`, plus `BRIDGE_ERR_INVALID_ARGUMENT` for `len == 0`.
+///
+/// Ownership: the caller owns the returned model (free with `bridge_model_free`) and keeps
+/// owning `data`. Thread-safety: any thread.
+///
+/// # Safety
+/// `data` must be NULL or readable for `len` bytes; `out` NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_load_memory(data: *const c_void, len: usize, out: *mut *mut bridge_model) -> bridge_status {
+    guard(|| {
+        let out = unsafe { out_arg(out)? };
+        if data.is_null() {
+            return Err(Failure::null("data"));
+        }
+        if len == 0 {
+            return Err(Failure::invalid("`len` is 0: an empty buffer is not a model package"));
+        }
+        // SAFETY: non-NULL; the caller promises `len` readable bytes.
+        let bytes: Arc<[u8]> = Arc::from(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) });
+        let loaded = OnnxDenoiser::load_package_from_memory(&bytes, MEMORY_LABEL, &probe_config());
+        crate::release_runtime_at_exit();
+        let (_, meta) = loaded?;
+        if meta.mean_network.is_some() {
+            return Err(Failure::new(
+                bridge_status::BRIDGE_ERR_UNSUPPORTED,
+                "this package names a mean network (a second ONNX file beside it), which cannot be found for a package \
+                 loaded from memory; load it with bridge_model_load from its folder",
+            ));
+        }
+        *out = handles::new_model(Model::new(Source::Memory(bytes), meta))?;
+        Ok(())
+    })
+}
+
+/// Free a model. NULL is a no-op (`BRIDGE_OK`); a handle already freed, or a restorer, is
+/// `BRIDGE_ERR_INVALID_HANDLE` (nothing is freed).
+///
+/// Restorers created from the model stay valid: they own what they need. Strings returned by
+/// the model's query functions become invalid. Thread-safety: any thread, but no other call may
+/// be using this model at the same time.
+#[unsafe(no_mangle)]
+pub extern "C" fn bridge_model_free(model: *mut bridge_model) -> bridge_status {
+    guard(|| handles::free_model(model))
+}
+
+/// Run a query on a live model, writing its answer through a checked out-pointer.
+fn query<T>(model: *const bridge_model, out: *mut T, f: impl FnOnce(&Model) -> T) -> bridge_status {
+    guard(|| {
+        let m = handles::model(model)?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let v = f(&m);
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { put(out, v) };
+        Ok(())
+    })
+}
+
+/// The package's family name (`"i2sb"`, `"ddbm-vp"`, `"goub"`, `"rdbm"`, …) into `*out`.
+///
+/// Ownership: the string is owned by the model and valid until `bridge_model_free(model)`; do
+/// not free it. Thread-safety: any thread.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_family(model: *const bridge_model, out: *mut *const c_char) -> bridge_status {
+    query(model, out, |m| m.family.as_ptr())
+}
+
+/// The package's default sampler name (used when the options leave `sampler` NULL) into `*out`.
+///
+/// Ownership: owned by the model, valid until `bridge_model_free(model)`; do not free.
+/// Thread-safety: any thread.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_default_sampler(model: *const bridge_model, out: *mut *const c_char) -> bridge_status {
+    query(model, out, |m| m.sampler.as_ptr())
+}
+
+/// The package's default number of network evaluations (NFE) into `*out`.
+///
+/// Thread-safety: any thread. Ownership: nothing to free.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_default_nfe(model: *const bridge_model, out: *mut u32) -> bridge_status {
+    query(model, out, |m| u32::try_from(m.meta.nfe).unwrap_or(u32::MAX))
+}
+
+/// The package's super-resolution factor into `*out` (1: same size; 4: output 4× wider and
+/// taller).
+///
+/// Thread-safety: any thread. Ownership: nothing to free.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_sr_scale(model: *const bridge_model, out: *mut u32) -> bridge_status {
+    query(model, out, |m| u32::try_from(m.meta.sr_scale).unwrap_or(u32::MAX))
+}
+
+/// The number of image channels the package's network works on (3 for RGB, 1 for gray-only
+/// models, which `bridge_restore` does not run: it returns `BRIDGE_ERR_MODEL_MISMATCH`).
+///
+/// Thread-safety: any thread. Ownership: nothing to free.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bridge_model_channels(model: *const bridge_model, out: *mut u32) -> bridge_status {
+    query(model, out, |m| u32::try_from(m.meta.channels).unwrap_or(u32::MAX))
+}

@@ -1,0 +1,693 @@
+/*
+ * abi_test.c — libbridge's C ABI from C: every bad-input case returns its documented status,
+ * results are right for every pixel format, cancellation works from a callback and from another
+ * thread, handles are checked, a panic inside the library comes back as a status.
+ *
+ *   abi_test FIXTURE_DIR        (fixtures: cargo run -p bridge-ffi --example c-fixtures -- DIR)
+ *
+ * Exit status 0 when every check passes. Also run under valgrind by ffi/tests/c_abi.rs.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <bridge.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int failures = 0, checks = 0;
+static char fixtures[1024];
+
+#define EXPECT_STATUS(call, want)                                                                          \
+    do {                                                                                                  \
+        bridge_status got_ = (call);                                                                      \
+        checks++;                                                                                         \
+        if (got_ != (want)) {                                                                             \
+            failures++;                                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s\n  got %s (%s), want %s\n", __FILE__, __LINE__, #call,        \
+                    bridge_status_name((uint32_t)got_), bridge_last_error(), bridge_status_name((uint32_t)(want))); \
+        }                                                                                                 \
+    } while (0)
+
+#define EXPECT(cond)                                                                      \
+    do {                                                                                  \
+        checks++;                                                                         \
+        if (!(cond)) {                                                                    \
+            failures++;                                                                   \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+        }                                                                                 \
+    } while (0)
+
+static const char *fixture(const char *name) {
+    static char path[2][1200];
+    static int k = 0;
+    k ^= 1;
+    snprintf(path[k], sizeof path[k], "%s/%s", fixtures, name);
+    return path[k];
+}
+
+static bridge_model *load(const char *name) {
+    bridge_model *m = NULL;
+    EXPECT_STATUS(bridge_model_load(fixture(name), &m), BRIDGE_OK);
+    return m;
+}
+
+static bridge_restorer *make(const bridge_model *m, uint32_t threads) {
+    bridge_restorer *r = NULL;
+    bridge_restorer_options o;
+    EXPECT_STATUS(bridge_restorer_options_init(&o), BRIDGE_OK);
+    o.threads = threads;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_OK);
+    return r;
+}
+
+static bridge_image image(uint32_t w, uint32_t h, size_t stride, uint32_t format, void *data, size_t size) {
+    bridge_image d;
+    memset(&d, 0, sizeof d);
+    d.width = w;
+    d.height = h;
+    d.stride = stride;
+    d.format = format;
+    d.data = data;
+    d.size = size;
+    return d;
+}
+
+/* A deterministic RGB8 test pattern. */
+static void fill_rgb(unsigned char *p, uint32_t w, uint32_t h, size_t stride) {
+    uint32_t x, y, c;
+    for (y = 0; y < h; y++)
+        for (x = 0; x < w; x++)
+            for (c = 0; c < 3; c++) p[y * stride + 3 * x + c] = (unsigned char)((x * 7 + y * 13 + c * 60) & 255u);
+}
+
+/* The oracle package restores v to 0.5·v + 0.375 (in [0, 1]). */
+static int oracle_u8(int v) {
+    return (int)floor((0.5 * v / 255.0 + 0.375) * 255.0 + 0.5);
+}
+
+static void test_versions_and_errors(void) {
+    EXPECT(bridge_abi_version() == BRIDGE_ABI_VERSION);
+    EXPECT(strlen(bridge_version_string()) >= 5);
+    EXPECT(strcmp(bridge_status_name(BRIDGE_ERR_CANCELLED), "BRIDGE_ERR_CANCELLED") == 0);
+    EXPECT(strcmp(bridge_status_name(9999), "BRIDGE_UNKNOWN_STATUS") == 0);
+    /* A deliberate panic inside libbridge comes back as a status with its message. */
+    EXPECT_STATUS(bridge_selftest_panic(), BRIDGE_ERR_PANIC);
+    EXPECT(strstr(bridge_last_error(), "panicked") != NULL);
+    /* ONNX Runtime is not loaded before the first model; a missing library is a status. */
+    EXPECT(bridge_onnxruntime_library() == NULL);
+    EXPECT_STATUS(bridge_set_onnxruntime_library("/nonexistent/libonnxruntime.so"), BRIDGE_ERR_RUNTIME_NOT_FOUND);
+    EXPECT_STATUS(bridge_set_onnxruntime_library(NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT(bridge_onnxruntime_library() == NULL);
+    /* Any successful call clears the message. */
+    EXPECT_STATUS(bridge_restorer_free(NULL), BRIDGE_OK);
+    EXPECT(bridge_last_error()[0] == '\0');
+}
+
+static void test_model_loading(void) {
+    bridge_model *m = (bridge_model *)&m; /* must be reset to NULL on failure */
+    FILE *f;
+    long n;
+    unsigned char *bytes;
+
+    EXPECT_STATUS(bridge_model_load(NULL, &m), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT(m == NULL);
+    EXPECT_STATUS(bridge_model_load(fixture("oracle.onnx"), NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_model_load(fixture("missing.onnx"), &m), BRIDGE_ERR_IO);
+    EXPECT(strstr(bridge_last_error(), "missing.onnx") != NULL);
+    EXPECT_STATUS(bridge_model_load(fixture("not_a_model.onnx"), &m), BRIDGE_ERR_MODEL);
+    EXPECT(m == NULL);
+
+    /* From memory. */
+    EXPECT_STATUS(bridge_model_load_memory(NULL, 10, &m), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_model_load_memory("x", 0, &m), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(bridge_model_load_memory("garbage bytes", 13, &m), BRIDGE_ERR_MODEL);
+    f = fopen(fixture("nadb.onnx"), "rb");
+    EXPECT(f != NULL);
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        n = ftell(f);
+        rewind(f);
+        bytes = malloc((size_t)n);
+        EXPECT(bytes && fread(bytes, 1, (size_t)n, f) == (size_t)n);
+        fclose(f);
+        /* NADB's mean network is a second file: refused from memory, fine from a path. */
+        EXPECT_STATUS(bridge_model_load_memory(bytes, (size_t)n, &m), BRIDGE_ERR_UNSUPPORTED);
+        EXPECT(strstr(bridge_last_error(), "mean network") != NULL);
+        free(bytes);
+        m = load("nadb.onnx");
+        {
+            static unsigned char px[8 * 8 * 3], out[8 * 8 * 3];
+            bridge_image in = image(8, 8, 24, BRIDGE_FORMAT_RGB8, px, sizeof px);
+            bridge_image o = image(8, 8, 24, BRIDGE_FORMAT_RGB8, out, sizeof out);
+            bridge_restorer *r = make(m, 1);
+            EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+            EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+        }
+        EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+    }
+}
+
+static void test_queries(void) {
+    bridge_model *m = load("oracle_sr2.onnx");
+    bridge_restorer *r;
+    const char *s = NULL;
+    uint32_t v = 0, ow = 0, oh = 0;
+    EXPECT_STATUS(bridge_model_sr_scale(m, &v), BRIDGE_OK);
+    EXPECT(v == 2);
+    EXPECT_STATUS(bridge_model_channels(m, &v), BRIDGE_OK);
+    EXPECT(v == 3);
+    EXPECT_STATUS(bridge_model_default_nfe(m, &v), BRIDGE_OK);
+    EXPECT(v == 3);
+    EXPECT_STATUS(bridge_model_family(m, &s), BRIDGE_OK);
+    EXPECT(s && strcmp(s, "rdbm") == 0);
+    EXPECT_STATUS(bridge_model_default_sampler(m, &s), BRIDGE_OK);
+    EXPECT(s && strcmp(s, "rdbm") == 0);
+    EXPECT_STATUS(bridge_model_family(m, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_model_sr_scale(NULL, &v), BRIDGE_ERR_NULL_ARGUMENT);
+    r = make(m, 1);
+    EXPECT_STATUS(bridge_restorer_output_size(r, 33, 17, &ow, &oh), BRIDGE_OK);
+    EXPECT(ow == 66 && oh == 34);
+    EXPECT_STATUS(bridge_restorer_output_size(r, 0, 17, &ow, &oh), BRIDGE_ERR_IMAGE_SIZE);
+    EXPECT_STATUS(bridge_restorer_output_size(r, 4000000000u, 17, &ow, &oh), BRIDGE_ERR_IMAGE_SIZE);
+    EXPECT_STATUS(bridge_restorer_output_size(r, 3, 3, NULL, &oh), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_restorer_provider(r, &s), BRIDGE_OK);
+    EXPECT(s && strcmp(s, "cpu") == 0);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+}
+
+static void test_options(void) {
+    bridge_model *m = load("oracle.onnx");
+    bridge_restorer *r = (bridge_restorer *)&r;
+    bridge_restorer_options o;
+    const char *s = NULL;
+
+    EXPECT_STATUS(bridge_restorer_options_init(NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_restorer_options_init(&o), BRIDGE_OK);
+    EXPECT(o.struct_size == sizeof o && o.nfe == 0 && o.sampler == NULL && isnan(o.eta) && o.execution_provider == BRIDGE_EP_CPU);
+    EXPECT_STATUS(bridge_restorer_new(NULL, &o, &r), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT(r == NULL);
+    EXPECT_STATUS(bridge_restorer_new(m, &o, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    o.struct_size = 8; /* not initialised with bridge_restorer_options_init */
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    bridge_restorer_options_init(&o);
+    o.execution_provider = 7;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    bridge_restorer_options_init(&o);
+    o.sampler = "no-such-sampler";
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    bridge_restorer_options_init(&o);
+    o.sampler = "dbim";
+    o.eta = -1.0;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    bridge_restorer_options_init(&o);
+    o.tile_size = 64;
+    o.tile_overlap = 40; /* more than half the tile */
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    /* A GPU provider this build cannot use (the tests build libbridge without the `cuda`
+     * feature): refused, or CPU with fallback allowed. */
+    bridge_restorer_options_init(&o);
+    o.execution_provider = BRIDGE_EP_CUDA;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_PROVIDER_UNAVAILABLE);
+    o.allow_cpu_fallback = 1;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restorer_provider(r, &s), BRIDGE_OK);
+    EXPECT(s && strcmp(s, "cpu") == 0);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+    /* Options from a newer header (larger struct_size): accepted while the fields this
+     * libbridge does not know are zero. */
+    {
+        struct {
+            bridge_restorer_options o;
+            uint64_t newer_fields[2];
+        } newer;
+        memset(&newer, 0, sizeof newer);
+        bridge_restorer_options_init(&newer.o);
+        newer.o.struct_size = (uint32_t)sizeof newer;
+        EXPECT_STATUS(bridge_restorer_new(m, &newer.o, &r), BRIDGE_OK);
+        EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+        newer.newer_fields[1] = 5;
+        EXPECT_STATUS(bridge_restorer_new(m, &newer.o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+    }
+    /* NULL options: all defaults. Explicit knobs accepted. */
+    EXPECT_STATUS(bridge_restorer_new(m, NULL, &r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+    bridge_restorer_options_init(&o);
+    o.threads = 1;
+    o.nfe = 2;
+    o.seed = 99;
+    o.tile_size = BRIDGE_TILE_NONE;
+    EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+}
+
+/* The bad-input matrix of bridge_restore. */
+static void test_bad_inputs(void) {
+    enum { W = 24, H = 16 };
+    static unsigned char src[W * H * 4], dst[W * H * 4];
+    bridge_model *m = load("oracle.onnx"), *gray_m = load("gray.onnx"), *shrink_m = load("shrink.onnx");
+    bridge_restorer *r = make(m, 1), *gray_r = make(gray_m, 1), *shrink_r = make(shrink_m, 1);
+    bridge_image in = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, src, sizeof src);
+    bridge_image out = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, dst, sizeof dst);
+    bridge_image b;
+    size_t need = 0;
+
+    fill_rgb(src, W, H, W * 3);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK);
+    /* Null handle, null descriptors, null buffers. */
+    EXPECT_STATUS(bridge_restore(NULL, &in, &out, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_restore(r, NULL, &out, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_restore(r, &in, NULL, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    b = in;
+    b.data = NULL;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    b = out;
+    b.data = NULL;
+    EXPECT_STATUS(bridge_restore(r, &in, &b, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    /* Stride smaller than a row (input and output); misaligned float rows. */
+    b = in;
+    b.stride = W * 3 - 1;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_STRIDE);
+    b = out;
+    b.stride = 0;
+    EXPECT_STATUS(bridge_restore(r, &in, &b, NULL, NULL), BRIDGE_ERR_STRIDE);
+    b = image(4, 4, 18, BRIDGE_FORMAT_RGB_F32_PLANAR, src, sizeof src);
+    EXPECT_STATUS(bridge_image_required_size(&b, &need), BRIDGE_ERR_STRIDE);
+    /* Unsupported formats. */
+    b = in;
+    b.format = 99;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_UNSUPPORTED_FORMAT);
+    b = out;
+    b.format = 0;
+    EXPECT_STATUS(bridge_restore(r, &in, &b, NULL, NULL), BRIDGE_ERR_UNSUPPORTED_FORMAT);
+    b = in;
+    b.flags = 0x80;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    /* Buffers too small. */
+    b = out;
+    b.size = W * H * 3 - 1;
+    EXPECT_STATUS(bridge_restore(r, &in, &b, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+    b = in;
+    b.size = 10;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+    /* Zero sizes; output not the restorer's output size; odd NV12. */
+    b = in;
+    b.width = 0;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    b = in;
+    b.height = 0;
+    EXPECT_STATUS(bridge_restore(r, &b, &out, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    b = out;
+    b.width = W - 1;
+    EXPECT_STATUS(bridge_restore(r, &in, &b, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    b = image(5, 4, 5, BRIDGE_FORMAT_NV12, src, sizeof src);
+    EXPECT_STATUS(bridge_image_required_size(&b, &need), BRIDGE_ERR_IMAGE_SIZE);
+    b = image(W, H, W, BRIDGE_FORMAT_NV12, src, sizeof src);
+    EXPECT_STATUS(bridge_image_required_size(&b, &need), BRIDGE_OK);
+    EXPECT(need == W * H * 3 / 2);
+    /* A NaN in a float input. */
+    {
+        static float planes[3 * 4 * 4];
+        bridge_image fin = image(4, 4, 16, BRIDGE_FORMAT_RGB_F32_PLANAR, planes, sizeof planes);
+        bridge_image fout = image(4, 4, 12, BRIDGE_FORMAT_RGB8, dst, sizeof dst);
+        planes[5] = (float)NAN;
+        EXPECT_STATUS(bridge_restore(r, &fin, &fout, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    }
+    /* Model/input mismatch: a 1-channel model; a graph whose output size is not its input's. */
+    EXPECT_STATUS(bridge_restore(gray_r, &in, &out, NULL, NULL), BRIDGE_ERR_MODEL_MISMATCH);
+    EXPECT_STATUS(bridge_restore(shrink_r, &in, &out, NULL, NULL), BRIDGE_ERR_MODEL_MISMATCH);
+    /* The restorer still works after all that. */
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK);
+
+    bridge_restorer_free(r);
+    bridge_restorer_free(gray_r);
+    bridge_restorer_free(shrink_r);
+    bridge_model_free(m);
+    bridge_model_free(gray_m);
+    bridge_model_free(shrink_m);
+}
+
+/* Use after free, double free, wrong handle type, foreign pointers. */
+static void test_handles(void) {
+    bridge_model *m = load("oracle.onnx");
+    bridge_restorer *r = make(m, 1);
+    unsigned char px[12 * 8 * 3] = {0}, out_px[12 * 8 * 3];
+    bridge_image in = image(12, 8, 36, BRIDGE_FORMAT_RGB8, px, sizeof px);
+    bridge_image out = image(12, 8, 36, BRIDGE_FORMAT_RGB8, out_px, sizeof out_px);
+    uint32_t v;
+    int local = 0;
+    size_t live = bridge_live_handle_count();
+
+    EXPECT(live >= 2);
+    /* Wrong type: a model where a restorer is expected and vice versa. */
+    EXPECT_STATUS(bridge_restore((bridge_restorer *)m, &in, &out, NULL, NULL), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT(strstr(bridge_last_error(), "bridge_model") != NULL);
+    EXPECT_STATUS(bridge_model_sr_scale((bridge_model *)r, &v), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(bridge_restorer_free((bridge_restorer *)m), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(bridge_model_free((bridge_model *)r), BRIDGE_ERR_INVALID_HANDLE);
+    /* A pointer libbridge never issued. */
+    EXPECT_STATUS(bridge_restorer_cancel((bridge_restorer *)&local), BRIDGE_ERR_INVALID_HANDLE);
+    /* The model can go before its restorer. */
+    EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK);
+    /* Use after free and double free. */
+    EXPECT_STATUS(bridge_model_sr_scale(m, &v), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(bridge_model_free(m), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT(strstr(bridge_last_error(), "freed") != NULL);
+    EXPECT_STATUS(bridge_restorer_cancel(r), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_ERR_INVALID_HANDLE);
+    EXPECT(bridge_live_handle_count() == live - 2);
+}
+
+/* Results for every pixel format, against the oracle package's known output. */
+static void test_formats(void) {
+    enum { W = 20, H = 12, STRIDE = W * 3 + 5 };
+    static unsigned char rgb[STRIDE * H], out[W * H * 16], ref[W * H * 3], rgba[W * H * 4];
+    static uint16_t rgb16[W * H * 3], out16[W * H * 3];
+    static float planes[3 * W * H], outf[3 * W * H];
+    bridge_model *m = load("oracle.onnx"), *m2 = load("oracle_sr2.onnx");
+    bridge_restorer *r = make(m, 1), *r2 = make(m2, 1);
+    bridge_image in, o;
+    uint32_t x, y, c;
+    int max_err = 0;
+
+    /* RGB8 with padded rows → packed RGB8. */
+    fill_rgb(rgb, W, H, STRIDE);
+    in = image(W, H, STRIDE, BRIDGE_FORMAT_RGB8, rgb, sizeof rgb);
+    o = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, ref, sizeof ref);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    for (y = 0; y < H; y++)
+        for (x = 0; x < W * 3; x++) {
+            int d = abs((int)ref[y * W * 3 + x] - oracle_u8(rgb[y * STRIDE + x]));
+            if (d > max_err) max_err = d;
+        }
+    EXPECT(max_err <= 1);
+
+    /* BGR8 out: the same pixels, channels swapped. */
+    o = image(W, H, W * 3, BRIDGE_FORMAT_BGR8, out, sizeof out);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(out[0] == ref[2] && out[1] == ref[1] && out[2] == ref[0]);
+
+    /* RGBA8: alpha passes through. */
+    for (y = 0; y < H; y++)
+        for (x = 0; x < W; x++) {
+            for (c = 0; c < 3; c++) rgba[(y * W + x) * 4 + c] = rgb[y * STRIDE + 3 * x + c];
+            rgba[(y * W + x) * 4 + 3] = (unsigned char)(x * 10);
+        }
+    in = image(W, H, W * 4, BRIDGE_FORMAT_RGBA8, rgba, sizeof rgba);
+    o = image(W, H, W * 4, BRIDGE_FORMAT_RGBA8, out, sizeof out);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(out[4 * 7 + 3] == 70 && out[0] == ref[0] && out[4 * 5 + 1] == ref[3 * 5 + 1]);
+
+    /* RGB16 → RGB16 (native endian): 257·(8-bit result) within rounding. */
+    for (x = 0; x < W * H * 3; x++) rgb16[x] = (uint16_t)(rgb[(x / 3 / W) * STRIDE + x % (W * 3)] * 257u);
+    in = image(W, H, W * 6, BRIDGE_FORMAT_RGB16, rgb16, sizeof rgb16);
+    o = image(W, H, W * 6, BRIDGE_FORMAT_RGB16, out16, sizeof out16);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(abs((int)out16[7] - 257 * (int)ref[7]) <= 300);
+
+    /* Planar float → planar float: exactly 0.5·v + 0.375. */
+    for (c = 0; c < 3; c++)
+        for (y = 0; y < H; y++)
+            for (x = 0; x < W; x++) planes[(c * H + y) * W + x] = (float)rgb[y * STRIDE + 3 * x + c] / 255.0f;
+    in = image(W, H, W * 4, BRIDGE_FORMAT_RGB_F32_PLANAR, planes, sizeof planes);
+    o = image(W, H, W * 4, BRIDGE_FORMAT_RGB_F32_PLANAR, outf, sizeof outf);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(fabs(outf[W * H + 3] - (0.5 * planes[W * H + 3] + 0.375)) < 1e-5);
+
+    /* Gray8 → Gray8, and NV12 → NV12 (full range, BT.709): a flat gray frame stays flat. */
+    memset(rgb, 100, sizeof rgb);
+    in = image(W, H, W, BRIDGE_FORMAT_GRAY8, rgb, sizeof rgb);
+    o = image(W, H, W, BRIDGE_FORMAT_GRAY8, out, sizeof out);
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(abs((int)out[3] - oracle_u8(100)) <= 1);
+    memset(rgb, 128, sizeof rgb);
+    memset(rgb, 100, W * H); /* Y = 100, U = V = 128 (neutral) */
+    in = image(W, H, W, BRIDGE_FORMAT_NV12, rgb, W * H * 3 / 2);
+    in.flags = BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE;
+    o = in;
+    o.data = out;
+    o.size = sizeof out;
+    EXPECT_STATUS(bridge_restore(r, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(abs((int)out[5] - oracle_u8(100)) <= 1 && abs((int)out[W * H + 1] - 128) <= 1);
+
+    /* SR ×2 (nearest): RGBA8 in, RGB8 out, and RGBA8 out with the alpha plane enlarged. */
+    in = image(W, H, W * 4, BRIDGE_FORMAT_RGBA8, rgba, sizeof rgba);
+    o = image(2 * W, 2 * H, 2 * W * 4, BRIDGE_FORMAT_RGBA8, out, sizeof out);
+    EXPECT_STATUS(bridge_restore(r2, &in, &o, NULL, NULL), BRIDGE_OK);
+    EXPECT(out[(2 * W * 2 + 2 * 7 + 1) * 4 + 3] == 70);
+    EXPECT(abs((int)out[(2 * W * 2 + 2 * 7 + 1) * 4] - oracle_u8(rgba[(W + 7) * 4])) <= 1);
+    o = image(W, H, W * 4, BRIDGE_FORMAT_RGBA8, out, sizeof out);
+    EXPECT_STATUS(bridge_restore(r2, &in, &o, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+
+    bridge_restorer_free(r);
+    bridge_restorer_free(r2);
+    bridge_model_free(m);
+    bridge_model_free(m2);
+}
+
+/* Progress and cancellation. */
+typedef struct {
+    int calls;
+    uint64_t last_done, total;
+    double last_fraction;
+    int monotone;
+    int cancel_at; /* cancel on this call (0: never) */
+} progress_log;
+
+static int32_t on_progress(void *user, uint64_t done, uint64_t total, double fraction) {
+    progress_log *p = (progress_log *)user;
+    if (done < p->last_done || fraction < p->last_fraction || fraction > 1.0) p->monotone = 0;
+    p->calls++;
+    p->last_done = done;
+    p->total = total;
+    p->last_fraction = fraction;
+    return p->cancel_at != 0 && p->calls >= p->cancel_at;
+}
+
+/* A callback that calls back into libbridge on the restorer it is reporting for. */
+typedef struct {
+    bridge_restorer *r;
+    bridge_status provider_status;
+} reenter_args;
+
+static int32_t reenter(void *user, uint64_t done, uint64_t total, double fraction) {
+    reenter_args *a = (reenter_args *)user;
+    const char *s = NULL;
+    (void)done;
+    (void)total;
+    (void)fraction;
+    a->provider_status = bridge_restorer_provider(a->r, &s);
+    return 0;
+}
+
+typedef struct {
+    bridge_restorer *r;
+    bridge_image in, out;
+    bridge_status status;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int started;
+} run_args;
+
+static int32_t signal_started(void *user, uint64_t done, uint64_t total, double fraction) {
+    run_args *a = (run_args *)user;
+    (void)done;
+    (void)total;
+    (void)fraction;
+    pthread_mutex_lock(&a->lock);
+    a->started = 1;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+static void *run_restore(void *arg) {
+    run_args *a = (run_args *)arg;
+    a->status = bridge_restore(a->r, &a->in, &a->out, signal_started, a);
+    return NULL;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_cancel(void) {
+    enum { W = 32, H = 32 };
+    static unsigned char src[W * H * 3], dst[W * H * 3];
+    bridge_model *m = load("oracle.onnx"), *slow_m = load("slow.onnx");
+    bridge_restorer *r = make(m, 1), *slow = NULL;
+    bridge_restorer_options o;
+    bridge_image in = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, src, sizeof src);
+    bridge_image out = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, dst, sizeof dst);
+    progress_log log;
+    run_args a;
+    pthread_t t;
+    double t0;
+
+    /* The callback sees monotone progress ending at total; nonzero cancels. */
+    memset(&log, 0, sizeof log);
+    log.monotone = 1;
+    EXPECT_STATUS(bridge_restore(r, &in, &out, on_progress, &log), BRIDGE_OK);
+    EXPECT(log.calls >= 3 && log.monotone && log.last_done == log.total && fabs(log.last_fraction - 1.0) < 1e-9);
+    memset(&log, 0, sizeof log);
+    log.monotone = 1;
+    log.cancel_at = 2;
+    EXPECT_STATUS(bridge_restore(r, &in, &out, on_progress, &log), BRIDGE_ERR_CANCELLED);
+    EXPECT(log.calls == 2);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK); /* usable again */
+    {
+        reenter_args ra;
+        ra.r = r;
+        ra.provider_status = BRIDGE_OK;
+        EXPECT_STATUS(bridge_restore(r, &in, &out, reenter, &ra), BRIDGE_OK);
+        EXPECT(ra.provider_status == BRIDGE_ERR_BUSY);
+        EXPECT(bridge_last_error()[0] == '\0'); /* the outer call succeeded */
+    }
+
+    /* Cancel from another thread while the slow network runs; a second concurrent restore on
+     * the same restorer is refused with BRIDGE_ERR_BUSY. Many tiles so progress comes early. */
+    bridge_restorer_options_init(&o);
+    o.threads = 1;
+    o.tile_size = 16;
+    o.tile_overlap = 4;
+    o.nfe = 50;
+    EXPECT_STATUS(bridge_restorer_new(slow_m, &o, &slow), BRIDGE_OK);
+    memset(&a, 0, sizeof a);
+    a.r = slow;
+    a.in = in;
+    a.out = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, dst, sizeof dst);
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_cond_init(&a.cond, NULL);
+    EXPECT(pthread_create(&t, NULL, run_restore, &a) == 0);
+    pthread_mutex_lock(&a.lock);
+    while (!a.started) pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    {
+        static unsigned char other[W * H * 3];
+        bridge_image o2 = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, other, sizeof other);
+        EXPECT_STATUS(bridge_restore(slow, &in, &o2, NULL, NULL), BRIDGE_ERR_BUSY);
+    }
+    t0 = now_s();
+    EXPECT_STATUS(bridge_restorer_cancel(slow), BRIDGE_OK);
+    pthread_join(t, NULL);
+    EXPECT(a.status == BRIDGE_ERR_CANCELLED);
+    printf("abi_test: cancel from another thread returned after %.1f ms\n", 1e3 * (now_s() - t0));
+    pthread_mutex_destroy(&a.lock);
+    pthread_cond_destroy(&a.cond);
+
+    bridge_restorer_free(slow);
+    bridge_restorer_free(r);
+    bridge_model_free(m);
+    bridge_model_free(slow_m);
+}
+
+/* One model shared by threads, one restorer each; same seed → same image. */
+typedef struct {
+    const bridge_model *m;
+    unsigned char out[16 * 16 * 3];
+    bridge_status status;
+} share_args;
+
+static void *share_run(void *arg) {
+    share_args *s = (share_args *)arg;
+    unsigned char src[16 * 16 * 3];
+    bridge_restorer *r = NULL;
+    bridge_image in = image(16, 16, 48, BRIDGE_FORMAT_RGB8, src, sizeof src);
+    bridge_image out = image(16, 16, 48, BRIDGE_FORMAT_RGB8, s->out, sizeof s->out);
+    fill_rgb(src, 16, 16, 48);
+    s->status = bridge_restorer_new(s->m, NULL, &r);
+    if (s->status == BRIDGE_OK) s->status = bridge_restore(r, &in, &out, NULL, NULL);
+    bridge_restorer_free(r);
+    return NULL;
+}
+
+static void test_shared_model(void) {
+    bridge_model *m = load("unet.onnx");
+    share_args s[2];
+    pthread_t t[2];
+    int i;
+    for (i = 0; i < 2; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        s[i].m = m;
+        EXPECT(pthread_create(&t[i], NULL, share_run, &s[i]) == 0);
+    }
+    for (i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    EXPECT(s[0].status == BRIDGE_OK && s[1].status == BRIDGE_OK);
+    EXPECT(memcmp(s[0].out, s[1].out, sizeof s[0].out) == 0);
+    bridge_model_free(m);
+}
+
+/* A package from memory restores exactly like the same file. */
+static void test_memory_model(void) {
+    static unsigned char src[16 * 12 * 3], a[16 * 12 * 3], b[16 * 12 * 3];
+    bridge_model *fm = load("unet.onnx"), *mm = NULL;
+    bridge_restorer *fr, *mr;
+    bridge_image in = image(16, 12, 48, BRIDGE_FORMAT_RGB8, src, sizeof src);
+    bridge_image oa = image(16, 12, 48, BRIDGE_FORMAT_RGB8, a, sizeof a), ob = oa;
+    FILE *f = fopen(fixture("unet.onnx"), "rb");
+    unsigned char *bytes;
+    long n;
+    ob.data = b;
+    EXPECT(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    bytes = malloc((size_t)n);
+    EXPECT(bytes && fread(bytes, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    EXPECT_STATUS(bridge_model_load_memory(bytes, (size_t)n, &mm), BRIDGE_OK);
+    memset(bytes, 0, (size_t)n); /* libbridge keeps its own copy */
+    free(bytes);
+    fill_rgb(src, 16, 12, 48);
+    fr = make(fm, 1);
+    mr = make(mm, 1);
+    EXPECT_STATUS(bridge_restore(fr, &in, &oa, NULL, NULL), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restore(mr, &in, &ob, NULL, NULL), BRIDGE_OK);
+    EXPECT(memcmp(a, b, sizeof a) == 0);
+    bridge_restorer_free(fr);
+    bridge_restorer_free(mr);
+    bridge_model_free(fm);
+    bridge_model_free(mm);
+}
+
+int main(int argc, char **argv) {
+    size_t live0;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FIXTURE_DIR\n", argv[0]);
+        return 2;
+    }
+    snprintf(fixtures, sizeof fixtures, "%s", argv[1]);
+    live0 = bridge_live_handle_count();
+    test_versions_and_errors();
+    test_model_loading();
+    test_queries();
+    test_options();
+    test_bad_inputs();
+    test_handles();
+    test_formats();
+    test_cancel();
+    test_shared_model();
+    test_memory_model();
+    EXPECT(bridge_live_handle_count() == live0);
+    /* Naming the library already loaded is fine; another one is refused. */
+    EXPECT(bridge_onnxruntime_library() != NULL);
+    if (bridge_onnxruntime_library()) {
+        char loaded[1024];
+        snprintf(loaded, sizeof loaded, "%s", bridge_onnxruntime_library());
+        EXPECT_STATUS(bridge_set_onnxruntime_library(loaded), BRIDGE_OK);
+        EXPECT_STATUS(bridge_set_onnxruntime_library(fixture("oracle.onnx")), BRIDGE_ERR_RUNTIME_NOT_FOUND);
+    }
+    printf("abi_test: %d checks, %d failures (ONNX Runtime: %s)\n", checks, failures,
+           bridge_onnxruntime_library() ? bridge_onnxruntime_library() : "(not loaded)");
+    return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,469 @@
+//! The device loop: a whole sampler run with the state on the network's device.
+//!
+//! The host loop ([`crate::sampler::sample`] over an [`OnnxDenoiser`]) copies every network
+//! output to the host, applies the step there and copies the next input back. Here the state,
+//! `x_T`, the conditioning image, the raw output and the noise stay in ONNX Runtime values
+//! bound to the device with `IoBinding`, and each step of the run's [`Plan`] is one run of the
+//! network (output bound to a device buffer) followed by one run of the [`step_graph`] (bound
+//! inputs and outputs, ping-pong state buffers). Nothing crosses to the host between steps
+//! except the noise:
+//!
+//! * **Noise** is generated on the host by the run's [`NoiseSource`] (the counter-based Philox
+//!   generator: same numbers as the host loop, on every device) and uploaded into a bound
+//!   buffer — `4·B·C·H·W` bytes on each step that draws noise (3 MiB at 512², RGB), none on
+//!   deterministic steps. On a GPU the upload overlaps the network's run (a second thread).
+//!   ONNX's `RandomNormal` is not used: its numbers differ between providers, and a bit-exact
+//!   device Philox would need a CUDA kernel ONNX cannot express (opset ≤ 17 has no 32-bit
+//!   bitwise XOR, and Box–Muller's `log`/`cos` differ between CUDA and the host).
+//! * **Coefficients** of every step are uploaded once, before the first step (`4·(n + 9)` bytes
+//!   each); the time input is written into one fixed buffer per call (a few bytes).
+//! * **Read-back** happens once, after the last step: the state and a 4-byte flag holding the
+//!   first network call whose output had a NaN or Inf (reported as [`Error::NonFinite`], as the
+//!   host loop reports it).
+//!
+//! The same code runs on ONNX Runtime's CPU provider (tensors in host memory, uploads are plain
+//! writes) and on CUDA/TensorRT (tensors in CUDA memory from the network session's allocator,
+//! transfers through ONNX Runtime's copies; the step graph runs on the CUDA provider even when
+//! the network runs on TensorRT, so its `Mul`/`Add` nodes are not fused). [`DeviceLoop::staged`]
+//! makes the CPU provider take the GPU path (allocator from the session, every transfer an
+//! ONNX Runtime copy, noise upload overlapped), so CI exercises it.
+//!
+//! Scope: row samplers only ([`crate::sampler::plan`]); the network sees the whole frame in one
+//! run (no tiles; a graph with a fixed batch must fix it to the frame's batch). Trajectory
+//! hooks are not called. [`crate::restorer::Restorer`] falls back to the host loop for
+//! everything else ([`SamplingLoop`]).
+
+use super::cancel::CancelToken;
+use super::env;
+use super::ep::{CudaOptions, ExecutionProvider};
+use super::package::{Elem, TimeFeed};
+use super::session::{OnnxDenoiser, SessionConfig};
+use super::step_graph::{self, names};
+use crate::rng::NoiseSource;
+use crate::sampler::plan::{Plan, Source};
+use crate::tile::TileProgress;
+use crate::{Error, Result, Tensor, TensorView};
+use ndarray::Ix4;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, RunOptions, Session};
+use ort::value::{PrimitiveTensorElementType, Tensor as OrtTensor};
+use std::path::PathBuf;
+
+/// Which loop a restore used, and why not the device loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplingLoop {
+    /// No restore yet.
+    None,
+    /// The state stayed on the network's device ([`DeviceLoop`]).
+    Device,
+    /// The host loop, for this reason.
+    Host(&'static str),
+}
+
+fn rt(e: impl std::fmt::Display) -> Error {
+    Error::Runtime(e.to_string())
+}
+
+/// Runs row samplers with the state on the device (module docs). Holds the step-graph
+/// sessions (one per source order, built on first use).
+pub struct DeviceLoop {
+    library: Option<PathBuf>,
+    threads: usize,
+    device_id: i32,
+    staged: bool,
+    graphs: Vec<((Vec<Source>, bool), Session)>,
+}
+
+impl std::fmt::Debug for DeviceLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceLoop").field("device_id", &self.device_id).field("staged", &self.staged).field("graphs", &self.graphs.len()).finish()
+    }
+}
+
+impl DeviceLoop {
+    /// A device loop for networks opened with `cfg` (its library, threads and CUDA device).
+    pub fn new(cfg: &SessionConfig) -> Self {
+        let device_id = match &cfg.provider {
+            ExecutionProvider::Cuda(o) => o.device_id,
+            ExecutionProvider::TensorRt(o) => o.device_id,
+            _ => 0,
+        };
+        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new() }
+    }
+
+    /// On the CPU provider, take the GPU code path (module docs). No effect on a GPU.
+    pub fn staged(mut self, on: bool) -> Self {
+        self.staged = on;
+        self
+    }
+
+    /// Why `net` cannot run a `shape` frame on the device, if it cannot.
+    pub fn unsupported(net: &OnnxDenoiser, shape: &[usize]) -> Option<&'static str> {
+        let p = net.plan();
+        if shape.len() != 4 || shape.contains(&0) {
+            return Some("empty frame");
+        }
+        if p.fixed_batch.is_some_and(|b| b != shape[0]) {
+            return Some("the graph fixes another batch size");
+        }
+        if p.fixed_hw.is_some_and(|hw| hw != (shape[2], shape[3])) {
+            return Some("the graph fixes another frame size");
+        }
+        None
+    }
+
+    /// Run `plan` with `net` from `x_end` (conditioning `cond`), drawing from `noise`; returns
+    /// the final state as the host loop would (same operations; the network's own numerics
+    /// aside). `progress` is told after every network call (one "tile" per call) and cancels
+    /// with `false`.
+    pub fn sample(
+        &mut self,
+        net: &mut OnnxDenoiser,
+        plan: &Plan,
+        x_end: TensorView<'_>,
+        cond: TensorView<'_>,
+        noise: &mut dyn NoiseSource,
+        progress: Option<&mut dyn FnMut(TileProgress) -> bool>,
+    ) -> Result<Tensor> {
+        let (e, c) = (x_end.shape(), cond.shape());
+        if e[0] != c[0] || e[2] != c[2] || e[3] != c[3] {
+            return Err(Error::shape("conditioning image (batch, height, width)", &[e[0], c[1], e[2], e[3]], c));
+        }
+        if let Some(why) = Self::unsupported(net, e) {
+            return Err(Error::incompatible("device loop", "this network", why));
+        }
+        if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
+            return Err(Error::param("x_T", "input contains NaN or Inf"));
+        }
+        if plan.steps.is_empty() || plan.steps.iter().any(|s| s.coefs.len() != plan.order.len()) {
+            return Err(Error::param("plan", "no steps, or a step without one coefficient per source"));
+        }
+        let mut progress = progress;
+        guard(|| self.sample_inner(net, plan, x_end, cond, noise, &mut progress))
+    }
+
+    fn step_session(&mut self, order: &[Source], gpu: bool) -> Result<&mut Session> {
+        let key = (order.to_vec(), gpu);
+        if let Some(i) = self.graphs.iter().position(|(k, _)| *k == key) {
+            return Ok(&mut self.graphs[i].1);
+        }
+        let environment = env::environment(self.library.as_deref())?;
+        let mut b = Session::builder(&environment).map_err(rt)?;
+        if self.threads > 0 {
+            b = b.with_intra_threads(self.threads).map_err(rt)?;
+        }
+        b = b.with_config_entry("session.intra_op.allow_spinning", "0").map_err(rt)?.with_inter_threads(1).map_err(rt)?;
+        if gpu {
+            // CUDA even under TensorRT: TensorRT would fuse the row into FMAs.
+            let eps = ExecutionProvider::Cuda(CudaOptions { device_id: self.device_id, ..CudaOptions::default() }).dispatch()?;
+            b = b.with_execution_providers(eps).map_err(|e| Error::ProviderUnavailable { provider: "cuda".into(), reason: e.to_string() })?;
+        }
+        let session = b.commit_from_memory(&step_graph::build(order)).map_err(|e| Error::Runtime(format!("step graph: {e}")))?;
+        self.graphs.push((key, session));
+        let last = self.graphs.len() - 1;
+        Ok(&mut self.graphs[last].1)
+    }
+
+    fn sample_inner(
+        &mut self,
+        net: &mut OnnxDenoiser,
+        plan: &Plan,
+        x_end: TensorView<'_>,
+        cond: TensorView<'_>,
+        noise: &mut dyn NoiseSource,
+        progress: &mut Option<&mut dyn FnMut(TileProgress) -> bool>,
+    ) -> Result<Tensor> {
+        let gpu = net.provider() != "cpu";
+        let mv = Mover { resident: !gpu && !self.staged };
+        let io = net.io().clone();
+        let feed = net.plan().time;
+        let device_id = self.device_id;
+        let step = self.step_session(&plan.order, gpu)?;
+        let (session, run_opts, cancel) = net.device_parts();
+        let alloc = if mv.resident {
+            Allocator::default()
+        } else {
+            let (dev, id) = if gpu { (AllocationDevice::CUDA, device_id) } else { (AllocationDevice::CPU, 0) };
+            let info = MemoryInfo::new(dev, id, AllocatorType::Device, MemoryType::Default).map_err(rt)?;
+            Allocator::new(session, info).map_err(|e| Error::Runtime(format!("device allocator: {e}")))?
+        };
+
+        // Device buffers.
+        let (b, c, h, w) = x_end.dim();
+        let img = [b, c, h, w];
+        let xe_host = x_end.as_standard_layout();
+        let xe_slice = xe_host.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?;
+        let new = |shape: &[usize]| OrtTensor::<f32>::new(&alloc, shape).map_err(rt);
+        let mut xe = new(&img)?;
+        mv.put(&mut xe, xe_slice)?;
+        let mut xs = [new(&img)?, new(&img)?];
+        mv.put(&mut xs[0], xe_slice)?;
+        let zeros = vec![0f32; xe_slice.len()];
+        // Raw output and noise start at 0 so a zero coefficient on them always gives 0.
+        let mut raw = new(&img)?;
+        mv.put(&mut raw, &zeros)?;
+        let mut z = new(&img)?;
+        mv.put(&mut z, &zeros)?;
+        let c_in0 = plan.steps[0].call.map_or(1.0, |cl| cl.c_in);
+        let mut x_in = new(&img)?;
+        if c_in0 == 1.0 {
+            mv.put(&mut x_in, xe_slice)?;
+        } else {
+            let k = c_in0 as f32;
+            let v: Vec<f32> = xe_slice.iter().map(|&v| k * v).collect();
+            mv.put(&mut x_in, &v)?;
+        }
+        let cond_dev = match io.cond.as_ref() {
+            Some(_) => {
+                let ch = cond.as_standard_layout();
+                let mut t = new(cond.shape())?;
+                mv.put(&mut t, ch.as_slice().ok_or_else(|| Error::Runtime("cond is not contiguous".into()))?)?;
+                Some(t)
+            }
+            None => None,
+        };
+        let mut flags = [new(&[1])?, new(&[1])?];
+        mv.put(&mut flags[0], &[-1.0])?;
+        // Every step's coefficients, uploaded once.
+        let mut coefs = Vec::with_capacity(plan.steps.len());
+        let mut calls = 0usize;
+        let mut call_times = Vec::new();
+        for (k, st) in plan.steps.iter().enumerate() {
+            if let Some(cl) = st.call {
+                calls += 1;
+                call_times.push(cl.t_net);
+            }
+            let c_in = plan.steps.get(k + 1).and_then(|n| n.call).map_or(1.0, |cl| cl.c_in);
+            let v = step_graph::coefficients(plan, st, c_in, calls);
+            let mut t = new(&[v.len()])?;
+            mv.put(&mut t, &v)?;
+            coefs.push(t);
+        }
+        let mut t_buf = match (io.time.as_ref(), feed) {
+            (Some(_), Some(f)) => Some(TimeBuf::new(&alloc, f, b)?),
+            _ => None,
+        };
+        // Noise staging on the host when the buffer is not host memory.
+        let mut z_host = if mv.resident { None } else { Some(OrtTensor::<f32>::new(&Allocator::default(), img).map_err(rt)?) };
+
+        // Bindings: the network's output once, its inputs per call; the step graph per step.
+        let mut net_bind = session.create_binding().map_err(rt)?;
+        net_bind.bind_output(io.output.as_str(), &mut raw).map_err(rt)?;
+        let mut step_bind = step.create_binding().map_err(rt)?;
+        step_bind.bind_input(names::X_END, &xe).map_err(rt)?;
+        step_bind.bind_input(names::RAW, &raw).map_err(rt)?;
+        step_bind.bind_input(names::Z, &z).map_err(rt)?;
+        step_bind.bind_output(names::X_IN, &mut x_in).map_err(rt)?;
+
+        let mut done = 0usize;
+        for (k, st) in plan.steps.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let draw = st.noise.map(|(_, d)| d);
+            if let Some(cl) = st.call {
+                net_bind.bind_input(io.state.as_str(), &x_in).map_err(rt)?;
+                if let (Some(name), Some(cd)) = (io.cond.as_ref(), cond_dev.as_ref()) {
+                    net_bind.bind_input(name.as_str(), cd).map_err(rt)?;
+                }
+                if let (Some(name), Some(tb)) = (io.time.as_ref(), t_buf.as_mut()) {
+                    tb.set(&mv, b, cl.t_net)?;
+                    tb.bind(&mut net_bind, name)?;
+                }
+                match (draw, z_host.as_mut()) {
+                    // Off the host: prepare this step's noise while the network runs.
+                    (Some(d), Some(zh)) => {
+                        let (sess, bind, opts) = (&mut *session, &mut net_bind, &run_opts);
+                        let (r_net, r_noise) = std::thread::scope(|s| {
+                            let job = s.spawn(move || run_net(sess, bind, opts));
+                            let r_noise = fill_staged(noise, d, zh, &mut z);
+                            let r_net = job.join().unwrap_or_else(|p| Err(Error::Runtime(format!("network thread panicked: {}", env::panic_text(&p)))));
+                            (r_net, r_noise)
+                        });
+                        net_error(r_net, &cancel)?;
+                        r_noise?;
+                    }
+                    _ => net_error(run_net(session, &net_bind, &run_opts), &cancel)?,
+                }
+                done += 1;
+                if let Some(p) = progress.as_mut()
+                    && !p(TileProgress { call: done - 1, done: 1, total: 1 })
+                {
+                    return Err(Error::Cancelled);
+                }
+            }
+            if let Some(d) = draw {
+                match z_host.as_mut() {
+                    Some(zh) if st.call.is_none() => fill_staged(noise, d, zh, &mut z)?,
+                    Some(_) => {}
+                    None => {
+                        let mut v = z.extract_array_mut();
+                        let v4 = v.view_mut().into_dimensionality::<Ix4>().map_err(|_| Error::Runtime("noise buffer rank".into()))?;
+                        noise.fill(d, v4)?;
+                    }
+                }
+            }
+            let cur = k % 2;
+            let [x0, x1] = &mut xs;
+            let (xc, xn) = if cur == 0 { (&*x0, x1) } else { (&*x1, x0) };
+            let [f0, f1] = &mut flags;
+            let (fc, fnext) = if cur == 0 { (&*f0, f1) } else { (&*f1, f0) };
+            step_bind.bind_input(names::X, xc).map_err(rt)?;
+            step_bind.bind_input(names::COEF, &coefs[k]).map_err(rt)?;
+            step_bind.bind_input(names::FLAG, fc).map_err(rt)?;
+            step_bind.bind_output(names::X_NEXT, xn).map_err(rt)?;
+            step_bind.bind_output(names::FLAG_NEXT, fnext).map_err(rt)?;
+            drop(step.run_binding(&step_bind).map_err(|e| Error::Runtime(format!("step graph: {e}")))?);
+        }
+        drop(step_bind);
+        drop(net_bind);
+        let last = plan.steps.len() % 2;
+        let flag = mv.get(&flags[last])?;
+        if let Some(&f) = flag.first()
+            && f >= 1.0
+        {
+            let call = f as usize;
+            return Err(Error::NonFinite { call, t_net: call_times.get(call - 1).copied().unwrap_or(f64::NAN) });
+        }
+        let out = mv.get(&xs[last])?;
+        let mut x = Tensor::from_shape_vec(img, out).map_err(|e| Error::Runtime(format!("state read-back: {e}")))?;
+        if let Some((lo, hi)) = plan.clamp {
+            crate::step::clamp(&mut x, lo, hi);
+        }
+        Ok(x)
+    }
+}
+
+/// One network run with the bound inputs and output.
+fn run_net(session: &mut Session, binding: &IoBinding, opts: &RunOptions) -> Result<()> {
+    session.run_binding_with_options(binding, opts).map(drop).map_err(|e| Error::Runtime(format!("running the network: {}", e.message())))
+}
+
+/// A network error, or [`Error::Cancelled`] if the run was terminated by the token.
+fn net_error(r: Result<()>, cancel: &CancelToken) -> Result<()> {
+    r.map_err(|e| if cancel.is_cancelled() { Error::Cancelled } else { e })
+}
+
+/// Fill the host staging buffer with noise `draw` and copy it into the device buffer.
+fn fill_staged(noise: &mut dyn NoiseSource, draw: u64, host: &mut OrtTensor<f32>, dev: &mut OrtTensor<f32>) -> Result<()> {
+    {
+        let mut v = host.extract_array_mut();
+        let v4 = v.view_mut().into_dimensionality::<Ix4>().map_err(|_| Error::Runtime("noise buffer rank".into()))?;
+        noise.fill(draw, v4)?;
+    }
+    host.copy_into(dev).map_err(|e| Error::Runtime(format!("noise upload: {e}")))
+}
+
+/// How data reaches the loop's buffers.
+struct Mover {
+    /// Buffers are host memory the SDK writes directly; otherwise every transfer is an ONNX
+    /// Runtime copy.
+    resident: bool,
+}
+
+impl Mover {
+    fn put<T: PrimitiveTensorElementType + std::fmt::Debug + Copy + 'static>(&self, dst: &mut OrtTensor<T>, src: &[T]) -> Result<()> {
+        if self.resident {
+            let (_, d) = dst.extract_tensor_mut();
+            if d.len() != src.len() {
+                return Err(Error::Runtime(format!("upload of {} values into {}", src.len(), d.len())));
+            }
+            d.copy_from_slice(src);
+            Ok(())
+        } else {
+            let shape: Vec<i64> = dst.shape().to_vec();
+            let host = OrtTensor::from_array((shape, src.to_vec())).map_err(rt)?;
+            host.copy_into(dst).map_err(|e| Error::Runtime(format!("upload: {e}")))
+        }
+    }
+
+    fn get(&self, src: &OrtTensor<f32>) -> Result<Vec<f32>> {
+        if self.resident {
+            return Ok(src.extract_tensor().1.to_vec());
+        }
+        let shape: Vec<i64> = src.shape().to_vec();
+        let mut host = OrtTensor::<f32>::new(&Allocator::default(), shape).map_err(rt)?;
+        src.copy_into(&mut host).map_err(|e| Error::Runtime(format!("read-back: {e}")))?;
+        Ok(host.extract_tensor().1.to_vec())
+    }
+}
+
+/// The network's time input, one fixed buffer of the graph's type and shape.
+enum TimeBuf {
+    F32(OrtTensor<f32>, TimeFeed),
+    F64(OrtTensor<f64>, TimeFeed),
+    I64(OrtTensor<i64>, TimeFeed),
+    I32(OrtTensor<i32>, TimeFeed),
+}
+
+impl TimeBuf {
+    fn shape(feed: TimeFeed, b: usize) -> Vec<i64> {
+        match feed.kind {
+            0 => vec![],
+            1 => vec![1],
+            2 => vec![b as i64],
+            _ => vec![b as i64, 1],
+        }
+    }
+
+    fn new(alloc: &Allocator, feed: TimeFeed, b: usize) -> Result<Self> {
+        let s = Self::shape(feed, b);
+        Ok(match feed.elem {
+            Elem::F64 => TimeBuf::F64(OrtTensor::new(alloc, s).map_err(rt)?, feed),
+            Elem::I64 => TimeBuf::I64(OrtTensor::new(alloc, s).map_err(rt)?, feed),
+            Elem::I32 => TimeBuf::I32(OrtTensor::new(alloc, s).map_err(rt)?, feed),
+            _ => TimeBuf::F32(OrtTensor::new(alloc, s).map_err(rt)?, feed),
+        })
+    }
+
+    /// Write `t_net` as [`OnnxDenoiser`] feeds it (integers get the rounded value).
+    fn set(&mut self, mv: &Mover, b: usize, t_net: f64) -> Result<()> {
+        if !t_net.is_finite() {
+            return Err(Error::param("t_net", "not finite"));
+        }
+        let n = |f: &TimeFeed| Self::shape(*f, b).iter().product::<i64>().max(1) as usize;
+        match self {
+            TimeBuf::F32(t, f) => mv.put(t, &vec![t_net as f32; n(f)]),
+            TimeBuf::F64(t, f) => mv.put(t, &vec![t_net; n(f)]),
+            TimeBuf::I64(t, f) => mv.put(t, &vec![t_net.round() as i64; n(f)]),
+            TimeBuf::I32(t, f) => mv.put(t, &vec![t_net.round() as i32; n(f)]),
+        }
+    }
+
+    fn bind(&self, binding: &mut IoBinding, name: &str) -> Result<()> {
+        match self {
+            TimeBuf::F32(t, _) => binding.bind_input(name, t),
+            TimeBuf::F64(t, _) => binding.bind_input(name, t),
+            TimeBuf::I64(t, _) => binding.bind_input(name, t),
+            TimeBuf::I32(t, _) => binding.bind_input(name, t),
+        }
+        .map_err(rt)
+    }
+}
+
+/// Run `f`, turning a panic inside `ort` into an error.
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(Error::Runtime(format!("ONNX Runtime wrapper panicked: {}", env::panic_text(&p)))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A restorer owns a device loop and moves between threads.
+    #[test]
+    fn device_loop_is_send() {
+        fn send<T: Send>() {}
+        send::<DeviceLoop>();
+    }
+
+    #[test]
+    fn time_buffer_shapes() {
+        let f = |kind| TimeFeed { elem: Elem::F32, kind };
+        assert_eq!(TimeBuf::shape(f(0), 3), Vec::<i64>::new());
+        assert_eq!(TimeBuf::shape(f(1), 3), vec![1]);
+        assert_eq!(TimeBuf::shape(f(2), 3), vec![3]);
+        assert_eq!(TimeBuf::shape(f(3), 3), vec![3, 1]);
+    }
+}

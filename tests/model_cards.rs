@@ -1,0 +1,102 @@
+//! The shipped demo models reproduce their model cards: for each `models/<task>.onnx`, the
+//! held-out pairs are regenerated (`bridge_export::data::write_eval_pairs`, the code behind
+//! `bridge-export pairs`) from the test photographs (`scripts/fetch-data.sh`, run here when
+//! missing) and scored with `bridge::eval` (the code behind `bridge eval`) at the package's
+//! default sampler and NFE and at the card's seed; PSNR and SSIM must match the rows of the
+//! card's table (`models/<task>.md`), as must the baseline row.
+
+use bridge::eval::{Setting, baseline, evaluate, load_pairs};
+use bridge::restorer::Restorer;
+use bridge_e2e::repo_root;
+use bridge_export::data::write_eval_pairs;
+use bridge_export::package::Task;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn test_photos() -> PathBuf {
+    static FETCH: std::sync::Once = std::sync::Once::new();
+    let root = repo_root();
+    let dir = root.join(".deps/data/test");
+    // The four tests run in parallel: fetch once.
+    FETCH.call_once(|| {
+        if !dir.is_dir() {
+            let st = Command::new(root.join("scripts/fetch-data.sh")).status().expect("run scripts/fetch-data.sh");
+            assert!(st.success(), "scripts/fetch-data.sh failed");
+        }
+    });
+    dir
+}
+
+/// `| label | nfe | psnr | ssim |` rows of a card's table.
+fn card_rows(card: &str) -> Vec<(String, String, f64, f64)> {
+    card.lines()
+        .filter_map(|l| {
+            let c: Vec<&str> = l.trim().trim_matches('|').split('|').map(str::trim).collect();
+            if c.len() < 4 {
+                return None;
+            }
+            Some((c[0].to_string(), c[1].to_string(), c[2].parse().ok()?, c[3].parse().ok()?))
+        })
+        .collect()
+}
+
+fn check_card(task: &str) {
+    let root = repo_root();
+    let model = root.join(format!("models/{task}.onnx"));
+    let card_path = root.join(format!("models/{task}.md"));
+    let size = std::fs::metadata(&model).unwrap_or_else(|e| panic!("{}: {e}", model.display())).len();
+    assert!(size <= 8_000_000, "{task}: {size} bytes is over the 8 MB budget of a demo model");
+    let card = std::fs::read_to_string(&card_path).unwrap_or_else(|e| panic!("{}: {e}", card_path.display()));
+    // The card states how its pairs were made: `bridge-export pairs --task T --out DIR` with
+    // the defaults below (crop 256, photos shrunk to 1024, seed 2024) and `bridge eval ... --seed 0`.
+    assert!(card.contains(&format!("bridge-export pairs --task {task}")), "{task}: card lacks the pairs command");
+    let pairs_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("card-pairs-{task}"));
+    let _ = std::fs::remove_dir_all(&pairs_dir);
+    let n = write_eval_pairs(Task::parse(task).unwrap(), &test_photos(), &pairs_dir, 256, 1024, 2024).unwrap();
+    let pairs = load_pairs(&pairs_dir).unwrap();
+    assert_eq!(pairs.len(), n);
+    assert!(card.contains(&format!("{n} image pairs")), "{task}: the card is over another number of pairs");
+
+    let mut r = Restorer::builder(&model).threads(2).seed(0).build().unwrap();
+    let meta = r.package().clone();
+    let base = baseline(&pairs, meta.sr_scale, meta.sr_upsample).unwrap();
+    let st = Setting { sampler: meta.sampler.clone(), nfe: meta.nfe, eta: None };
+    let got = evaluate(&mut r, &pairs, std::slice::from_ref(&st), 0, |_, _| {}).unwrap().remove(0);
+    let rows = card_rows(&card);
+    for (label, nfe, psnr, ssim) in [
+        (base.label.clone(), "–".to_string(), base.psnr, base.ssim),
+        (got.label.clone(), got.nfe.to_string(), got.psnr, got.ssim),
+    ] {
+        let row = rows
+            .iter()
+            .find(|(l, n, _, _)| *l == label && *n == nfe)
+            .unwrap_or_else(|| panic!("{task}: no row `{label} | {nfe}` in {}", card_path.display()));
+        eprintln!("{task}: {label} NFE {nfe}: PSNR {psnr:.3} (card {}), SSIM {ssim:.5} (card {})", row.2, row.3);
+        // The card rounds to 0.01 dB and 1e-4; allow one unit of the last digit besides rounding
+        // (ONNX Runtime's CPU kernels may differ in the last bits between instruction sets).
+        assert!((psnr - row.2).abs() <= 0.015, "{task} {label}: PSNR {psnr:.4} vs card {}", row.2);
+        assert!((ssim - row.3).abs() <= 1.5e-4, "{task} {label}: SSIM {ssim:.5} vs card {}", row.3);
+    }
+    // The model restores: better than its input on the held-out set.
+    assert!(got.psnr > base.psnr, "{task}: PSNR {} not above the baseline {}", got.psnr, base.psnr);
+}
+
+#[test]
+fn sr4_card() {
+    check_card("sr4");
+}
+
+#[test]
+fn denoise_card() {
+    check_card("denoise");
+}
+
+#[test]
+fn deblur_card() {
+    check_card("deblur");
+}
+
+#[test]
+fn jpeg_card() {
+    check_card("jpeg");
+}

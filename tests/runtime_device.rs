@@ -1,0 +1,252 @@
+//! The device loop (`bridge::runtime::device`) on ONNX Runtime's CPU provider: the same code
+//! path as on CUDA, checked against the host loop — same packages, samplers and seeds, outputs
+//! compared element by element.
+//!
+//! ONNX Runtime is installed into `.deps/onnxruntime` by `scripts/install-ort.sh` when missing.
+
+mod runtime_models;
+
+use bridge::restorer::Restorer;
+use bridge::rng::PhiloxNoise;
+use bridge::runtime::{DeviceLoop, OnnxDenoiser, SamplingLoop, SessionConfig, build_family, parse_sampler};
+use bridge::sampler::{Model, plan, sample};
+use bridge::{Error, Tensor};
+use runtime_models as models;
+use std::path::{Path, PathBuf};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bridge-dev-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The small restoration U-Net of `tests/unet_model.rs` as a package of `family`.
+fn unet_package(dir: &Path, name: &str, meta: &[(&str, &str)]) -> PathBuf {
+    let mut g = models::unet_model::unet();
+    for (k, v) in meta {
+        if v.is_empty() { g.unset_meta(k) } else { g.meta(k, v) };
+    }
+    g.check().expect("well-formed U-Net");
+    g.write(&dir.join(name)).expect("write the U-Net")
+}
+
+/// A degraded image in [-1, 1] (or [lo, hi]).
+fn image(h: usize, w: usize, lo: f32, hi: f32) -> Tensor {
+    Tensor::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
+        let v = ((c * 7 + y * 3 + x * 5) % 23) as f32 / 22.0;
+        lo + (hi - lo) * v
+    })
+}
+
+/// Max |a − b| and the number of elements that differ (`!=`, so ±0 count as equal).
+fn diff(a: &Tensor, b: &Tensor) -> (f32, usize) {
+    assert_eq!(a.shape(), b.shape());
+    a.iter().zip(b).fold((0f32, 0usize), |(m, n), (x, y)| (m.max((x - y).abs()), n + usize::from(x != y)))
+}
+
+/// Restore `x` with the host loop and with the device loop; the outputs must be identical.
+fn same_both_ways(pkg: &Path, sampler: &str, eta: Option<f64>, nfe: usize, x: &Tensor, tag: &str) -> Tensor {
+    models::ensure_ort();
+    let build = |on: bool| {
+        let mut b = Restorer::builder(pkg).threads(2).sampler(sampler).nfe(nfe).seed(11).tile(0).device_loop(on);
+        if let Some(e) = eta {
+            b = b.eta(e);
+        }
+        b.build().unwrap_or_else(|e| panic!("{tag}: {e}"))
+    };
+    let mut host = build(false);
+    let a = host.restore_tensor(x.view()).unwrap_or_else(|e| panic!("{tag} host: {e}"));
+    assert_eq!(host.sampling_loop(), SamplingLoop::Host("device loop off"));
+    let mut dev = build(true);
+    assert!(dev.device_loop());
+    let b = dev.restore_tensor(x.view()).unwrap_or_else(|e| panic!("{tag} device: {e}"));
+    assert_eq!(dev.sampling_loop(), SamplingLoop::Device, "{tag}");
+    let (max, n) = diff(&a, &b);
+    let bits = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    let saturated = a.iter().filter(|v| v.abs() == 1.0).count();
+    let top = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    println!("{tag}: {} elements ({saturated} at ±1, max |v| {top:.3}), max |host − device| = {max:e}, {n} differ, {bits} differ in bits", a.len());
+    assert!(a.iter().all(|v| v.is_finite()), "{tag}: finite output");
+    assert_eq!(n, 0, "{tag}: device loop differs from the host loop (max {max:e})");
+    assert!(4 * saturated < 3 * a.len(), "{tag}: the output is not just the clamp");
+    // A stochastic sampler's device run depends on the seed: the uploaded noise is used.
+    let p = plan::plan(dev.family(), &dev.options().sampler, nfe, false).unwrap().unwrap();
+    if p.noisy_steps() > 0 {
+        dev.set_seed(12);
+        let c = dev.restore_tensor(x.view()).unwrap();
+        assert!(diff(&b, &c).1 > 0, "{tag}: another seed, another image");
+    }
+    a
+}
+
+/// The U-Net on every family with its row samplers: identical output both ways (`==` on every
+/// element), for stochastic and deterministic samplers, input scaling (DDBM's `c_in`), clamps,
+/// steps without a network call (GOUB/UniDB tops) and the ε and x0 sources.
+#[test]
+fn unet_families_identical_both_ways() {
+    let dir = tmpdir("unet");
+    let x = image(24, 32, -1.0, 1.0);
+    let goub = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.value_range", "[0, 1]")]);
+    let xg = image(24, 32, 0.0, 1.0);
+    for (s, nfe) in [("data-solver-1", 4), ("data-solver-1-ode", 9), ("noise-solver-1", 4), ("euler-sde", 100)] {
+        same_both_ways(&goub, s, None, nfe, &xg, &format!("goub {s} nfe {nfe}"));
+    }
+    same_both_ways(&goub, "implicit", Some(1.0), 5, &xg, "goub implicit η 1");
+    let unidb = unet_package(
+        &dir,
+        "unidb.onnx",
+        &[("bridge.family", "unidb"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.family_params", r#"{"gamma_inv": 1e-7}"#)],
+    );
+    same_both_ways(&unidb, "data-solver-1", None, 4, &xg, "unidb data-solver-1");
+    same_both_ways(&unidb, "mean-ode", None, 100, &xg, "unidb mean-ode");
+    let vp = unet_package(&dir, "vp.onnx", &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")]);
+    for (s, eta) in [("dbim", 0.0), ("dbim", 0.5), ("implicit", 1.0)] {
+        same_both_ways(&vp, s, Some(eta), 6, &x, &format!("ddbm-vp {s} η {eta}"));
+    }
+    let ve = unet_package(&dir, "ve.onnx", &[("bridge.family", "ddbm-ve"), ("bridge.schedule", "ve"), ("bridge.parameterization", "ddbm-precond")]);
+    same_both_ways(&ve, "dbim", Some(1.0), 5, &x, "ddbm-ve dbim η 1");
+    let i2sb = unet_package(&dir, "i2sb.onnx", &[("bridge.family", "i2sb"), ("bridge.schedule", "i2sb-symmetric"), ("bridge.parameterization", "i2sb")]);
+    same_both_ways(&i2sb, "i2sb", None, 5, &x, "i2sb");
+    same_both_ways(&i2sb, "i2sb-ot-ode", None, 5, &x, "i2sb ot-ode");
+    same_both_ways(&i2sb, "distilled", None, 2, &x, "i2sb distilled");
+    let rdbm = unet_package(&dir, "rdbm.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "x0")]);
+    same_both_ways(&rdbm, "rdbm", None, 5, &x, "rdbm x0");
+    same_both_ways(&rdbm, "rdbm-eps", None, 5, &x, "rdbm x0 eps-form");
+    let rdbm_eps = unet_package(&dir, "rdbm-eps.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    same_both_ways(&rdbm_eps, "rdbm-eps", None, 5, &x, "rdbm pred_noise eps-form");
+}
+
+/// NADB: the mean network (host, once) gives `x_T`, which differs from the conditioning image;
+/// the bridge network has no conditioning input.
+#[test]
+fn nadb_with_mean_network_identical() {
+    let dir = tmpdir("nadb");
+    let pkg = models::nadb_with_mean(&dir);
+    same_both_ways(&pkg, "nadb", None, 5, &image(8, 12, -1.0, 1.0), "nadb");
+}
+
+/// An int64 scalar time on a graph with a fixed 1×3×16×16 shape: the device loop fills the
+/// graph's own time type; a frame of another size pads up to it and still runs on the device.
+#[test]
+fn fixed_graph_and_integer_time() {
+    let dir = tmpdir("fixed");
+    let pkg = models::fixed(&dir, "fixed.onnx", 16);
+    let x = image(16, 16, -1.0, 1.0);
+    same_both_ways(&pkg, "rdbm", None, 3, &x, "fixed int64 t");
+    let mut r = Restorer::builder(&pkg).threads(1).device_loop(true).build().unwrap();
+    r.restore_tensor(image(10, 12, -1.0, 1.0).view()).unwrap();
+    assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+}
+
+/// What the device loop does not take runs the host loop, automatically, with the reason.
+#[test]
+fn automatic_fallback() {
+    models::ensure_ort();
+    let dir = tmpdir("fallback");
+    let vp = unet_package(&dir, "vp.onnx", &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")]);
+    let x = image(24, 32, -1.0, 1.0);
+    for (s, want) in [("heun", "the sampler is not one row per step"), ("dbim-2", "the sampler is not one row per step")] {
+        let mut r = Restorer::builder(&vp).threads(2).sampler(s).nfe(5).tile(0).device_loop(true).build().unwrap();
+        r.restore_tensor(x.view()).unwrap();
+        assert_eq!(r.sampling_loop(), SamplingLoop::Host(want), "{s}");
+    }
+    // A frame larger than a tile.
+    let mut r = Restorer::builder(&vp).threads(2).sampler("dbim").nfe(3).tile(16).tile_overlap(4).device_loop(true).build().unwrap();
+    r.restore_tensor(x.view()).unwrap();
+    assert_eq!(r.sampling_loop(), SamplingLoop::Host("the frame is tiled"));
+    // The same frame within one tile runs on the device.
+    r.options_mut().tile.size = (64, 64);
+    r.restore_tensor(x.view()).unwrap();
+    assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+    // Off by default on the CPU; switchable per restorer.
+    let mut r = Restorer::builder(&vp).threads(2).nfe(3).tile(0).build().unwrap();
+    assert!(!r.device_loop());
+    r.set_device_loop(true);
+    r.restore_tensor(x.view()).unwrap();
+    assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+    // A sampler error is the host loop's typed error.
+    let mut r = Restorer::builder(&vp).threads(2).sampler("i2sb").nfe(3).tile(0).device_loop(true).build().unwrap();
+    assert!(matches!(r.restore_tensor(x.view()), Err(Error::Incompatible { .. })));
+}
+
+/// NaN from the network: the device loop reports the same call as the host loop, after one
+/// read-back at the end.
+#[test]
+fn non_finite_is_the_same_error() {
+    models::ensure_ort();
+    let dir = tmpdir("nan");
+    let pkg = models::nan(&dir, "nan.onnx");
+    let x = image(8, 8, -1.0, 1.0);
+    let err = |on: bool| Restorer::builder(&pkg).threads(1).tile(0).device_loop(on).build().unwrap().restore_tensor(x.view()).unwrap_err();
+    let (h, d) = (err(false), err(true));
+    assert!(matches!(h, Error::NonFinite { .. }), "{h}");
+    assert_eq!(h.to_string(), d.to_string());
+}
+
+/// The progress callback sees one report per call and cancels the device loop.
+#[test]
+fn progress_and_cancel() {
+    models::ensure_ort();
+    let dir = tmpdir("progress");
+    let pkg = models::oracle_mixing(&dir, "mix.onnx");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let mut r = Restorer::builder(&pkg)
+        .threads(1)
+        .nfe(4)
+        .tile(0)
+        .device_loop(true)
+        .on_progress(move |p| {
+            s2.lock().unwrap().push((p.call, p.tile, p.tiles));
+            p.call < 2
+        })
+        .build()
+        .unwrap();
+    assert!(matches!(r.restore_tensor(image(8, 8, -1.0, 1.0).view()), Err(Error::Cancelled)));
+    assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+    assert_eq!(*seen.lock().unwrap(), vec![(0, 1, 1), (1, 1, 1), (2, 1, 1)]);
+}
+
+/// The GPU code path on the CPU provider (`staged`: buffers from the session's allocator, every
+/// transfer an ONNX Runtime copy, the noise upload overlapped with the network run) gives the
+/// host loop's output, and so does the direct path; checked through `DeviceLoop::sample`
+/// against `sampler::sample` over the same `OnnxDenoiser`.
+#[test]
+fn staged_path_equals_host_loop() {
+    models::ensure_ort();
+    let dir = tmpdir("staged");
+    let pkg = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let cfg = SessionConfig { threads: 2, ..Default::default() };
+    let (mut net, meta) = OnnxDenoiser::load_package(&pkg, &cfg).unwrap();
+    let family = build_family(&meta).unwrap();
+    let x = image(20, 28, 0.0, 1.0);
+    for (name, nfe) in [("data-solver-1", 4), ("implicit", 3), ("noise-solver-1", 9)] {
+        let eta = (name == "implicit").then_some(0.7);
+        let sampler = parse_sampler(name, eta, None).unwrap();
+        let p = plan::plan(family.as_ref(), &sampler, nfe, false).unwrap().unwrap();
+        let host = {
+            let mut model = Model::new(&mut net, family.as_ref(), x.view(), x.view()).unwrap();
+            sample(&mut model, &sampler, nfe, &mut PhiloxNoise::new(5)).unwrap()
+        };
+        for staged in [false, true] {
+            let mut dev = DeviceLoop::new(&cfg).staged(staged);
+            let out = dev.sample(&mut net, &p, x.view(), x.view(), &mut PhiloxNoise::new(5), None).unwrap();
+            let (max, n) = diff(&host, &out);
+            println!("{name} staged {staged}: max {max:e}, {n} differ");
+            assert_eq!(n, 0, "{name} staged {staged}");
+        }
+        // Another seed gives another image (the uploaded noise is used).
+        let other = DeviceLoop::new(&cfg).sample(&mut net, &p, x.view(), x.view(), &mut PhiloxNoise::new(6), None).unwrap();
+        if p.noisy_steps() > 0 {
+            assert!(diff(&host, &other).1 > 0, "{name}: seed");
+        }
+    }
+    // Bad input is a typed error.
+    let mut dev = DeviceLoop::new(&cfg);
+    let p = plan::plan(family.as_ref(), &parse_sampler("implicit", None, None).unwrap(), 3, false).unwrap().unwrap();
+    let bad = x.mapv(|v| v * f32::NAN);
+    assert!(matches!(dev.sample(&mut net, &p, bad.view(), x.view(), &mut PhiloxNoise::new(0), None), Err(Error::InvalidParam { .. })));
+    let small = image(20, 20, 0.0, 1.0);
+    assert!(matches!(dev.sample(&mut net, &p, x.view(), small.view(), &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
+}
