@@ -471,8 +471,8 @@ mod tests {
         assert!((ssim(z.view(), z.view()).unwrap() - 1.0).abs() < 1e-12);
         assert!(ssim(pattern(10, 30, |_, _, _| 0.0).view(), pattern(10, 30, |_, _, _| 0.0).view()).is_err());
         // A noisier copy is less similar.
-        let n1 = pattern(20, 24, |c, yy, xx| (((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.02 } else { -0.02 }));
-        let n2 = pattern(20, 24, |c, yy, xx| (((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.1 } else { -0.1 }));
+        let n1 = pattern(20, 24, |c, yy, xx| ((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.02 } else { -0.02 });
+        let n2 = pattern(20, 24, |c, yy, xx| ((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.1 } else { -0.1 });
         let (s1, s2) = (ssim(z.view(), n1.view()).unwrap(), ssim(z.view(), n2.view()).unwrap());
         assert!(1.0 > s1 && s1 > s2, "{s1} {s2}");
     }
