@@ -125,11 +125,8 @@ impl DeviceLoop {
         noise: &mut dyn NoiseSource,
         progress: Option<&mut dyn FnMut(TileProgress) -> bool>,
     ) -> Result<Tensor> {
-        let (e, c) = (x_end.shape(), cond.shape());
-        if e[0] != c[0] || e[2] != c[2] || e[3] != c[3] {
-            return Err(Error::shape("conditioning image (batch, height, width)", &[e[0], c[1], e[2], e[3]], c));
-        }
-        if let Some(why) = Self::unsupported(net, e) {
+        crate::sampler::check_cond(x_end, cond)?;
+        if let Some(why) = Self::unsupported(net, x_end.shape()) {
             return Err(Error::incompatible("device loop", "this network", why));
         }
         if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {

@@ -71,6 +71,16 @@ impl Sampler {
     }
 }
 
+/// `x_T` and the conditioning image must agree in batch, height and width (their channel
+/// counts may differ). Checked by [`Model::new`] and the device loop.
+pub(crate) fn check_cond(x_end: TensorView<'_>, cond: TensorView<'_>) -> Result<()> {
+    let (e, c) = (x_end.shape(), cond.shape());
+    if e[0] != c[0] || e[2] != c[2] || e[3] != c[3] {
+        return Err(Error::shape("conditioning image (batch, height, width)", &[e[0], c[1], e[2], e[3]], c));
+    }
+    Ok(())
+}
+
 /// Run `sampler` for `nfe` network evaluations (each sampler documents how NFE maps to its
 /// steps) and return the final state.
 pub fn sample(model: &mut Model<'_>, sampler: &Sampler, nfe: usize, noise: &mut dyn NoiseSource) -> Result<Tensor> {
@@ -124,10 +134,7 @@ impl<'a> Model<'a> {
         x_end: TensorView<'a>,
         cond: TensorView<'a>,
     ) -> Result<Self> {
-        let (e, c) = (x_end.shape(), cond.shape());
-        if e[0] != c[0] || e[2] != c[2] || e[3] != c[3] {
-            return Err(Error::shape("conditioning image (batch, height, width)", &[e[0], c[1], e[2], e[3]], c));
-        }
+        check_cond(x_end, cond)?;
         if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
             return Err(Error::param("x_T", "input contains NaN or Inf"));
         }

@@ -17,7 +17,7 @@
 //! the noise of step `k` (`k = 0..nfe−2`).
 
 use super::Model;
-use super::implicit::implicit_row;
+use super::implicit::{StepRow, implicit_row};
 use crate::family::Family;
 use crate::family::nadb::Nadb;
 use crate::rng::NoiseSource;
@@ -36,20 +36,26 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, noise: &mut dyn NoiseSource) ->
     for (k, w) in grid.windows(2).enumerate() {
         let (n, n_prev) = (w[0], w[1]);
         let x0 = model.x0(&x, n)?;
-        let (mt, ms) = (f.marginal(n), f.marginal(n_prev));
-        let rho = f.rho(n, n_prev);
-        let var = ms.std * ms.std - rho * rho * mt.std * mt.std;
-        if var < -1e-12 {
-            // Unreachable for d ≥ (1 − α)/(2 − α) (checked by the family); the reference divides by zero.
-            return Err(Error::param("d", format!("negative posterior variance {var} at step {n} → {n_prev}")));
-        }
-        let row = implicit_row(mt, ms, rho);
-        let c_z = if n_prev > 0.0 { row.c_z } else { 0.0 };
-        let z = NoiseTerm { coef: c_z, draw: k as u64, source: &mut *noise };
+        let row = step_row(f, n, n_prev)?;
+        let z = NoiseTerm { coef: row.c_z, draw: k as u64, source: &mut *noise };
         step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0.view()), Term::new(row.c_t, x_end)], Some(z))?;
         model.record(&x);
     }
     Ok(x)
+}
+
+/// The row of step `n → n_prev`, with no noise on the last step (to `n = 0`). Shared by the
+/// sampler above and its row plan ([`super::plan`]).
+pub(crate) fn step_row(f: &Nadb, n: f64, n_prev: f64) -> Result<StepRow> {
+    let (mt, ms) = (f.marginal(n), f.marginal(n_prev));
+    let rho = f.rho(n, n_prev);
+    let var = ms.std * ms.std - rho * rho * mt.std * mt.std;
+    if var < -1e-12 {
+        // Unreachable for d ≥ (1 − α)/(2 − α) (checked by the family); the reference divides by zero.
+        return Err(Error::param("d", format!("negative posterior variance {var} at step {n} → {n_prev}")));
+    }
+    let row = implicit_row(mt, ms, rho);
+    Ok(StepRow { c_z: if n_prev > 0.0 { row.c_z } else { 0.0 }, ..row })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@
 
 use super::Model;
 use super::implicit::{check_eta, eta_row, grid_for, implicit_row};
-use super::{Sampler, rdbm as rdbm_sampler, unidbpp};
+use super::{Sampler, nadb as nadb_sampler, rdbm as rdbm_sampler, unidbpp};
 use crate::family::gou::Gou;
 use crate::family::i2sb::I2sb;
 use crate::family::nadb::Nadb;
@@ -229,15 +229,8 @@ fn nadb(family: &dyn Family, nfe: usize) -> Result<Option<Plan>> {
     let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true);
     for (k, w) in grid.windows(2).enumerate() {
         let (n, n_prev) = (w[0], w[1]);
-        let (mt, ms) = (f.marginal(n), f.marginal(n_prev));
-        let rho = f.rho(n, n_prev);
-        let var = ms.std * ms.std - rho * rho * mt.std * mt.std;
-        if var < -1e-12 {
-            return Err(Error::param("d", format!("negative posterior variance {var} at step {n} → {n_prev}")));
-        }
-        let row = implicit_row(mt, ms, rho);
-        let c_z = if n_prev > 0.0 { row.c_z } else { 0.0 };
-        b.step(Some(family.net_call(n)), row.c_x, &[row.c_0, row.c_t])?.set_noise(c_z, k as u64);
+        let row = nadb_sampler::step_row(f, n, n_prev)?;
+        b.step(Some(family.net_call(n)), row.c_x, &[row.c_0, row.c_t])?.set_noise(row.c_z, k as u64);
     }
     Ok(b.finish(None))
 }
