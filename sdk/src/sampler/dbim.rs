@@ -45,6 +45,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eta: f64, order: u8, noise: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::testing::{self, max_abs_diff};
     use crate::family::Family;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
@@ -55,13 +56,7 @@ mod tests {
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     fn images() -> (Tensor, Tensor) {
-        let x0 = Tensor::from_shape_fn((1, 3, 4, 4), |(_, c, y, x)| ((c * 5 + y * 3 + x) % 7) as f32 * 0.25 - 0.8);
-        let xt = Tensor::from_shape_fn((1, 3, 4, 4), |(_, c, y, x)| ((c + y * 2 + x) % 5) as f32 * 0.3 - 0.6);
-        (x0, xt)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        testing::images(1)
     }
 
     /// With the exact denoiser every variant ends on the marginal at `t_min` around x0: exactly

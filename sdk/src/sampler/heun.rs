@@ -197,6 +197,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::testing;
     use crate::family::ddbm::DdbmParams;
     use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::rng::PhiloxNoise;
@@ -204,9 +205,7 @@ mod tests {
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     fn images() -> (Tensor, Tensor) {
-        let x0 = Tensor::from_shape_fn((1, 3, 4, 4), |(_, c, y, x)| ((c * 5 + y * 3 + x) % 7) as f32 * 0.25 - 0.8);
-        let xt = Tensor::from_shape_fn((1, 3, 4, 4), |(_, c, y, x)| ((c + y * 2 + x) % 5) as f32 * 0.3 - 0.6);
-        (x0, xt)
+        testing::images(1)
     }
 
     /// The VP drift's coefficients equal a direct f64 transcription of DDBM's `get_d_vp`

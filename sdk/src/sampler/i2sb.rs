@@ -77,19 +77,14 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, ot_ode: bool, noise: &mut dyn N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::testing::{self, max_abs_diff};
     use crate::family::i2sb::I2sbParams;
     use crate::rng::PhiloxNoise;
     use crate::sampler::{Hooks, Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     fn images() -> (Tensor, Tensor) {
-        let x0 = Tensor::from_shape_fn((2, 3, 4, 4), |(b, c, y, x)| ((b + c * 5 + y * 3 + x) % 7) as f32 * 0.25 - 0.8);
-        let xt = Tensor::from_shape_fn((2, 3, 4, 4), |(b, c, y, x)| ((b * 2 + c + y * 2 + x) % 5) as f32 * 0.3 - 0.6);
-        (x0, xt)
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        testing::images(2)
     }
 
     /// With the exact denoiser the last step (noise-free) lands on the posterior mean at index

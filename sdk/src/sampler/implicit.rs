@@ -244,6 +244,7 @@ pub fn run(model: &mut Model<'_>, grid: &[f64], eta: f64, order: u8, noise: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::testing::max_abs_diff;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
     use crate::family::i2sb::{I2sb, I2sbParams};
@@ -273,10 +274,6 @@ mod tests {
             (Box::new(Nadb::new(NadbParams::default()).unwrap()), -0.9),
             (Box::new(Nadb::new(NadbParams { mean_network: false, ..Default::default() }).unwrap()), -0.9),
         ]
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
     }
 
     /// With the exact denoiser every state is a sample of eq. (1) around x0, and the output is

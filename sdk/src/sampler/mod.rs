@@ -240,3 +240,22 @@ impl<'a> Model<'a> {
         }
     }
 }
+
+/// Test fixtures shared by the samplers' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::Tensor;
+
+    /// A clean image `x0` in [−0.8, 0.7] and an endpoint `x_T` in [−0.6, 0.6], `[batch, 3, 4, 4]`
+    /// (the images of batch index `b` differ).
+    pub fn images(batch: usize) -> (Tensor, Tensor) {
+        let x0 = Tensor::from_shape_fn((batch, 3, 4, 4), |(b, c, y, x)| ((b + c * 5 + y * 3 + x) % 7) as f32 * 0.25 - 0.8);
+        let xt = Tensor::from_shape_fn((batch, 3, 4, 4), |(b, c, y, x)| ((b * 2 + c + y * 2 + x) % 5) as f32 * 0.3 - 0.6);
+        (x0, xt)
+    }
+
+    /// Max |a − b| over all elements.
+    pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+    }
+}
