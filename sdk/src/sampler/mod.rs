@@ -13,6 +13,8 @@ pub mod heun;
 pub mod i2sb;
 pub mod implicit;
 pub mod nadb;
+#[cfg(test)]
+mod pinned;
 pub mod plan;
 pub mod rdbm;
 pub mod unidbpp;
