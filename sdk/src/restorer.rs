@@ -674,7 +674,10 @@ impl Restorer {
                 Ok(l) if l.ys.len() == 1 && l.xs.len() == 1 => match DeviceLoop::unsupported(n, x_end.shape()) {
                     Some(why) => Err(why),
                     None => match plan::plan(family.as_ref(), &opts.sampler, opts.nfe, false) {
-                        Ok(Some(p)) => Ok(p),
+                        Ok(Some(p)) => match p.host_only() {
+                            Some(why) => Err(why),
+                            None => Ok(p),
+                        },
                         Ok(None) => Err("the sampler is not one row per step"),
                         // The host loop returns the sampler's error.
                         Err(_) => Err("the sampler rejects its parameters"),

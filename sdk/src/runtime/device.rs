@@ -28,7 +28,8 @@
 //! makes the CPU provider take the GPU path (allocator from the session, every transfer an
 //! ONNX Runtime copy, noise upload overlapped), so CI exercises it.
 //!
-//! Scope: row samplers only ([`crate::sampler::plan`]); the network sees the whole frame in one
+//! Scope: row samplers only ([`crate::sampler::plan`]) whose rows need no per-pixel work
+//! ([`Plan::host_only`]: inpainting masks, RDBM's residual-modulated noise); the network sees the whole frame in one
 //! run (no tiles; a graph with a fixed batch must fix it to the frame's batch). Trajectory
 //! hooks are not called. [`crate::restorer::Restorer`] falls back to the host loop for
 //! everything else ([`SamplingLoop`]).
@@ -134,6 +135,10 @@ impl DeviceLoop {
         }
         if plan.steps.is_empty() || plan.steps.iter().any(|s| s.coefs.len() != plan.order.len()) {
             return Err(Error::param("plan", "no steps, or a step without one coefficient per source"));
+        }
+        if let Some(why) = plan.host_only() {
+            // The step graph applies scalar rows only; per-pixel blends and scales stay on the host.
+            return Err(Error::incompatible("device loop", "this plan", why));
         }
         let mut progress = progress;
         guard(|| self.sample_inner(net, plan, x_end, cond, noise, &mut progress))

@@ -1,7 +1,8 @@
 //! DBIM, diffusion bridge implicit models (Zheng et al., ICLR 2025; thu-ml/DiffusionBridge
 //! @9252273, `ddbm/karras_diffusion.py` `sample_dbim`, `sample_dbim_high_order`).
 //!
-//! DBIM *is* the generic implicit loop ([`super::implicit::run`]) — one code path:
+//! DBIM *is* the generic implicit step ([`super::implicit`]): order 1 is its rows (a plan),
+//! orders 2 and 3 its high-order loop:
 //!
 //! * **NFE and grid.** `nfe` network calls on the family's grid ([`super::implicit::grid_for`]).
 //!   On DDBM/DBIM schedules that is DBIM's: the bootstrap call at `t_max`, then
@@ -22,12 +23,21 @@
 //!   unclamped path (bootstrap state, then every step).
 
 use super::Model;
-use super::implicit::{check_eta, grid_for, run};
+use super::implicit::{check_eta, grid_for, rows, run_high_order};
+use super::plan::Plan;
+use crate::family::Family;
 use crate::rng::NoiseSource;
 use crate::step;
 use crate::{Error, Result, Tensor};
 
-/// Run DBIM with `nfe` evaluations (`steps = nfe − 1`), `eta ∈ [0, 1]`, `order ∈ {1, 2, 3}`.
+/// DBIM order 1's plan: the implicit rows on the family's grid, the output clamped to [−1, 1].
+pub(super) fn plan(family: &dyn Family, nfe: usize, eta: f64, masked: bool) -> Result<Plan> {
+    check_eta(eta)?;
+    rows(family, &grid_for(family, nfe)?, eta, Some((-1.0, 1.0)), masked)
+}
+
+/// Run DBIM's high-order sampler with `nfe` evaluations (`steps = nfe − 1`), `order ∈ {2, 3}`,
+/// `eta = 0` (order 1 is a plan: [`super::plan::plan`]).
 pub fn sample(model: &mut Model<'_>, nfe: usize, eta: f64, order: u8, noise: &mut dyn NoiseSource) -> Result<Tensor> {
     check_eta(eta)?;
     if !(1..=3).contains(&order) {
@@ -36,8 +46,11 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eta: f64, order: u8, noise: &mu
     if order > 1 && eta != 0.0 {
         return Err(Error::param("eta", format!("{eta}: DBIM's high-order samplers are deterministic (η = 0)")));
     }
+    if order == 1 {
+        return Err(Error::param("order", "DBIM order 1 runs as a plan (sampler::sample)"));
+    }
     let grid = grid_for(model.family(), nfe)?;
-    let mut x = run(model, &grid, eta, order, noise)?;
+    let mut x = run_high_order(model, &grid, order, noise)?;
     step::clamp(&mut x, -1.0, 1.0);
     Ok(x)
 }

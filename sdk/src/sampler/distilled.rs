@@ -1,5 +1,6 @@
 //! IBMD's distilled generator (Inverse Bridge Matching Distillation, Gushchin et al.,
-//! arXiv 2502.01362): a `k`-step sampler for any family, `k = nfe`.
+//! arXiv 2502.01362): a `k`-step sampler for any family, `k = nfe`, as a row plan
+//! ([`super::plan`]).
 //!
 //! Choices (the paper gives the scheme, not an SDK convention; these are ours):
 //!
@@ -19,39 +20,39 @@
 //!   `a·x0̂ + b·x_T + c·z` with fresh noise (draw `K − k + 1`, i.e. draws 1, 2, … in order).
 //!   The output is the last estimate `x0̂`.
 
-use super::Model;
-use crate::rng::NoiseSource;
-use crate::step::{self, NoiseTerm, Term};
-use crate::{Result, Tensor};
+use super::plan::{Builder, Plan, Source};
+use crate::family::Family;
+use crate::{Error, Result};
 
-/// Run the distilled generator for `nfe` steps on the family's grid.
-pub fn sample(model: &mut Model<'_>, nfe: usize, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let family = model.family();
+/// The distilled generator's plan for `nfe` steps on the family's grid (the generator ignores
+/// an inpainting mask).
+pub(super) fn plan(family: &dyn Family, nfe: usize, masked: bool) -> Result<Plan> {
     let grid = family.grid(nfe)?;
-    let x_end = model.x_end();
-    let top = family.marginal(grid[0]);
-    let mut x = x_end.to_owned();
-    step::update(&mut x, top.x0 + top.xt, &[], Some(NoiseTerm { coef: top.std, draw: 0, source: &mut *noise }))?;
-    for (k, w) in grid.windows(2).enumerate() {
-        let x0 = model.x0(&x, w[0])?;
-        if k + 2 == grid.len() {
-            model.record(&x0);
-            return Ok(x0);
-        }
-        let m = family.marginal(w[1]);
-        let z = NoiseTerm { coef: m.std, draw: k as u64 + 1, source: &mut *noise };
-        step::update(&mut x, 0.0, &[Term::new(m.x0, x0.view()), Term::new(m.xt, x_end)], Some(z))?;
-        model.record(&x);
+    if grid.len() < 2 {
+        return Err(Error::nfe(nfe, "the family's grid has no step"));
     }
-    // `grid` has at least two points (nfe ≥ 1), so the loop returns.
-    Err(crate::Error::nfe(nfe, "the family's grid has no step"))
+    let top = family.marginal(grid[0]);
+    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true, masked);
+    // The generator's input x_{t_K} = (a + b)·x_T + c·z (draw 0), not recorded.
+    b.step(None, top.x0 + top.xt, &[0.0, 0.0])?.set_noise(top.std, 0).record = false;
+    for (k, w) in grid.windows(2).enumerate() {
+        let call = Some(family.net_call(w[0]));
+        if k + 2 == grid.len() {
+            b.step(call, 0.0, &[1.0, 0.0])?; // the output is the last estimate: x ← x0̂
+        } else {
+            // Re-noising: x_{t_{k−1}} = a·x0̂ + b·x_T + c·z (draw k + 1).
+            let m = family.marginal(w[1]);
+            b.step(call, 0.0, &[m.x0, m.xt])?.set_noise(m.std, k as u64 + 1);
+        }
+    }
+    Ok(b.finish(None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
-    use crate::family::Family;
+    use crate::sampler::Model;
+    use crate::Tensor;
     use crate::family::gou::{Gou, GouParams};
     use crate::family::nadb::{Nadb, NadbParams};
     use crate::family::rdbm::{Rdbm, RdbmParams};

@@ -1,4 +1,4 @@
-//! GOUB / UniDB reverse SDE and Mean-ODE: one Euler step of the h-transformed reverse SDE per
+//! GOUB / UniDB reverse SDE and Mean-ODE (row plans, [`super::plan`]): one Euler step of the h-transformed reverse SDE per
 //! integer step `t = T, …, 1` (math-B §1.6, §2.6; `reverse_sde`, `reverse_mean_ode`,
 //! `sde_reverse_drift_1`, `dispersion` in the official `sde_utils.py`).
 //!
@@ -19,11 +19,10 @@
 //! Noise: draw `k` is the `z` of the `k`-th step (`t = T − k`), one per step including the last
 //! (`t = 1 → 0` adds noise, as the reference does).
 
-use super::Model;
+use super::plan::{Builder, Plan, Source};
+use crate::family::Family;
 use crate::family::gou::Gou;
-use crate::rng::NoiseSource;
-use crate::step::{self, NoiseTerm, Term};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result};
 
 /// One Euler step in `ε` form (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,36 +47,31 @@ pub fn euler_row(f: &Gou, t: usize, sde: bool) -> EpsRow {
     EpsRow { c_x: 1.0 + k, c_mu: -k, c_eps, c_z }
 }
 
-/// Run the reverse SDE (`sde`) or the Mean-ODE on a GOUB/UniDB family; `nfe` must be `T`.
-pub fn sample(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+/// The reverse SDE's (`sde`) or the Mean-ODE's plan on a GOUB/UniDB family; `nfe` must be `T`
+/// (the sampler ignores an inpainting mask).
+pub(super) fn plan(family: &dyn Family, nfe: usize, sde: bool, masked: bool) -> Result<Plan> {
     let name = if sde { "euler-sde" } else { "mean-ode" };
-    let family = model.family();
-    let f = family
-        .downcast::<Gou>()
-        .ok_or_else(|| Error::incompatible(name, family.name(), "the Euler reverse SDE is GOUB/UniDB's"))?;
+    let f = family.downcast::<Gou>().ok_or_else(|| Error::incompatible(name, family.name(), "the Euler reverse SDE is GOUB/UniDB's"))?;
     let t_max = f.t_max();
     if nfe != t_max {
         return Err(Error::nfe(nfe, format!("{name} visits every integer step: NFE must be T = {t_max}")));
     }
-    let mu = model.x_end();
-    let mut x = mu.to_owned();
+    let mut b = Builder::new(family, &[Source::XEnd, Source::Raw], false, masked);
     for (k, t) in (1..=t_max).rev().enumerate() {
         let row = euler_row(f, t, sde);
-        let eps = if row.c_eps != 0.0 { Some(model.raw(&x, t as f64)?) } else { None };
-        let mut terms = vec![Term::new(row.c_mu, mu)];
-        if let Some(e) = &eps {
-            terms.push(Term::new(row.c_eps, e.view()));
-        }
-        step::update(&mut x, row.c_x, &terms, Some(NoiseTerm { coef: row.c_z, draw: k as u64, source: &mut *noise }))?;
-        model.record(&x);
+        // No call at t = T, where ε is multiplied by 0.
+        let call = (row.c_eps != 0.0).then(|| family.net_call(t as f64));
+        b.step(call, row.c_x, &[row.c_mu, row.c_eps])?.set_noise(row.c_z, k as u64);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::family::gou::GouParams;
+    use crate::sampler::Model;
+    use crate::Tensor;
     use crate::rng::{NoiseSource, PhiloxNoise};
     use crate::sampler::{Hooks, Sampler, sample as run};
     use crate::{PointMassOracle, TensorView};

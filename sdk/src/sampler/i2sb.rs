@@ -1,4 +1,4 @@
-//! I2SB's DDPM-posterior sampler and OT-ODE (NVlabs/I2SB @1ffdfaa, `Diffusion.ddpm_sampling` /
+//! I2SB's DDPM-posterior sampler and OT-ODE, as a row plan ([`super::plan`]) (NVlabs/I2SB @1ffdfaa, `Diffusion.ddpm_sampling` /
 //! `p_posterior`, `Runner.ddpm_sampling`).
 //!
 //! On the grid `space_indices(N, nfe + 1)` walked from `N − 1` ([`I2sb`]'s grid), each step
@@ -26,58 +26,53 @@
 //! motion from `x0`), so the sampler needs the [`I2sb`] family; the implicit sampler with η = 1
 //! is its analogue on every family.
 
-use super::Model;
-use super::implicit::keep_known;
+use super::plan::{Builder, Plan, Reset, Source};
 use crate::family::Family;
 use crate::family::i2sb::I2sb;
-use crate::rng::NoiseSource;
-use crate::step::{self, NoiseTerm, Term};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result};
 
-/// Run I2SB's sampler for `nfe` steps (OT-ODE when `ot_ode`).
-pub fn sample(model: &mut Model<'_>, nfe: usize, ot_ode: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let family = model.family();
+/// I2SB's plan for `nfe` steps (OT-ODE when `ot_ode`; inpainting rules when `masked`).
+pub(super) fn plan(family: &dyn Family, nfe: usize, ot_ode: bool, masked: bool) -> Result<Plan> {
     let f = family.downcast::<I2sb>().ok_or_else(|| {
         Error::incompatible("i2sb", family.name(), "I2SB's posterior is the I2SB chain's; use `implicit` (η = 1) here")
     })?;
     let grid = f.grid(nfe)?;
-    let x_end = model.x_end();
-    let mask = model.mask();
+    let mut b = Builder::new(family, &[Source::X0], true, masked);
+    // Only drawn tensors are numbered (the reference's order).
     let mut draw = 0u64;
-    let mut x = x_end.to_owned();
-    if let Some(m) = mask {
-        // x1 = (1 − mask)·x1 + mask·z
-        step::update(&mut x, 0.0, &[], Some(NoiseTerm { coef: 1.0, draw, source: &mut *noise }))?;
+    if masked {
+        // x1 = (1 − mask)·x1 + mask·z: a fresh draw, then x_T outside the mask; not recorded.
+        let st = b.step(None, 0.0, &[0.0])?.set_noise(1.0, draw);
+        st.reset = Some(Reset { noise: None });
+        st.record = false;
         draw += 1;
-        keep_known(&mut x, x_end, m)?;
     }
     for w in grid.windows(2) {
         let (n, m) = (w[0], w[1]);
-        let x0 = model.x0(&x, n)?;
         let (c_x0, c_xn, var) = f.posterior(n, m);
         let c_z = if !ot_ode && m > 0.0 { var.sqrt() } else { 0.0 };
-        step::update(&mut x, c_xn, &[Term::new(c_x0, x0.view())], Some(NoiseTerm { coef: c_z, draw, source: &mut *noise }))?;
+        let st = b.step(Some(family.net_call(n)), c_xn, &[c_x0])?.set_noise(c_z, draw);
         if c_z != 0.0 {
             draw += 1;
         }
-        if let Some(mk) = mask {
-            let mut known = x_end.to_owned();
+        if masked {
+            // Outside the mask: x_T + std_sb(m)·z (x_T with OT-ODE).
+            st.reset = Some(Reset { noise: (!ot_ode).then(|| (f.std_sb(m), draw)) });
             if !ot_ode {
-                let z = NoiseTerm { coef: f.std_sb(m), draw, source: &mut *noise };
-                step::update(&mut known, 1.0, &[], Some(z))?;
                 draw += 1;
             }
-            keep_known(&mut x, known.view(), mk)?;
         }
-        model.record(&x);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::NoiseSource;
+    use crate::sampler::Model;
     use crate::sampler::testing::{self, max_abs_diff};
+    use crate::Tensor;
     use crate::family::i2sb::I2sbParams;
     use crate::rng::PhiloxNoise;
     use crate::sampler::{Hooks, Sampler, sample as run};

@@ -1,5 +1,6 @@
-//! The generic implicit (DBIM/DDIM-type) step for any Gaussian bridge of eq. (1), and the one
-//! loop that runs it — the `implicit` sampler and DBIM (every order) both use [`run`].
+//! The generic implicit (DBIM/DDIM-type) step for any Gaussian bridge of eq. (1): its rows
+//! ([`rows`], the plan of the `implicit` sampler and of DBIM order 1, applied by
+//! [`super::plan::run`]) and DBIM's high-order loop ([`run_high_order`]).
 //!
 //! From `x_t` to `x_s` (s < t) with kept-state ratio `ρ`:
 //!
@@ -43,6 +44,7 @@
 //!   step `k` has order `min(p, k)`.
 
 use super::Model;
+use super::plan::{Builder, Plan, Source};
 use crate::family::{Family, Marginal};
 use crate::rng::NoiseSource;
 use crate::step::{self, NoiseTerm, Term};
@@ -130,16 +132,44 @@ pub fn keep_known(x: &mut Tensor, known: TensorView<'_>, mask: TensorView<'_>) -
     Ok(())
 }
 
-/// Run the generic implicit sampler (module docs) for `nfe` network calls.
-pub fn sample(model: &mut Model<'_>, nfe: usize, eta: f64, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+/// The `implicit` sampler's plan (module docs) for `nfe` network calls: the family's grid, the
+/// output clamped where the family clamps `x0̂`.
+pub(super) fn plan(family: &dyn Family, nfe: usize, eta: f64, masked: bool) -> Result<Plan> {
     check_eta(eta)?;
-    let family = model.family();
     let grid = grid_for(family, nfe)?;
-    let mut x = run(model, &grid, eta, 1, noise)?;
-    if let Some((lo, hi)) = family.net_call(grid[grid.len() - 1]).clamp {
-        step::clamp(&mut x, lo, hi);
+    let clamp = family.net_call(grid[grid.len() - 1]).clamp;
+    rows(family, &grid, eta, clamp, masked)
+}
+
+/// Check an explicit grid: at least one step, finite, strictly descending.
+fn check_grid(grid: &[f64]) -> Result<()> {
+    if grid.len() < 2 {
+        return Err(Error::nfe(0, "the grid has no step"));
     }
-    Ok(x)
+    if grid.iter().any(|t| !t.is_finite()) || grid.windows(2).any(|w| w[1] >= w[0]) {
+        return Err(Error::param("grid", "times must be finite and strictly descending"));
+    }
+    Ok(())
+}
+
+/// The first-order rows on an explicit descending grid (module docs: start, undefined `x0̂` at
+/// the top, last step, draws, inpainting), the final state clamped to `clamp`.
+pub(super) fn rows(family: &dyn Family, grid: &[f64], eta: f64, clamp: Option<(f32, f32)>, masked: bool) -> Result<Plan> {
+    check_eta(eta)?;
+    check_grid(grid)?;
+    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true, masked);
+    let steps = grid.len() - 1;
+    for k in 0..steps {
+        let (t, s) = (grid[k], grid[k + 1]);
+        let call = family.net_call(t);
+        // Where x0̂ is undefined at the top, the first step uses x_T without a call.
+        let call = if k == 0 && call.x0.is_none() { None } else { Some(call) };
+        let row = if k == 0 { implicit_row(family.marginal(t), family.marginal(s), 0.0) } else { eta_row(family, t, s, eta)? };
+        let c_z = if k + 1 == steps { 0.0 } else { row.c_z };
+        let st = b.step(call, row.c_x, &[row.c_0, row.c_t])?.set_noise(c_z, k as u64);
+        st.mask_x0 = masked;
+    }
+    Ok(b.finish(clamp))
 }
 
 /// `λ = log(a/c)` (x0-coefficient over std) at `t`, for the high-order steps.
@@ -185,25 +215,20 @@ fn high_order_weights(family: &dyn Family, s: f64, times: &[f64]) -> Result<[f64
     }
 }
 
-/// The shared loop (module docs) on an explicit descending grid, with `order` 1, 2 or 3
-/// (orders above 1 need `η = 0`). Returns the unclamped last state.
-pub fn run(model: &mut Model<'_>, grid: &[f64], eta: f64, order: u8, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    check_eta(eta)?;
-    if !(1..=3).contains(&order) || (order > 1 && eta != 0.0) {
-        return Err(Error::param("order", format!("{order} (with η = {eta}): orders 1, 2, 3; above 1 only with η = 0")));
+/// The high-order loop (module docs; DBIM orders 2 and 3, η = 0) on an explicit descending
+/// grid. Not a plan: each step combines the current `x0̂` with earlier ones. Returns the
+/// unclamped last state.
+pub fn run_high_order(model: &mut Model<'_>, grid: &[f64], order: u8, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+    if !(2..=3).contains(&order) {
+        return Err(Error::param("order", format!("{order}: the high-order loop has orders 2 and 3 (order 1 is a plan)")));
     }
-    if grid.len() < 2 {
-        return Err(Error::nfe(0, "the grid has no step"));
-    }
-    if grid.iter().any(|t| !t.is_finite()) || grid.windows(2).any(|w| w[1] >= w[0]) {
-        return Err(Error::param("grid", "times must be finite and strictly descending"));
-    }
+    check_grid(grid)?;
     let family = model.family();
     let x_end = model.x_end();
     let mask = model.mask();
     let mut x = x_end.to_owned();
     let steps = grid.len() - 1;
-    // (time, x0̂) of the previous calls, most recent last (kept only for high orders).
+    // (time, x0̂) of the previous calls, most recent last.
     let mut hist: Vec<(f64, Tensor)> = Vec::new();
     for k in 0..steps {
         let (t, s) = (grid[k], grid[k + 1]);
@@ -212,9 +237,10 @@ pub fn run(model: &mut Model<'_>, grid: &[f64], eta: f64, order: u8, noise: &mut
         if let Some(m) = mask {
             keep_known(&mut x0, x_end, m)?;
         }
-        let row = if k == 0 { implicit_row(family.marginal(t), family.marginal(s), 0.0) } else { eta_row(family, t, s, eta)? };
+        let row = if k == 0 { implicit_row(family.marginal(t), family.marginal(s), 0.0) } else { eta_row(family, t, s, 0.0)? };
         let c_z = if last { 0.0 } else { row.c_z };
         let z = NoiseTerm { coef: c_z, draw: k as u64, source: &mut *noise };
+        // Step 0 (the bootstrap), step 1 and the last step are first order.
         let p = if k == 0 || last { 1 } else { (order as usize).min(k) };
         if p == 1 {
             step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0.view()), Term::new(row.c_t, x_end)], Some(z))?;
@@ -231,7 +257,7 @@ pub fn run(model: &mut Model<'_>, grid: &[f64], eta: f64, order: u8, noise: &mut
             step::update(&mut x, row.c_x, &terms, None)?;
         }
         model.record(&x);
-        if order > 1 && k > 0 {
+        if k > 0 {
             hist.push((t, x0));
             if hist.len() > order as usize - 1 {
                 hist.remove(0);
@@ -426,10 +452,12 @@ mod tests {
             assert!(matches!(run_sampler(&mut model, &Sampler::Implicit { eta }, 4, &mut z), Err(Error::InvalidParam { .. })));
         }
         assert!(matches!(run_sampler(&mut model, &Sampler::Implicit { eta: 0.0 }, 0, &mut z), Err(Error::InvalidNfe { .. })));
-        assert!(matches!(run(&mut model, &[1.0], 0.0, 1, &mut z), Err(Error::InvalidNfe { .. })));
-        assert!(matches!(run(&mut model, &[1.0, 0.5], 0.5, 2, &mut z), Err(Error::InvalidParam { .. })));
+        assert!(matches!(rows(&f, &[1.0], 0.0, None, false), Err(Error::InvalidNfe { .. })));
+        assert!(matches!(run_high_order(&mut model, &[1.0], 2, &mut z), Err(Error::InvalidNfe { .. })));
+        assert!(matches!(run_high_order(&mut model, &[1.0, 0.5], 1, &mut z), Err(Error::InvalidParam { .. })));
         for grid in [[0.5, 1.0], [0.5, 0.5], [f64::NAN, 0.5]] {
-            assert!(matches!(run(&mut model, &grid, 0.0, 1, &mut z), Err(Error::InvalidParam { .. })), "{grid:?}");
+            assert!(matches!(rows(&f, &grid, 0.0, None, false), Err(Error::InvalidParam { .. })), "{grid:?}");
+            assert!(matches!(run_high_order(&mut model, &grid, 2, &mut z), Err(Error::InvalidParam { .. })), "{grid:?}");
         }
         let i2 = I2sb::new(I2sbParams::default()).unwrap();
         let mut m2 = Model::new(&mut oracle, &i2, xt.view(), xt.view()).unwrap();

@@ -84,23 +84,20 @@ pub(crate) fn check_cond(x_end: TensorView<'_>, cond: TensorView<'_>) -> Result<
 }
 
 /// Run `sampler` for `nfe` network evaluations (each sampler documents how NFE maps to its
-/// steps) and return the final state.
+/// steps) and return the final state. A row sampler is its plan, applied on the host
+/// ([`plan::plan`], [`plan::run`]); the others are loops.
 pub fn sample(model: &mut Model<'_>, sampler: &Sampler, nfe: usize, noise: &mut dyn NoiseSource) -> Result<Tensor> {
     if nfe == 0 {
         return Err(Error::nfe(0, "at least one network evaluation is needed"));
     }
+    if let Some(p) = plan::plan(model.family(), sampler, nfe, model.mask().is_some())? {
+        return plan::run(model, &p, noise);
+    }
     match *sampler {
-        Sampler::I2sb { ot_ode } => i2sb::sample(model, nfe, ot_ode, noise),
         Sampler::Heun { churn } => heun::sample(model, nfe, churn, noise),
         Sampler::Dbim { eta, order } => dbim::sample(model, nfe, eta, order, noise),
-        Sampler::Implicit { eta } => implicit::sample(model, nfe, eta, noise),
-        Sampler::Euler { sde } => euler::sample(model, nfe, sde, noise),
-        Sampler::DataSolver1 { sde } => unidbpp::data_solver_1(model, nfe, sde, noise),
         Sampler::DataSolver2 { sde } => unidbpp::data_solver_2(model, nfe, sde, noise),
-        Sampler::NoiseSolver1 { sde } => unidbpp::noise_solver_1(model, nfe, sde, noise),
-        Sampler::Rdbm { eps_form } => rdbm::sample(model, nfe, eps_form, noise),
-        Sampler::Nadb => nadb::sample(model, nfe, noise),
-        Sampler::Distilled => distilled::sample(model, nfe, noise),
+        ref s => Err(Error::param("sampler", format!("{s:?} has neither a plan nor a loop"))),
     }
 }
 

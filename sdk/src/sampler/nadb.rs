@@ -1,4 +1,4 @@
-//! NADB's posterior sampler (`Diffusion.ddpm_sampling` / `p_posterior` in gyr02/NADB
+//! NADB's posterior sampler, a row plan ([`super::plan`]) (`Diffusion.ddpm_sampling` / `p_posterior` in gyr02/NADB
 //! `nadb/diffusion.py`, math-B §4.6).
 //!
 //! Starts at the model's endpoint `x_T` — the mean network's `M(x1)` (see
@@ -16,36 +16,26 @@
 //! NFE = `nfe` bridge-network calls (the one mean-network call is the runtime's). Draw `k` is
 //! the noise of step `k` (`k = 0..nfe−2`).
 
-use super::Model;
 use super::implicit::{StepRow, implicit_row};
+use super::plan::{Builder, Plan, Source};
 use crate::family::Family;
 use crate::family::nadb::Nadb;
-use crate::rng::NoiseSource;
-use crate::step::{self, NoiseTerm, Term};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result};
 
-/// Run NADB's sampler for `nfe` steps.
-pub fn sample(model: &mut Model<'_>, nfe: usize, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let family = model.family();
-    let f = family
-        .downcast::<Nadb>()
-        .ok_or_else(|| Error::incompatible("nadb", family.name(), "NADB's sampler needs the NADB family"))?;
+/// NADB's plan for `nfe` steps (the sampler ignores an inpainting mask).
+pub(super) fn plan(family: &dyn Family, nfe: usize, masked: bool) -> Result<Plan> {
+    let f = family.downcast::<Nadb>().ok_or_else(|| Error::incompatible("nadb", family.name(), "NADB's sampler needs the NADB family"))?;
     let grid = f.grid(nfe)?;
-    let x_end = model.x_end();
-    let mut x = x_end.to_owned();
+    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true, masked);
     for (k, w) in grid.windows(2).enumerate() {
         let (n, n_prev) = (w[0], w[1]);
-        let x0 = model.x0(&x, n)?;
         let row = step_row(f, n, n_prev)?;
-        let z = NoiseTerm { coef: row.c_z, draw: k as u64, source: &mut *noise };
-        step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0.view()), Term::new(row.c_t, x_end)], Some(z))?;
-        model.record(&x);
+        b.step(Some(family.net_call(n)), row.c_x, &[row.c_0, row.c_t])?.set_noise(row.c_z, k as u64);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
-/// The row of step `n → n_prev`, with no noise on the last step (to `n = 0`). Shared by the
-/// sampler above and its row plan ([`super::plan`]).
+/// The row of step `n → n_prev`, with no noise on the last step (to `n = 0`).
 pub(crate) fn step_row(f: &Nadb, n: f64, n_prev: f64) -> Result<StepRow> {
     let (mt, ms) = (f.marginal(n), f.marginal(n_prev));
     let rho = f.rho(n, n_prev);
@@ -62,6 +52,10 @@ pub(crate) fn step_row(f: &Nadb, n: f64, n_prev: f64) -> Result<StepRow> {
 mod tests {
     use super::*;
     use crate::family::nadb::{NadbParams, Threshold};
+    use crate::rng::NoiseSource;
+    use crate::sampler::Model;
+    use crate::step::{self, NoiseTerm, Term};
+    use crate::Tensor;
     use crate::rng::PhiloxNoise;
     use crate::sampler::{Hooks, Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};

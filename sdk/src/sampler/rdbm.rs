@@ -1,4 +1,4 @@
-//! RDBM's sampler (`ddim_sample` in MiliLab/RDBM `code/rdbm.py`, math-B §3.6), on the family's
+//! RDBM's sampler, a row plan ([`super::plan`]) (`ddim_sample` in MiliLab/RDBM `code/rdbm.py`, math-B §3.6), on the family's
 //! truncated-linspace grid `T−1 = i_S > … > i_1 > −1` (NFE = `sampling_timesteps` = S).
 //!
 //! Step `i → j` (`Θ`, `Σ` the family's tables):
@@ -36,19 +36,14 @@
 //!
 //! [`ResidualNoise`]: crate::family::rdbm::ResidualNoise
 
-use super::Model;
+use super::plan::{Builder, NoiseScale, Plan, Source};
 use crate::family::rdbm::{Objective, Rdbm};
 use crate::family::{Family, Marginal};
-use crate::rng::NoiseSource;
-use crate::step::{self, Term};
-use crate::{Error, Result, Tensor};
+use crate::{Error, Result};
 
-/// Run RDBM's sampler for `nfe` = S steps (see the module docs).
-pub fn sample(model: &mut Model<'_>, nfe: usize, eps_form: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let family = model.family();
-    let f = family
-        .downcast::<Rdbm>()
-        .ok_or_else(|| Error::incompatible("rdbm", family.name(), "RDBM's sampler needs the RDBM family"))?;
+/// RDBM's plan for `nfe` = S steps (see the module docs; the sampler ignores an inpainting mask).
+pub(super) fn plan(family: &dyn Family, nfe: usize, eps_form: bool, masked: bool) -> Result<Plan> {
+    let f = family.downcast::<Rdbm>().ok_or_else(|| Error::incompatible("rdbm", family.name(), "RDBM's sampler needs the RDBM family"))?;
     if f.objective() == Objective::PredNoise && (!eps_form || nfe == 1) {
         // x0̂ = (x − μ − Σε)/Θ is 0/0 at the top index; the reference returns NaN.
         let why = if eps_form {
@@ -56,31 +51,27 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eps_form: bool, noise: &mut dyn
         } else {
             "x0-form sampling needs x0̂ at the top index, where it is 0/0"
         };
-        return Err(Error::incompatible(
-            "rdbm",
-            "rdbm",
-            format!("objective pred_noise: {why} (the reference returns NaN)"),
-        ));
+        return Err(Error::incompatible("rdbm", "rdbm", format!("objective pred_noise: {why} (the reference returns NaN)")));
     }
     let grid = f.grid(nfe)?;
     let top = (f.t_max() - 1) as f64;
     let eta = f.residual().map_or(0.0, |r| r.eta);
-    let mu = model.x_end();
-    let mut x = mu.to_owned();
+    // ε form with the raw network ε (pred_noise objective).
+    let raw_form = eps_form && f.objective() == Objective::PredNoise;
+    let order: &[Source] = if raw_form { &[Source::XEnd, Source::Raw, Source::X0] } else { &[Source::X0, Source::XEnd] };
+    let mut b = Builder::new(family, order, true, masked);
+    // Coefficients in `order` from (x0̂, μ, raw).
+    let put = |x0: f64, mu: f64, raw: f64| if raw_form { vec![mu, raw, x0] } else { vec![x0, mu] };
     for (k, w) in grid.windows(2).enumerate() {
         let (i, j) = (w[0], w[1]);
         let last = j < 0.0;
         if i == top && eps_form && !last {
-            x.assign(&mu);
-            model.record(&x);
+            b.step(None, 0.0, &put(0.0, 1.0, 0.0))?; // x ← μ
             continue;
         }
         let call = f.net_call(i);
-        let raw = model.raw_with(&x, &call)?;
-        let x0 = model.x0_from_raw(&x, &raw, &call)?;
         if last {
-            x = x0;
-            model.record(&x);
+            b.step(Some(call), 0.0, &put(1.0, 0.0, 0.0))?; // x ← x0̂
             continue;
         }
         let (mi, mj) = (f.marginal(i), f.marginal(j));
@@ -91,27 +82,21 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eps_form: bool, noise: &mut dyn
             0.0
         };
         let sigma_dir = (mj.std * mj.std - omega * omega).max(0.0).sqrt();
-        let modulated = if omega > 0.0 { Some(modulated_noise(noise, k as u64, &x0, model)?) } else { None };
-        let mut terms = Vec::with_capacity(3);
-        let c_x = if eps_form && f.objective() == Objective::PredNoise {
-            // ε form with the raw network ε.
+        let st = if raw_form {
             let r = mj.x0 / mi.x0;
-            terms.push(Term::new(1.0 - r, mu));
-            terms.push(Term::new(-(r * mi.std - sigma_dir), raw.view()));
-            r
+            b.step(Some(call), r, &put(0.0, 1.0 - r, -(r * mi.std - sigma_dir)))?
         } else {
-            let row = x0_row(mi, mj, sigma_dir);
-            terms.push(Term::new(row.1, x0.view()));
-            terms.push(Term::new(row.2, mu));
-            row.0
+            let (c_x, c_0, c_t) = x0_row(mi, mj, sigma_dir);
+            b.step(Some(call), c_x, &put(c_0, c_t, 0.0))?
         };
-        if let Some(mz) = &modulated {
-            terms.push(Term::new(omega, mz.view()));
+        if omega > 0.0 {
+            // ω·|x0̂ − μ|⊙z: the step forms x0̂ for the scale even where its row does not use it.
+            st.set_noise(omega, k as u64).noise_scale = NoiseScale::Residual;
+            st.x0 = call.x0;
+            st.clamp = call.clamp;
         }
-        step::update(&mut x, c_x, &terms, None)?;
-        model.record(&x);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
 /// The x0-form row `(C_x, C_0, C_T)` keeping `σ_d/Σ_i` of the state (`C_x = 0` at the top,
@@ -121,19 +106,12 @@ pub(crate) fn x0_row(mi: Marginal, mj: Marginal, sigma_dir: f64) -> (f64, f64, f
     (rho, mj.x0 - rho * mi.x0, mj.xt - rho * mi.xt)
 }
 
-/// `|x0̂ − μ| ⊙ z(draw)`.
-fn modulated_noise(noise: &mut dyn NoiseSource, draw: u64, x0: &Tensor, model: &Model<'_>) -> Result<Tensor> {
-    let mut z = Tensor::zeros(x0.raw_dim());
-    noise.fill(draw, z.view_mut())?;
-    let scale = Rdbm::modulation(x0.view(), model.x_end())?;
-    z.zip_mut_with(&scale, |v, &s| *v *= s);
-    Ok(z)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::family::rdbm::{RdbmParams, ResidualNoise};
+    use crate::sampler::Model;
+    use crate::Tensor;
     use crate::rng::PhiloxNoise;
     use crate::sampler::{Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};

@@ -1,4 +1,5 @@
-//! UniDB++'s fast solvers for GOUB/UniDB models (Pan, Zhu et al., arXiv 2505.21528; code
+//! UniDB++'s fast solvers for GOUB/UniDB models (data-solver-1 and noise-solver-1 are row plans,
+//! [`super::plan`]; data-solver-2 is a loop, its steps combine two `x0̂`) (Pan, Zhu et al., arXiv 2505.21528; code
 //! 2769433owo/UniDB-plusplus @b128385, `UniDB/utils/sde_utils.py`; math-B §2.7).
 //!
 //! All work on a [`Gou`] family (UniDB with `γ⁻¹`, or GOUB with `γ⁻¹ = 0`) with the helper
@@ -29,18 +30,15 @@
 //!   Draws: one per step (the first, at `t = T`, unused).
 
 use super::Model;
+use super::plan::{Builder, Plan, Source};
+use crate::family::Family;
 use crate::family::gou::Gou;
 use crate::rng::NoiseSource;
 use crate::step::{self, NoiseTerm, Term};
 use crate::{Error, Result, Tensor};
 
 /// The family and `h` for a solver run (`solver_step = nfe + extra`), or the typed error.
-fn setup<'f>(model: &Model<'f>, name: &str, nfe: usize, extra: usize) -> Result<(&'f Gou, usize)> {
-    setup_family(model.family(), name, nfe, extra)
-}
-
-/// [`setup`] from the family alone (for [`super::plan`]).
-pub(crate) fn setup_family<'f>(family: &'f dyn crate::family::Family, name: &str, nfe: usize, extra: usize) -> Result<(&'f Gou, usize)> {
+fn setup_family<'f>(family: &'f dyn Family, name: &str, nfe: usize, extra: usize) -> Result<(&'f Gou, usize)> {
     let f = family
         .downcast::<Gou>()
         .ok_or_else(|| Error::incompatible(name, family.name(), "UniDB++ solvers need a UniDB (or GOUB) family"))?;
@@ -72,26 +70,24 @@ pub fn data_row(f: &Gou, t: usize, s: usize, sde: bool) -> (f64, f64, f64, f64) 
     (c_x, 1.0 - c_x - c_0, c_0, delta)
 }
 
-/// UniDB++ data-solver-1 (SDE or Mean-ODE); `nfe = solver_step − 1`.
-pub fn data_solver_1(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let (f, h) = setup(model, "data-solver-1", nfe, 1)?;
-    let mu = model.x_end();
-    let mut x = mu.to_owned();
+/// UniDB++ data-solver-1's plan (SDE or Mean-ODE); `nfe = solver_step − 1` (the solver
+/// ignores an inpainting mask).
+pub(super) fn data_solver_1(family: &dyn Family, nfe: usize, sde: bool, masked: bool) -> Result<Plan> {
+    let (f, h) = setup_family(family, "data-solver-1", nfe, 1)?;
+    let mut b = Builder::new(family, &[Source::XEnd, Source::X0], true, masked);
     for (k, t) in (1..=f.t_max() / h).rev().map(|i| i * h).enumerate() {
         let s = t - h;
-        let x0 = if t == f.t_max() { None } else { Some(model.x0(&x, t as f64)?) };
         let (c_x, c_mu, c_0, delta) = data_row(f, t, s, sde);
-        let x0v = x0.as_ref().map_or(mu, |t| t.view());
-        let z = NoiseTerm { coef: delta, draw: k as u64, source: &mut *noise };
-        step::update(&mut x, c_x, &[Term::new(c_mu, mu), Term::new(c_0, x0v)], Some(z))?;
-        model.record(&x);
+        // x0̂ = μ at t = T (no call).
+        let call = (t != f.t_max()).then(|| family.net_call(t as f64));
+        b.step(call, c_x, &[c_mu, c_0])?.set_noise(delta, k as u64);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
 /// UniDB++ data-solver-2 (multistep, one `x0̂` of history); `nfe = solver_step`.
 pub fn data_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let (f, h) = setup(model, "data-solver-2", nfe, 0)?;
+    let (f, h) = setup_family(model.family(), "data-solver-2", nfe, 0)?;
     let t_max = f.t_max();
     let mu = model.x_end();
     let mut x = mu.to_owned();
@@ -143,32 +139,29 @@ fn noise_solver_gap_f32(f: &Gou, t: usize, s: usize) -> f64 {
     ((q(t) - q(s)) as f64).max(0.0)
 }
 
-/// UniDB++ noise-solver-1 (SDE or Mean-ODE); `nfe = solver_step − 1`.
-pub fn noise_solver_1(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
-    let (f, h) = setup(model, "noise-solver-1", nfe, 1)?;
+/// UniDB++ noise-solver-1's plan (SDE or Mean-ODE); `nfe = solver_step − 1` (the solver
+/// ignores an inpainting mask).
+pub(super) fn noise_solver_1(family: &dyn Family, nfe: usize, sde: bool, masked: bool) -> Result<Plan> {
+    let (f, h) = setup_family(family, "noise-solver-1", nfe, 1)?;
     let t_max = f.t_max();
-    let mu = model.x_end();
-    let mut x = mu.to_owned();
+    let mut b = Builder::new(family, &[Source::XEnd, Source::Raw], false, masked);
     for (k, t) in (1..=t_max / h).rev().map(|i| i * h).enumerate() {
         let s = t - h;
         if t == t_max {
             let e = (f.tau(t_max) - f.tau(s)).exp();
-            step::update(&mut x, e, &[Term::new(1.0 - e, mu)], None)?;
+            b.step(None, e, &[1.0 - e, 0.0])?;
         } else {
-            let eps = model.raw(&x, t as f64)?; // the family's raw output is ε
+            // The family's raw output is ε.
             let (c_x, c_mu, c_eps, c_z) = noise_row(f, t, s, sde);
-            let z = NoiseTerm { coef: c_z, draw: k as u64, source: &mut *noise };
-            step::update(&mut x, c_x, &[Term::new(c_mu, mu), Term::new(c_eps, eps.view())], Some(z))?;
+            b.step(Some(family.net_call(t as f64)), c_x, &[c_mu, c_eps])?.set_noise(c_z, k as u64);
         }
-        model.record(&x);
     }
-    Ok(x)
+    Ok(b.finish(None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::Family;
     use crate::family::gou::GouParams;
     use crate::rng::PhiloxNoise;
     use crate::sampler::implicit::implicit_row;
