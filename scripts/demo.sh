@@ -13,7 +13,10 @@ output=${3:-restored.png}
 shift $(( $# < 3 ? $# : 3 ))
 
 echo "== ONNX Runtime (scripts/install-ort.sh)"
-scripts/install-ort.sh
+# A release build does not look for ONNX Runtime in the source tree: name the project's copy.
+ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/install-ort.sh)}
+export ORT_DYLIB_PATH
+echo "ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
 echo "== building the bridge command (cargo build --release -p bridge --bin bridge)"
 cargo build --quiet --release --locked -p bridge --bin bridge
 bin="${CARGO_TARGET_DIR:-$root/target}/release/bridge"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install ONNX Runtime's shared library from the PyPI `onnxruntime` wheel into the project-local
 # directory .deps/onnxruntime/ (idempotent; prints the library path).
-# The SDK finds it there by itself (after an explicit path option and ORT_DYLIB_PATH).
+# Debug and test builds of the SDK find it there by themselves (after an explicit path option,
+# ORT_DYLIB_PATH, their own folder and the system loader); a release build does not look in the
+# source tree: run it with ORT_DYLIB_PATH=$(scripts/install-ort.sh), or put the library next to
+# it or in its ../lib (`make install` does that for libbridge).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ver=${ORT_VERSION:-1.31.1}

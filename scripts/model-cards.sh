@@ -10,7 +10,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 tasks=("$@"); [ ${#tasks[@]} -gt 0 ] || tasks=(sr4 denoise deblur jpeg)
 target=${CARGO_TARGET_DIR:-$root/target}
-scripts/install-ort.sh >/dev/null
+# Release builds do not look for ONNX Runtime in the source tree: name the project's copy.
+ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(scripts/install-ort.sh)}
+export ORT_DYLIB_PATH
 scripts/fetch-data.sh >/dev/null
 scripts/with-torch.sh cargo build --quiet --release --locked -p bridge-export --features train --bin bridge-export
 cargo build --quiet --release --locked -p bridge --bin bridge

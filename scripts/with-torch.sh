@@ -54,8 +54,14 @@ if [ -n "$libtorch" ]; then
 fi
 if [ -n "$BRIDGE_TORCH_LIB" ]; then lib="$BRIDGE_TORCH_LIB${lib:+:$lib}"; fi
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Release builds (training's ONNX Runtime parity check, the eager-vs-SDK example) do not look for
+# ONNX Runtime in the source tree by themselves: name the project's copy if it is installed.
+if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -e "$root/.deps/onnxruntime/libonnxruntime.so" ]; then
+  export ORT_DYLIB_PATH="$root/.deps/onnxruntime/libonnxruntime.so"
+fi
 if [ "$#" -eq 0 ]; then
   [ -n "$libtorch" ] && echo "export LIBTORCH=$LIBTORCH"
+  [ -n "${ORT_DYLIB_PATH:-}" ] && echo "export ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
   echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
   exit 0
 fi

@@ -11,7 +11,7 @@
 //!
 //! These are fixtures: a failure to write one panics with the reason.
 
-use crate::onnx::{Attr, Dim, FLOAT, Graph};
+use crate::onnx::{Attr, BOOL, Dim, FLOAT, Graph, INT64};
 use std::path::{Path, PathBuf};
 
 /// The dynamic batch axis.
@@ -142,6 +142,31 @@ pub fn slow(channels: Option<usize>) -> Graph {
         .node("Mul", &["o", "zero"], &["oz"], &[])
         .node("Add", &["oz", "cond"], &["o2"], &[]);
     plus_zero_time(&mut g, "o2", "raw");
+    g
+}
+
+/// An RDBM package whose network never finishes in practice: a `Loop` of 2^62 iterations that
+/// passes `cond` through unchanged (`raw = cond`, if it ever ended). For cancellation tests:
+/// only terminating the run (`RunOptions::terminate`) stops it.
+pub fn endless(channels: Option<usize>) -> Graph {
+    let c = count(channels);
+    let mut body = Graph::new("body");
+    body.input("i", INT64, &[])
+        .input("go", BOOL, &[])
+        .input("v", FLOAT, &image(c))
+        .output("go_out", BOOL, &[])
+        .output("v_out", FLOAT, &image(c))
+        .node("Identity", &["go"], &["go_out"], &[])
+        .node("Identity", &["v"], &["v_out"], &[]);
+    let mut g = Graph::default();
+    io(&mut g, c);
+    package(&mut g, channels);
+    g.ints("trips", &[], &[1 << 62])
+        .floats("zero", &[], &[0.0])
+        .node("Loop", &["trips", "", "cond"], &["looped"], &[("body", Attr::Graph(Box::new(body)))])
+        .node("Mul", &["x_t", "zero"], &["xz"], &[])
+        .node("Add", &["looped", "xz"], &["o"], &[]);
+    plus_zero_time(&mut g, "o", "raw");
     g
 }
 

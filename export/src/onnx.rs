@@ -40,6 +40,8 @@ pub const FLOAT: i64 = 1;
 pub const INT32: i64 = 6;
 /// Element type `int64`.
 pub const INT64: i64 = 7;
+/// Element type `bool`.
+pub const BOOL: i64 = 9;
 /// Element type `float64`.
 pub const DOUBLE: i64 = 11;
 
@@ -67,6 +69,8 @@ pub enum Attr {
     Str(String),
     /// `TENSOR` (e.g. the `value` of a `Constant` node).
     Tensor(Box<TensorProto>),
+    /// `GRAPH` (a subgraph, e.g. the `body` of a `Loop` node).
+    Graph(Box<Graph>),
 }
 
 /// A `float32` tensor proto (data as little-endian `raw_data`).
@@ -145,13 +149,17 @@ fn attribute(name: &str, a: &Attr) -> AttributeProto {
             p.t = Some(t.as_ref().clone());
             AttributeType::Tensor
         }
+        Attr::Graph(g) => {
+            p.g = Some(g.to_graph_proto());
+            AttributeType::Graph
+        }
     };
     p.r#type = Some(ty as i32);
     p
 }
 
 /// An ONNX graph (and the model around it) under construction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Graph {
     name: String,
     doc: Option<String>,
@@ -367,6 +375,18 @@ impl Graph {
         Ok(())
     }
 
+    /// The graph proto alone (a model's graph, or a subgraph attribute).
+    pub fn to_graph_proto(&self) -> GraphProto {
+        GraphProto {
+            node: self.nodes.clone(),
+            name: Some(self.name.clone()),
+            initializer: self.inits.clone(),
+            input: self.inputs.clone(),
+            output: self.outputs.clone(),
+            ..Default::default()
+        }
+    }
+
     /// The model proto (IR version [`IR_VERSION`], opset [`OPSET`]).
     pub fn to_model(&self) -> ModelProto {
         ModelProto {
@@ -378,14 +398,7 @@ impl Graph {
             producer_name: Some(self.producer.0.clone()),
             producer_version: Some(self.producer.1.clone()),
             doc_string: self.doc.clone(),
-            graph: Some(GraphProto {
-                node: self.nodes.clone(),
-                name: Some(self.name.clone()),
-                initializer: self.inits.clone(),
-                input: self.inputs.clone(),
-                output: self.outputs.clone(),
-                ..Default::default()
-            }),
+            graph: Some(self.to_graph_proto()),
             metadata_props: self
                 .meta
                 .iter()

@@ -55,7 +55,10 @@ impl Case {
         let path = model_path();
         let cfg = SessionConfig { threads: THREADS, ..Default::default() };
         // The bare session, built the same way as the SDK builds its own.
-        let env = bridge::runtime::env::environment(None).expect("ONNX Runtime (run scripts/install-ort.sh)");
+        // A bench build is a release build, which does not look in the source tree by itself.
+        let dev = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime");
+        let lib = std::env::var_os("ORT_DYLIB_PATH").is_none().then_some(dev);
+        let env = bridge::runtime::env::environment(lib.as_deref()).expect("ONNX Runtime (run scripts/install-ort.sh)");
         let build = || -> Result<ort::session::Session, String> {
             let b = ort::session::Session::builder(&env).map_err(|e| e.to_string())?;
             let b = b.with_intra_threads(THREADS).map_err(|e| e.to_string())?;

@@ -28,8 +28,10 @@
 //! with counter-based noise, the network seeing overlapping tiles blended smoothly
 //! ([`crate::tile`]); crop; map back (clamped to [0, 1], rounded for integer images).
 //!
-//! Same seed → same output for any thread count and any tile size, except within the
-//! network's receptive field of a tile seam (`docs/performance.md` has the measured numbers).
+//! Same seed and settings → same output on every rerun, for any thread count and tile batch.
+//! The tile size and overlap do change the output wherever a pixel's receptive field crosses
+//! its tile: near seams for convolutional networks, nearly everywhere for networks with
+//! attention or global pooling; only `tile(0)` is independent of tiling (`docs/performance.md`).
 //!
 //! **Device loop.** With [`RestorerBuilder::device_loop`] (default on for CUDA and TensorRT,
 //! off on the CPU) a row sampler whose frame the network sees in one piece runs with the state

@@ -4,7 +4,9 @@
 //! whole-image coordinates) and every update — and only the network sees tiles. Each call cuts
 //! the full-frame input into overlapping tiles, runs them in batches, and blends the outputs
 //! with smooth weights. So the noise and every update are identical for any tile size, and the
-//! only tile dependence left is the network's own receptive field at tile seams.
+//! only tile dependence left is the network's own receptive field: pixels near tile seams for
+//! a convolutional network, but every pixel for a network with attention or global pooling
+//! (its receptive field is the whole tile), whose output changes with the tile size.
 //!
 //! Weights along each axis: inside an overlap of length `ov` between two neighbours, each tile
 //! drops the `trim` pixels nearest its inner edge (weight 0: the pixels whose receptive field

@@ -1,6 +1,13 @@
 //! `bridge` — libbridge's command-line tool.
 
-use bridge::image::{Image, ImageRef};
+// Submodules live in bridge/ (a file directly in src/bin/ would be taken for another binary).
+#[path = "bridge/image_file.rs"]
+mod image_file;
+#[path = "bridge/interrupt.rs"]
+mod interrupt;
+
+use bridge::image::ImageRef;
+use image_file::OutputFormat;
 use bridge::restorer::{Progress, Restorer, Stage};
 use bridge::runtime::{CudaOptions, ExecutionProvider, PackageMeta, SessionConfig, TensorRtOptions};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -161,6 +168,12 @@ fn main() -> ExitCode {
 fn report(r: bridge::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        Err(bridge::Error::Cancelled) if interrupt::received().is_some() => {
+            let sig = interrupt::received().unwrap_or(libc::SIGINT);
+            eprintln!("error: cancelled by signal {sig} (no output written)");
+            // The shell convention for "ended by signal N".
+            ExitCode::from(128u8.saturating_add(sig as u8))
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -182,11 +195,9 @@ fn provider(a: &RestoreArgs) -> ExecutionProvider {
     }
 }
 
-fn img_err(path: &Path, e: impl std::fmt::Display) -> bridge::Error {
-    bridge::Error::Image(format!("{}: {e}", path.display()))
-}
-
 fn restore(a: &RestoreArgs) -> bridge::Result<()> {
+    // The encoder comes from the output name: an unsupported one fails before anything runs.
+    let format = OutputFormat::for_path(&a.output)?;
     let mut b = Restorer::builder(&a.model)
         .execution_provider(provider(a))
         .cpu_fallback(a.cpu_fallback)
@@ -234,30 +245,22 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         true
     });
 
-    // Check the size before decoding (a huge image must not allocate first).
-    let reader = image::ImageReader::open(&a.input)
-        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?
-        .with_guessed_format()
-        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?;
-    let (w, h) = reader.into_dimensions().map_err(|e| img_err(&a.input, e))?;
     let mut restorer = b.build()?;
     if let Some(why) = restorer.fallback_reason() {
         eprintln!("note: running on the CPU: {why}");
     }
-    let s = restorer.package().sr_scale;
-    let (ow, oh) = ((w as usize).saturating_mul(s), (h as usize).saturating_mul(s));
-    if ow.saturating_mul(oh) > restorer.options().max_pixels {
-        return Err(img_err(&a.input, format!("{w}x{h} (output {ow}x{oh}) exceeds the pixel limit {}", restorer.options().max_pixels)));
-    }
-    let mut reader = image::ImageReader::open(&a.input)
-        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?
-        .with_guessed_format()
-        .map_err(|e| bridge::Error::Io { path: a.input.display().to_string(), source: e })?;
-    reader.no_limits();
-    let dynimg = reader.decode().map_err(|e| img_err(&a.input, e))?;
+    // The input may have at most max_pixels / scale² pixels; the header is checked against that
+    // before any pixel buffer exists, and the file is opened and decoded once.
+    let s = restorer.package().sr_scale.max(1) as u64;
+    let max_input = (restorer.options().max_pixels as u64) / s.saturating_mul(s);
+    let dynimg = image_file::decode(&a.input, max_input)?;
+    let (w, h) = (dynimg.width(), dynimg.height());
     if dynimg.color().has_alpha() {
         eprintln!("note: {} has an alpha channel; it is dropped", a.input.display());
     }
+    // Ctrl-C from here on cancels through the restorer's token (ONNX Runtime stops the running
+    // network call) and leaves no output file.
+    interrupt::cancel_on_signal(restorer.cancel_token());
     let deep = matches!(dynimg.color().bytes_per_pixel() / dynimg.color().channel_count().max(1), 2 | 4);
     let out = if deep {
         let rgb = dynimg.to_rgb16();
@@ -267,6 +270,10 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         restorer.restore(&ImageRef::rgb8(rgb.as_raw(), w as usize, h as usize)?)
     };
     let out = match out {
+        Ok(_) if interrupt::received().is_some() => {
+            bar.abandon();
+            return Err(bridge::Error::Cancelled);
+        }
         Ok(o) => o,
         Err(e) => {
             bar.abandon();
@@ -274,7 +281,8 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         }
     };
     bar.finish_and_clear();
-    save(&out, &a.output)?;
+    let bytes = format.encode(&out, &a.output)?;
+    image_file::write_atomic(&a.output, &bytes, || interrupt::received().is_none())?;
     if !a.quiet {
         eprintln!(
             "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}, {} on {} ({})",
@@ -297,22 +305,6 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         );
     }
     Ok(())
-}
-
-fn save(img: &Image, path: &Path) -> bridge::Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let keeps16 = matches!(ext.as_str(), "png" | "tif" | "tiff");
-    let (w, h) = (img.width() as u32, img.height() as u32);
-    let dynimg = match img {
-        Image::U16 { data, .. } if keeps16 => image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb16),
-        Image::U16 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.iter().map(|&v| ((v as u32 * 255 + 32767) / 65535) as u8).collect())
-            .map(image::DynamicImage::ImageRgb8),
-        Image::U8 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb8),
-        Image::F32 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.iter().map(|&v| (v * 255.0).round() as u8).collect())
-            .map(image::DynamicImage::ImageRgb8),
-    }
-    .ok_or_else(|| img_err(path, "internal: output buffer size"))?;
-    dynimg.save(path).map_err(|e| img_err(path, e))
 }
 
 fn eval(a: &EvalArgs) -> bridge::Result<()> {

@@ -5,16 +5,28 @@
 //! fails even after the first is dropped), and one library can be loaded per process, so this
 //! module keeps a single [`Environment`] behind a mutex and hands out clones.
 //!
-//! Library search order (the first candidate that exists is loaded; a candidate that exists but
-//! fails to load is an error, not a reason to try the next one):
+//! Library search order (the first candidate that exists and passes the ownership check is
+//! loaded; a candidate that passes but fails to load is an error, not a reason to try the next):
 //!
 //! 1. the explicit path the caller passes (a file, or a folder holding the library);
 //! 2. `ORT_DYLIB_PATH` (if set and non-empty it must name a loadable library);
 //! 3. next to the object that contains this code (libbridge.so for a C host, the executable for
 //!    a Rust one, found with `dladdr`), next to the executable, and their `lib/` and `../lib/`;
-//! 4. the project's `.deps/onnxruntime/` (where `scripts/install-ort.sh` puts it), looked up
-//!    from the executable's folder upwards and from the source tree this crate was built from;
-//! 5. otherwise [`Error::RuntimeNotFound`] naming the set-up command.
+//! 4. the system loader: `dlopen("libonnxruntime.so.1")` with the loader's normal search
+//!    (`LD_LIBRARY_PATH`, the ld.so cache, `/usr/lib`, ...), trusted like any linked library;
+//! 5. debug and test builds only: the `.deps/onnxruntime/` of the source tree this crate was
+//!    built from (where `scripts/install-ort.sh` puts it) — never a folder found by walking up
+//!    from the executable, and never in a release build;
+//! 6. otherwise [`Error::RuntimeNotFound`] naming what was searched, what was refused and why,
+//!    and the set-up command.
+//!
+//! Every file candidate (1–3, 5) is refused when someone other than root and the current user
+//! could have put it there: the file is world-writable, group-writable by a group other than
+//! root's or the user's own, or owned by another non-root user; or a folder on its path (where
+//! the name lives and every folder of the real path up to `/`) is world-writable without the
+//! sticky bit, or is a sticky shared folder (like `/tmp`) owned by another non-root user or whose
+//! entry on the path belongs to another non-root user. So a `libonnxruntime.so` planted in a
+//! temporary folder never runs inside a program that uses libbridge.
 //!
 //! We never call `ort::init()`: with a bad `ORT_DYLIB_PATH` it panics. `ort::init_from` returns
 //! an error instead.
@@ -128,8 +140,11 @@ pub struct SearchPlaces {
     pub env_path: Option<String>,
     /// Folders to look in, in order (next to libbridge / the executable).
     pub beside: Vec<PathBuf>,
-    /// Folders from which to look upwards for `.deps/onnxruntime`.
-    pub project_roots: Vec<PathBuf>,
+    /// Library names handed to the system loader's own search, in order (empty: skip it).
+    pub system: Vec<String>,
+    /// Development folders holding the library (the source tree's `.deps/onnxruntime`; empty in
+    /// release builds). Looked in as given, never searched upwards.
+    pub dev: Vec<PathBuf>,
 }
 
 impl SearchPlaces {
@@ -152,9 +167,19 @@ impl SearchPlaces {
         }
         beside.extend(more);
         beside.dedup();
-        let mut project_roots: Vec<PathBuf> = exe_dir.into_iter().collect();
-        project_roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-        SearchPlaces { env_path: std::env::var("ORT_DYLIB_PATH").ok(), beside, project_roots }
+        let system = if cfg!(target_os = "linux") {
+            vec!["libonnxruntime.so.1".to_string(), "libonnxruntime.so".to_string()]
+        } else {
+            library_names()
+        };
+        // The build machine's source tree is compiled into the binary, so only a development
+        // build may look there (a released binary must not trust a path on someone else's disk).
+        let dev = if cfg!(any(debug_assertions, test)) {
+            Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|root| root.join(".deps").join("onnxruntime")).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        SearchPlaces { env_path: std::env::var("ORT_DYLIB_PATH").ok(), beside, system, dev }
     }
 }
 
@@ -200,49 +225,175 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// A named library (explicit path or `ORT_DYLIB_PATH`): it must exist and pass the ownership
+/// check; `what` names where the path came from.
+fn named(given: &Path, what: &str) -> Result<PathBuf> {
+    let f = resolve_file(given);
+    if !f.is_file() {
+        return Err(Error::RuntimeNotFound(format!("{what} ({}) does not name an existing file. {INSTALL_HINT}", given.display())));
+    }
+    match trust::refusal(&f) {
+        None => Ok(f),
+        Some(why) => Err(Error::RuntimeNotFound(format!("{what}: refusing {}: {why}. {INSTALL_HINT}", f.display()))),
+    }
+}
+
 /// Resolve the library to load (see the module docs for the order). Pure apart from looking at
-/// the file system, so the order is testable.
+/// the file system (and, for the system step, the dynamic loader), so the order is testable.
 pub fn find_library(explicit: Option<&Path>, places: &SearchPlaces) -> Result<PathBuf> {
     if let Some(p) = explicit {
-        let f = resolve_file(p);
-        return if f.is_file() {
-            Ok(f)
-        } else {
-            Err(Error::RuntimeNotFound(format!("the library path given ({}) does not exist. {INSTALL_HINT}", p.display())))
-        };
+        return named(p, "the library path given");
     }
     if let Some(v) = places.env_path.as_deref().filter(|v| !v.is_empty()) {
-        let f = resolve_file(Path::new(v));
-        return if f.is_file() {
-            Ok(f)
-        } else {
-            Err(Error::RuntimeNotFound(format!("ORT_DYLIB_PATH={v} does not name an existing file. {INSTALL_HINT}")))
-        };
+        return named(Path::new(v), &format!("ORT_DYLIB_PATH={v}"));
     }
     let mut searched = Vec::new();
-    for d in &places.beside {
+    let mut refused = Vec::new();
+    let mut candidate = |d: &Path, searched: &mut Vec<String>| -> Option<PathBuf> {
         let f = resolve_file(d);
-        if f.is_file() {
-            return Ok(f);
-        }
         searched.push(d.display().to_string());
-    }
-    for root in &places.project_roots {
-        for anc in root.ancestors() {
-            let d = anc.join(".deps").join("onnxruntime");
-            if d.is_dir() {
-                let f = resolve_file(&d);
-                if f.is_file() {
-                    return Ok(f);
-                }
+        if !f.is_file() {
+            return None;
+        }
+        match trust::refusal(&f) {
+            None => Some(f),
+            Some(why) => {
+                refused.push(format!("{}: {why}", f.display()));
+                None
             }
         }
-        searched.push(format!("{}/**/.deps/onnxruntime", root.display()));
+    };
+    for d in &places.beside {
+        if let Some(f) = candidate(d, &mut searched) {
+            return Ok(f);
+        }
     }
+    for name in &places.system {
+        searched.push(format!("the system loader's search for {name}"));
+        if let Some(f) = system_lookup(name)? {
+            return Ok(f);
+        }
+    }
+    for d in &places.dev {
+        if let Some(f) = candidate(d, &mut searched) {
+            return Ok(f);
+        }
+    }
+    let refused =
+        if refused.is_empty() { String::new() } else { format!("; refused (could have been planted by another user): {}", refused.join("; ")) };
     Err(Error::RuntimeNotFound(format!(
-        "libonnxruntime not found (ORT_DYLIB_PATH unset; searched {}). {INSTALL_HINT}",
+        "libonnxruntime not found (ORT_DYLIB_PATH unset; searched {}{refused}). {INSTALL_HINT}",
         searched.join(", ")
     )))
+}
+
+/// The file the system loader finds for `name` (its normal search: `LD_LIBRARY_PATH`, the
+/// ld.so cache, the default folders), as an absolute path so that nothing else re-resolves the
+/// bare name (`ort` would first try the executable's folder). `None` if the loader finds
+/// nothing; an error if what it finds is not ONNX Runtime. The library stays loaded: it is
+/// the one about to be used.
+#[cfg(unix)]
+fn system_lookup(name: &str) -> Result<Option<PathBuf>> {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(name) else { return Ok(None) };
+    // SAFETY: plain dlopen/dlsym/dladdr calls with valid NUL-terminated strings; a library that
+    // is found stays loaded (its handle is never closed), so `dli_fname` stays valid.
+    unsafe {
+        let h = libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if h.is_null() {
+            return Ok(None);
+        }
+        let sym = libc::dlsym(h, c"OrtGetApiBase".as_ptr());
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if sym.is_null() || libc::dladdr(sym, &mut info) == 0 || info.dli_fname.is_null() {
+            libc::dlclose(h);
+            return Err(Error::RuntimeNotFound(format!(
+                "the system loader's {name} is not ONNX Runtime (no OrtGetApiBase). {INSTALL_HINT}"
+            )));
+        }
+        let p = Path::new(std::ffi::OsStr::from_bytes(CStr::from_ptr(info.dli_fname).to_bytes()));
+        Ok(Some(p.canonicalize().unwrap_or_else(|_| p.to_path_buf())))
+    }
+}
+
+#[cfg(not(unix))]
+fn system_lookup(_name: &str) -> Result<Option<PathBuf>> {
+    Ok(None)
+}
+
+/// Whether a library file could have been put in place by someone other than root and the
+/// current user (see the module docs).
+mod trust {
+    use std::path::Path;
+
+    /// Why `file` is refused, or `None` if it may be loaded.
+    #[cfg(unix)]
+    pub fn refusal(file: &Path) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid/getegid cannot fail and touch no memory.
+        let (me, my_group) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let real = match file.canonicalize() {
+            Ok(r) => r,
+            Err(e) => return Some(format!("cannot resolve the path: {e}")),
+        };
+        let m = match std::fs::metadata(&real) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("cannot read {}: {e}", real.display())),
+        };
+        if m.mode() & 0o002 != 0 {
+            return Some(format!("{} is writable by every user", real.display()));
+        }
+        if m.mode() & 0o020 != 0 && m.gid() != 0 && m.gid() != my_group {
+            return Some(format!("{} is writable by group {}", real.display(), m.gid()));
+        }
+        if !trusted(m.uid()) {
+            return Some(format!("{} belongs to user {} (neither root nor you)", real.display(), m.uid()));
+        }
+        // The folders of the real file, and those of the name as given (a symbolic link there
+        // could be swapped as easily as a file).
+        if let Some(why) = folders(real.parent().unwrap_or(Path::new("/")), m.uid(), me) {
+            return Some(why);
+        }
+        let named_in = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        match (std::fs::symlink_metadata(file), named_in.canonicalize()) {
+            (Ok(link), Ok(dir)) => folders(&dir, link.uid(), me),
+            (Err(e), _) | (_, Err(e)) => Some(format!("cannot read {}: {e}", file.display())),
+        }
+    }
+
+    /// Walk `dir` (canonical) up to `/`: refuse a world-writable folder without the sticky bit,
+    /// and a sticky one owned by, or whose entry on the path belongs to, another non-root user.
+    #[cfg(unix)]
+    fn folders(dir: &Path, mut entry_owner: u32, me: u32) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        for d in dir.ancestors() {
+            let m = match std::fs::metadata(d) {
+                Ok(m) => m,
+                Err(e) => return Some(format!("cannot read {}: {e}", d.display())),
+            };
+            if m.mode() & 0o002 != 0 {
+                if m.mode() & 0o1000 == 0 {
+                    return Some(format!("the folder {} is writable by every user", d.display()));
+                }
+                if !trusted(m.uid()) {
+                    return Some(format!("the shared folder {} belongs to user {}", d.display(), m.uid()));
+                }
+                if !trusted(entry_owner) {
+                    return Some(format!("its path leaves the shared folder {} through an entry of user {entry_owner}", d.display()));
+                }
+            }
+            entry_owner = m.uid();
+        }
+        None
+    }
+
+    #[cfg(not(unix))]
+    pub fn refusal(_file: &Path) -> Option<String> {
+        None
+    }
 }
 
 /// The folder of the shared object (or executable) that contains this function.
@@ -279,8 +430,9 @@ mod tests {
         d
     }
 
-    /// Explicit path beats ORT_DYLIB_PATH beats "beside" beats the project cache; a named but
-    /// missing library is an error rather than a silent fall-through.
+    /// Explicit path beats ORT_DYLIB_PATH beats "beside" beats the system loader beats the
+    /// development folder; a named but missing library is an error rather than a silent
+    /// fall-through; the development folder is used as given, never searched upwards.
     #[test]
     fn search_order() {
         let root = tmp("order");
@@ -290,24 +442,27 @@ mod tests {
             std::fs::create_dir_all(d).unwrap();
             std::fs::write(d.join(&lib), b"x").unwrap();
         }
-        let deep = root.join("proj/target/release");
-        std::fs::create_dir_all(&deep).unwrap();
         let places = |env: Option<&Path>| SearchPlaces {
             env_path: env.map(|p| p.display().to_string()),
             beside: vec![b.clone()],
-            project_roots: vec![deep.clone()],
+            system: vec!["libbridge-test-no-such-library.so.9".into()],
+            dev: vec![c.clone()],
         };
         assert_eq!(find_library(Some(&a), &places(Some(&b))).unwrap(), a.join(&lib));
         assert_eq!(find_library(None, &places(Some(&a.join(&lib)))).unwrap(), a.join(&lib));
         assert_eq!(find_library(None, &places(None)).unwrap(), b.join(&lib));
         let no_beside = SearchPlaces { beside: vec![root.join("nothing")], ..places(None) };
         assert_eq!(find_library(None, &no_beside).unwrap(), c.join(&lib));
+        // A folder below the development folder does not make the search walk up to it.
+        let deep = SearchPlaces { beside: vec![], dev: vec![root.join("proj/target/release")], ..places(None) };
+        let e = find_library(None, &deep).unwrap_err();
+        assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("proj/target/release") && m.contains("no-such-library")), "{e}");
         // Errors name the set-up command.
         let e = find_library(Some(&root.join("missing.so")), &places(None)).unwrap_err();
         assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("install-ort.sh")), "{e}");
         let e = find_library(None, &places(Some(&root.join("missing.so")))).unwrap_err();
         assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("ORT_DYLIB_PATH")), "{e}");
-        let none = SearchPlaces { env_path: Some(String::new()), beside: vec![], project_roots: vec![root.join("x")] };
+        let none = SearchPlaces { env_path: Some(String::new()), ..Default::default() };
         let e = find_library(None, &none).unwrap_err();
         assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("install-ort.sh")), "{e}");
         // A versioned file name in a folder is found too.
@@ -315,6 +470,82 @@ mod tests {
         std::fs::create_dir_all(&v).unwrap();
         std::fs::write(v.join(format!("{lib}.1.31.1")), b"x").unwrap();
         assert_eq!(resolve_file(&v), v.join(format!("{lib}.1.31.1")));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The system step asks the dynamic loader (its normal search by bare name) and accepts
+    /// only ONNX Runtime: a missing name is skipped, another library is an error.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn system_loader_step() {
+        assert!(system_lookup("libbridge-test-no-such-library.so.9").unwrap().is_none());
+        let e = system_lookup("libc.so.6").unwrap_err();
+        assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("not ONNX Runtime")), "{e}");
+    }
+
+    /// A library planted in a world-writable folder without the sticky bit (or below it) is
+    /// refused wherever it is found, and the error says which file and why; a planted
+    /// `.deps/onnxruntime` in a parent of the executable's folder is not even looked at.
+    #[cfg(unix)]
+    #[test]
+    fn planted_library_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tmp("planted");
+        let lib = library_names()[0].clone();
+        let shared = root.join("shared");
+        let app = shared.join("app");
+        let deps = shared.join(".deps/onnxruntime");
+        for d in [&app, &deps] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(app.join(&lib), b"x").unwrap();
+        std::fs::write(deps.join(&lib), b"x").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let places = SearchPlaces { beside: vec![app.clone()], ..Default::default() };
+        let e = find_library(None, &places).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("refused") && m.contains(&app.join(&lib).display().to_string()), "{m}");
+        assert!(m.contains(&format!("the folder {} is writable by every user", shared.display())), "{m}");
+        assert!(!m.contains(&deps.display().to_string()), "searched a parent's .deps: {m}");
+        // Named explicitly or through ORT_DYLIB_PATH: refused too (an error, not a fall-through).
+        let e = find_library(Some(&app), &places).unwrap_err();
+        assert!(matches!(e, Error::RuntimeNotFound(ref m) if m.contains("refusing")), "{e}");
+        let env = SearchPlaces { env_path: Some(app.join(&lib).display().to_string()), ..places.clone() };
+        assert!(matches!(find_library(None, &env), Err(Error::RuntimeNotFound(m)) if m.contains("refusing")));
+        // With the sticky bit (like /tmp) the folder is fine, as is the file of its owner.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(find_library(None, &places).unwrap(), app.join(&lib));
+        // A world-writable file is refused wherever it lies.
+        std::fs::set_permissions(app.join(&lib), std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = find_library(None, &places).unwrap_err();
+        assert!(e.to_string().contains("is writable by every user"), "{e}");
+        std::fs::set_permissions(app.join(&lib), std::fs::Permissions::from_mode(0o644)).unwrap();
+        // Files and shared-folder entries of another (non-root) user: only root can set this
+        // up, so it is checked when the tests run as root.
+        if std::os::unix::fs::chown(app.join(&lib), Some(54321), Some(54321)).is_ok() {
+            let e = find_library(None, &places).unwrap_err();
+            assert!(e.to_string().contains("belongs to user 54321"), "{e}");
+            std::os::unix::fs::chown(app.join(&lib), Some(0), Some(0)).unwrap();
+            std::os::unix::fs::chown(&app, Some(54321), None).unwrap();
+            let e = find_library(None, &places).unwrap_err();
+            assert!(e.to_string().contains("through an entry of user 54321"), "{e}");
+            std::os::unix::fs::chown(&app, Some(0), None).unwrap();
+            std::fs::set_permissions(app.join(&lib), std::fs::Permissions::from_mode(0o664)).unwrap();
+            std::os::unix::fs::chown(app.join(&lib), None, Some(54321)).unwrap();
+            let e = find_library(None, &places).unwrap_err();
+            assert!(e.to_string().contains("writable by group 54321"), "{e}");
+        }
+        // A symbolic link that lives in an open folder is refused even if its target is fine.
+        let good = root.join("good");
+        std::fs::create_dir_all(&good).unwrap();
+        std::fs::write(good.join(&lib), b"x").unwrap();
+        let open = root.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::os::unix::fs::symlink(good.join(&lib), open.join(&lib)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = find_library(Some(&open.join(&lib)), &places).unwrap_err();
+        assert!(e.to_string().contains(&format!("the folder {} is writable", open.display())), "{e}");
+        assert_eq!(find_library(Some(&good.join(&lib)), &places).unwrap(), good.join(&lib));
         let _ = std::fs::remove_dir_all(&root);
     }
 

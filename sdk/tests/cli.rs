@@ -1,0 +1,266 @@
+//! The `bridge` command as a hostile user drives it: the output is written all-or-nothing
+//! (encoder failure, unsupported extension, a full device), the input is read once within
+//! limits (a pixel bomb, a file swapped during the run), and Ctrl-C cancels a network that
+//! would never finish.
+//!
+//! Runs the built `bridge` binary; ONNX Runtime comes from the source tree's `.deps/onnxruntime`
+//! (debug builds), installed by `scripts/install-ort.sh` when missing.
+
+use bridge_export::fixtures as fx;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bridge-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// An oracle package (`raw = 0.5·cond + 0.25`) with super-resolution factor `sr`.
+fn oracle(dir: &Path, sr: usize) -> PathBuf {
+    fx::ensure_ort();
+    let mut g = fx::oracle(None);
+    g.meta("bridge.sr_scale", &sr.to_string());
+    fx::save(&g, &dir.join("oracle.onnx"))
+}
+
+fn bridge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bridge"));
+    c.stdin(Stdio::null());
+    c
+}
+
+fn restore(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut c = bridge();
+    c.arg("restore").arg("-q").arg("--threads").arg("1").arg("-m").arg(model).arg("-i").arg(input).arg("-o").arg(output).args(extra);
+    c.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn gray_png(path: &Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + y) as u8, 100, 200])).save(path).unwrap();
+}
+
+/// Files in `dir` other than `keep` (left-over temporary files).
+fn others(dir: &Path, keep: &[&Path]) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| !keep.iter().any(|k| k == p)).collect()
+}
+
+/// `-i s.jpg -o s.jpg` where the encoder fails (a 2× super-resolution output wider than JPEG's
+/// 65535 pixels): an error exit, and the input keeps every byte.
+#[test]
+fn encoder_failure_keeps_the_input() {
+    let dir = tmp("enc");
+    let model = oracle(&dir, 2);
+    let img = dir.join("s.jpg");
+    image::RgbImage::from_pixel(32768, 1, image::Rgb([90, 120, 150])).save(&img).unwrap();
+    let before = std::fs::read(&img).unwrap();
+    let o = restore(&model, &img, &img, &["--tile", "0"]);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(stderr(&o).contains("s.jpg"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&img).unwrap(), before, "the input was changed");
+    assert_eq!(others(&dir, &[&img, &model]), Vec::<PathBuf>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An output name with no encoder is refused before anything runs; an existing file of that
+/// name is untouched.
+#[test]
+fn unsupported_extension_leaves_the_output_alone() {
+    let dir = tmp("ext");
+    let model = oracle(&dir, 1);
+    let input = dir.join("in.png");
+    gray_png(&input, 16, 12);
+    let out = dir.join("out.xyz");
+    std::fs::write(&out, b"precious").unwrap();
+    let o = restore(&model, &input, &out, &[]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious", "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr(&o).contains("unsupported output format"), "{}", stderr(&o));
+    // A good name next to it works (the refusal is about the name, not the run).
+    let good = dir.join("out.png");
+    let o = restore(&model, &input, &good, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(&good).unwrap().width(), 16);
+    assert_eq!(others(&dir, &[&input, &out, &good, &model]), Vec::<PathBuf>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writing to a full device (through `full.png -> /dev/full`) is an error exit, not success.
+#[test]
+fn full_device_is_an_error() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let dir = tmp("full");
+    let model = oracle(&dir, 1);
+    let input = dir.join("in.png");
+    gray_png(&input, 16, 12);
+    let out = dir.join("full.png");
+    std::os::unix::fs::symlink("/dev/full", &out).unwrap();
+    let o = restore(&model, &input, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr(&o).contains("full.png"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PNG whose header claims `w`×`h` RGB8 pixels, followed by a little compressed data.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    // zlib: a stored block of 1000 zero bytes (filter 0 rows of black), not the whole image.
+    let mut z = vec![0x78, 0x01, 0x01];
+    z.extend_from_slice(&1000u16.to_le_bytes());
+    z.extend_from_slice(&(!1000u16).to_le_bytes());
+    z.extend_from_slice(&[0; 1000]);
+    chunk(&mut png, b"IDAT", &z);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// Run `bridge` with its address space capped at 8 GiB, so that allocating the 30 GB a
+/// 100000×100000 RGB image needs fails (and aborts) instead of succeeding lazily.
+fn capped(c: &mut Command) -> &mut Command {
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        c.pre_exec(|| {
+            let cap = libc::rlimit { rlim_cur: 8 << 30, rlim_max: 8 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A header claiming 100000×100000 pixels is refused from the header: a clean error exit,
+/// quickly, under a memory cap far below what the pixels would need.
+#[test]
+fn pixel_bomb_is_refused_from_the_header() {
+    let dir = tmp("bomb");
+    let model = oracle(&dir, 1);
+    let bomb = dir.join("bomb.png");
+    std::fs::write(&bomb, png_claiming(100_000, 100_000)).unwrap();
+    let t = Instant::now();
+    let mut c = bridge();
+    c.arg("restore").arg("-q").arg("--threads").arg("1").arg("-m").arg(&model).arg("-i").arg(&bomb).arg("-o").arg(dir.join("o.png"));
+    let o = capped(&mut c).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(stderr(&o).contains("bomb.png"), "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    assert!(!dir.join("o.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The input is opened once: a bomb renamed over it right after `bridge` first read it is
+/// never decoded (the old command checked one file and decoded another, and aborted).
+#[test]
+fn input_swapped_after_reading_is_not_reread() {
+    let dir = tmp("swap");
+    let model = oracle(&dir, 1);
+    let input = dir.join("in.png");
+    gray_png(&input, 16, 12);
+    let bomb = dir.join("bomb.png");
+    std::fs::write(&bomb, png_claiming(100_000, 100_000)).unwrap();
+    // SAFETY: inotify on a path we own; the fd is closed below.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(fd >= 0);
+    let cpath = std::ffi::CString::new(input.to_str().unwrap()).unwrap();
+    assert!(unsafe { libc::inotify_add_watch(fd, cpath.as_ptr(), libc::IN_CLOSE_NOWRITE) } >= 0);
+    let mut c = bridge();
+    c.arg("restore").arg("-q").arg("--threads").arg("1").arg("-m").arg(&model).arg("-i").arg(&input).arg("-o").arg(dir.join("o.png"));
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = capped(&mut c).spawn().unwrap();
+    // Wait for the first close of the input after reading, then swap the bomb in.
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let ready = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+    assert_eq!(ready, 1, "bridge never read its input");
+    std::fs::rename(&bomb, &input).unwrap();
+    unsafe { libc::close(fd) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.signal().is_none(), "bridge was killed by signal {:?}: {}", o.status.signal(), stderr(&o));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(image::open(dir.join("o.png")).unwrap().width(), 16);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether process `pid` catches SIGINT (its handler is installed).
+fn catches_sigint(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (libc::SIGINT - 1)) != 0)
+}
+
+/// Ctrl-C on a network with a 2^62-iteration `Loop` stops the run within seconds, through the
+/// restorer's cancel token: exit status 130, a "cancelled" message and no output file.
+#[test]
+fn sigint_cancels_a_network_that_never_ends() {
+    let dir = tmp("sigint");
+    fx::ensure_ort();
+    let model = fx::save(&fx::endless(None), &dir.join("endless.onnx"));
+    let input = dir.join("in.png");
+    gray_png(&input, 8, 8);
+    let out = dir.join("o.png");
+    let mut c = bridge();
+    c.arg("restore").arg("-q").arg("--threads").arg("1").arg("-m").arg(&model).arg("-i").arg(&input).arg("-o").arg(&out);
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let t = Instant::now();
+    while !catches_sigint(child.id()) {
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("bridge ended before the run: {s}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "bridge never installed its SIGINT handler");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Inside the endless network call by now.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "the endless network ended");
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if sent.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("bridge did not stop within 20 s of SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{o:?}");
+    assert!(stderr(&o).contains("cancelled"), "{}", stderr(&o));
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert!(!out.exists());
+    assert_eq!(others(&dir, &[&input, &model]), Vec::<PathBuf>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
