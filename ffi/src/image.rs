@@ -193,12 +193,20 @@ fn units(p: &Progress) -> (u64, u64) {
 }
 
 /// Nearest-neighbour enlargement of an alpha plane by the SR factor (alpha is not restored).
-fn scale_alpha(a: &[f32], w: usize, h: usize, s: usize) -> Vec<f32> {
+/// The output size was checked against the restorer's limits, so `ow·oh` fits; the allocation
+/// may still be refused (a status, not an abort).
+fn scale_alpha(a: Vec<f32>, w: usize, h: usize, s: usize) -> Result<Vec<f32>, Failure> {
     if s == 1 {
-        return a.to_vec();
+        return Ok(a);
     }
-    let (ow, oh) = (w * s, h * s);
-    (0..ow * oh).map(|i| a[(i / ow / s) * w + (i % ow) / s]).collect()
+    let n = w.checked_mul(s).and_then(|ow| h.checked_mul(s).and_then(|oh| ow.checked_mul(oh)));
+    let n = n.ok_or_else(|| Failure::new(bridge_status::BRIDGE_ERR_IMAGE_SIZE, "alpha plane size overflows"))?;
+    let ow = w * s;
+    let mut out = sdk::alloc::try_vec(n, 0f32, "the enlarged alpha plane")?;
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = a[(i / ow / s) * w + (i % ow) / s];
+    }
+    Ok(out)
 }
 
 /// Restore `*input` into `*output`. `output` must describe a buffer of exactly the restorer's
@@ -258,6 +266,9 @@ pub unsafe extern "C" fn bridge_restore(
                 format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
             ));
         }
+        // The restorer's limits before any allocation: a frame over them is refused here, not
+        // after its planar copy (12 bytes per pixel) was allocated.
+        r.check_size(lin.width, lin.height)?;
         let planar = {
             // SAFETY: non-NULL, `need_in <= size` readable bytes by contract; the slice ends
             // before the output is written.
@@ -272,7 +283,7 @@ pub unsafe extern "C" fn bridge_restore(
         r.set_progress(None);
         drop(r);
         let rgb = restored?;
-        let alpha = planar.alpha.map(|a| scale_alpha(&a, lin.width, lin.height, entry.sr_scale));
+        let alpha = planar.alpha.map(|a| scale_alpha(a, lin.width, lin.height, entry.sr_scale)).transpose()?;
         // SAFETY: non-NULL, `need_out <= size` writable bytes by contract.
         let out = unsafe { std::slice::from_raw_parts_mut(dout.data.cast::<u8>(), need_out) };
         pixel::encode(&Planar { rgb, alpha }, &lout, out)?;
@@ -328,6 +339,6 @@ mod tests {
     #[test]
     fn alpha_is_replicated() {
         let a = [0.0, 0.5, 1.0, 0.25];
-        assert_eq!(scale_alpha(&a, 2, 2, 2), vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 1.0, 1.0, 0.25, 0.25]);
+        assert_eq!(scale_alpha(a.to_vec(), 2, 2, 2).unwrap(), vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 1.0, 1.0, 0.25, 0.25]);
     }
 }

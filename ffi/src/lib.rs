@@ -29,6 +29,15 @@ pub mod image;
 
 pub mod handles;
 
+#[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
+mod mutation_tests;
+
+#[cfg(test)]
+mod memory_limit_tests;
+
 use status::{bridge_status, guard};
 use std::ffi::{CStr, c_char};
 use std::sync::OnceLock;

@@ -26,8 +26,14 @@ pub const BRIDGE_OVERLAP_NONE: u32 = 0xFFFF_FFFF;
 /// then change what you need: "0 / NULL / NaN" means "the package's default".
 ///
 /// `struct_size` lets the struct grow in later versions: `bridge_restorer_options_init` sets it
-/// to `sizeof(bridge_restorer_options)` of the header you compiled against, and libbridge reads
-/// only the fields that size covers.
+/// to `sizeof(bridge_restorer_options)` of the header you compiled against. libbridge reads at
+/// most `struct_size` bytes of the struct, and never more than its own `sizeof`:
+/// * `struct_size` smaller than the first published struct (this header's `sizeof` for ABI
+///   0.1) → `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
+/// * an older header's (smaller) struct → accepted; the fields it lacks take their defaults;
+/// * a newer header's (larger) struct → `BRIDGE_ERR_INVALID_ARGUMENT`, without reading the
+///   bytes past this library's struct: its newer fields cannot be honoured, and libbridge does
+///   not silently ignore options.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct bridge_restorer_options {
@@ -47,7 +53,14 @@ pub struct bridge_restorer_options {
     pub sampler: *const c_char,
     /// Network evaluations (0: the package's).
     pub nfe: u32,
-    /// Noise seed (default 0). The same seed gives the same image for any thread count.
+    /// Noise seed (default 0). Determinism: with the same model, options, input and library
+    /// build, the same seed gives a bit-identical image on reruns and for any `threads` (the
+    /// noise is counter-based, keyed by whole-frame pixel coordinates, and the CPU provider's
+    /// kernels do not depend on the thread count). It does NOT promise the same image across
+    /// different `tile_size`/`tile_overlap` values: pixels near a tile seam depend on what the
+    /// network sees around them, so a network whose receptive field exceeds the overlap (e.g.
+    /// attention) gives different pixels there. GPU providers may use kernels that are not
+    /// bit-reproducible.
     pub seed: u64,
     /// η of DBIM / implicit samplers (NaN: the package's, else 0).
     pub eta: f64,
@@ -113,10 +126,24 @@ pub(crate) struct RestorerEntry {
     pub(crate) sr_scale: usize,
 }
 
-/// Read the caller's options, checking `struct_size`.
+/// `struct_size` of the first published `bridge_restorer_options` (ABI 0.1): the smallest
+/// accepted. Fields added later go after it, and a caller compiled against this header keeps
+/// passing this size.
+pub(crate) const OPTIONS_V1_SIZE: usize = std::mem::size_of::<bridge_restorer_options>();
+
+/// Read the caller's options, checking `struct_size` — reading at most `struct_size` bytes of
+/// the caller's memory, and never more than this library's struct.
+///
+/// * `struct_size` < [`OPTIONS_V1_SIZE`]: not a published version (e.g. the struct was never
+///   initialised): `BRIDGE_ERR_INVALID_ARGUMENT`, nothing read past `struct_size`.
+/// * from [`OPTIONS_V1_SIZE`] up to ours: an older header's struct; the first `struct_size`
+///   bytes are read and the fields it lacks keep their defaults.
+/// * larger than ours: a newer header's struct, with fields this library does not know and so
+///   cannot honour: `BRIDGE_ERR_INVALID_ARGUMENT`, and the caller's extra bytes are not read
+///   (they may not even exist when `struct_size` is garbage).
 ///
 /// # Safety
-/// `p` must be NULL or readable for its `struct_size` bytes.
+/// `p` must be NULL or readable for 4 bytes and for `min(struct_size, sizeof)` bytes.
 unsafe fn read_options(p: *const bridge_restorer_options) -> Result<bridge_restorer_options, Failure> {
     if p.is_null() {
         return Ok(bridge_restorer_options::default());
@@ -124,24 +151,24 @@ unsafe fn read_options(p: *const bridge_restorer_options) -> Result<bridge_resto
     let ours = std::mem::size_of::<bridge_restorer_options>();
     // SAFETY: the struct starts with `struct_size`; the caller promises it is readable.
     let size = unsafe { p.cast::<u32>().read_unaligned() } as usize;
-    if size < ours {
+    if size < OPTIONS_V1_SIZE {
         return Err(Failure::invalid(format!(
-            "options.struct_size is {size}, expected {ours}: call bridge_restorer_options_init() first"
+            "options.struct_size is {size}, smaller than any published bridge_restorer_options ({OPTIONS_V1_SIZE} bytes): \
+             call bridge_restorer_options_init() first"
         )));
     }
-    // A newer header's struct: accepted only if every field this libbridge does not know is
-    // zero (i.e. left at its default).
     if size > ours {
-        // SAFETY: the caller declares `size` readable bytes.
-        let tail = unsafe { std::slice::from_raw_parts(p.cast::<u8>().add(ours), size - ours) };
-        if size > ours + 4096 || tail.iter().any(|&b| b != 0) {
-            return Err(Failure::invalid(format!(
-                "options.struct_size is {size}: options from a newer libbridge (this one knows {ours} bytes) set fields it does not have"
-            )));
-        }
+        return Err(Failure::invalid(format!(
+            "options.struct_size is {size}: options from a newer libbridge header (this library knows {ours} bytes and \
+             cannot honour fields it does not have); build against this library's bridge.h"
+        )));
     }
-    // SAFETY: at least `ours` readable bytes.
-    Ok(unsafe { p.read_unaligned() })
+    let mut o = bridge_restorer_options::default();
+    // SAFETY: `size` ≤ `ours` bytes are readable at `p` (the caller's struct) and writable at
+    // `o`; every bit pattern is valid for the fields (integers, floats, pointers).
+    unsafe { std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&raw mut o).cast::<u8>(), size) };
+    o.struct_size = size as u32;
+    Ok(o)
 }
 
 fn provider(o: &bridge_restorer_options) -> Result<ExecutionProvider, Failure> {

@@ -19,15 +19,17 @@ pub enum bridge_status {
     /// A handle that is not live: already freed, never created by libbridge, or of the wrong
     /// type (a restorer passed as a model or vice versa).
     BRIDGE_ERR_INVALID_HANDLE = 2,
-    /// An argument is out of its domain: an unknown constant, an options struct with a bad
-    /// `struct_size`, a bad sampler name, η < 0, a non-finite float input, …
+    /// An argument is out of its domain: an unknown constant or flag, an options struct with a
+    /// bad `struct_size`, a bad sampler name, η < 0, a non-finite float input, …
     BRIDGE_ERR_INVALID_ARGUMENT = 3,
     /// The image format constant is not one of `BRIDGE_FORMAT_*`.
     BRIDGE_ERR_UNSUPPORTED_FORMAT = 4,
-    /// Width or height is zero, too large, odd for NV12, or the output descriptor's size is not
-    /// the restorer's output size for the input.
+    /// Width or height is zero, odd for NV12, over the restorer's limits (each output side at
+    /// most 65536 pixels, at most 2^25 output pixels), a buffer size that overflows, or the
+    /// output descriptor's size is not the restorer's output size for the input.
     BRIDGE_ERR_IMAGE_SIZE = 5,
-    /// The row stride is smaller than a row of pixels (or misaligned for 16-bit / float rows).
+    /// The row stride is smaller than a row of pixels, misaligned for 16-bit / float rows, or
+    /// larger than `PTRDIFF_MAX` (e.g. a negative stride cast to `size_t`).
     BRIDGE_ERR_STRIDE = 6,
     /// A buffer's `size` is smaller than its layout needs (see `bridge_image_required_size`).
     BRIDGE_ERR_BUFFER_TOO_SMALL = 7,
@@ -57,12 +59,17 @@ pub enum bridge_status {
     BRIDGE_ERR_PANIC = 17,
     /// Any other internal error.
     BRIDGE_ERR_INTERNAL = 18,
+    /// libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
+    /// under a `RLIMIT_AS` or container limit). Sizes are checked against the limits before
+    /// anything is allocated, so this is reported instead of aborting the process; nothing is
+    /// leaked and the restorer stays usable.
+    BRIDGE_ERR_OUT_OF_MEMORY = 19,
 }
 
 use bridge_status as S;
 
 /// Every status, in value order (for names and tests).
-pub(crate) const ALL: [bridge_status; 19] = [
+pub(crate) const ALL: [bridge_status; 20] = [
     S::BRIDGE_OK,
     S::BRIDGE_ERR_NULL_ARGUMENT,
     S::BRIDGE_ERR_INVALID_HANDLE,
@@ -82,6 +89,7 @@ pub(crate) const ALL: [bridge_status; 19] = [
     S::BRIDGE_ERR_UNSUPPORTED,
     S::BRIDGE_ERR_PANIC,
     S::BRIDGE_ERR_INTERNAL,
+    S::BRIDGE_ERR_OUT_OF_MEMORY,
 ];
 
 impl bridge_status {
@@ -106,6 +114,7 @@ impl bridge_status {
             S::BRIDGE_ERR_UNSUPPORTED => c"BRIDGE_ERR_UNSUPPORTED",
             S::BRIDGE_ERR_PANIC => c"BRIDGE_ERR_PANIC",
             S::BRIDGE_ERR_INTERNAL => c"BRIDGE_ERR_INTERNAL",
+            S::BRIDGE_ERR_OUT_OF_MEMORY => c"BRIDGE_ERR_OUT_OF_MEMORY",
         }
     }
 }
@@ -180,6 +189,7 @@ pub(crate) fn status_of(e: &sdk::Error) -> bridge_status {
         E::ProviderUnavailable { .. } => S::BRIDGE_ERR_PROVIDER_UNAVAILABLE,
         E::Image(_) => S::BRIDGE_ERR_IMAGE_SIZE,
         E::Io { .. } => S::BRIDGE_ERR_IO,
+        E::OutOfMemory { .. } => S::BRIDGE_ERR_OUT_OF_MEMORY,
         _ => S::BRIDGE_ERR_INTERNAL,
     }
 }
@@ -296,6 +306,7 @@ mod tests {
             (sdk::Error::Package { path: "p".into(), reason: "r".into() }, S::BRIDGE_ERR_MODEL),
             (sdk::Error::RuntimeNotFound("x".into()), S::BRIDGE_ERR_RUNTIME_NOT_FOUND),
             (sdk::Error::Runtime("x".into()), S::BRIDGE_ERR_RUNTIME),
+            (sdk::Error::OutOfMemory { what: "x".into(), bytes: 1 }, S::BRIDGE_ERR_OUT_OF_MEMORY),
         ];
         for (e, s) in cases {
             assert_eq!(Failure::from(e).status, s);

@@ -69,6 +69,12 @@ pub enum Error {
     #[error("image: {0}")]
     Image(String),
 
+    /// A buffer whose size comes from the input could not be allocated (the allocator refused
+    /// it, e.g. under a memory limit). Sizes are checked against the limits before anything is
+    /// allocated, so this means the process is short of memory, not that the input is invalid.
+    #[error("out of memory: cannot allocate {bytes} bytes for {what}")]
+    OutOfMemory { what: String, bytes: usize },
+
     /// An I/O error with the path it concerns.
     #[error("{path}: {source}")]
     Io { path: String, #[source] source: std::io::Error },

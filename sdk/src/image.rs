@@ -131,7 +131,7 @@ impl<'a> ImageRef<'a> {
     /// To a `[1, 3, H, W]` tensor in the model's range and channel order.
     pub fn to_tensor(&self, range: (f64, f64), order: ChannelOrder) -> Result<Tensor> {
         let (w, h) = (self.width, self.height);
-        let mut t = Array4::<f32>::zeros((1, CHANNELS, h, w));
+        let mut t: Array4<f32> = crate::alloc::try_zeros((1, CHANNELS, h, w), "the input tensor")?;
         let (lo, span) = (range.0 as f32, (range.1 - range.0) as f32);
         let map = |c: usize| if order == ChannelOrder::Bgr { 2 - c } else { c };
         macro_rules! fill {
@@ -195,7 +195,8 @@ impl Image {
         let unit = |v: f32| ((v - lo) * inv).clamp(0.0, 1.0);
         macro_rules! pack {
             ($ty:ty, $conv:expr) => {{
-                let mut data: Vec<$ty> = vec![Default::default(); w * h * CHANNELS];
+                // The tensor holds `w·h·CHANNELS` values, so the count does not overflow.
+                let mut data: Vec<$ty> = crate::alloc::try_vec(w * h * CHANNELS, Default::default(), "the output image")?;
                 for ch in 0..CHANNELS {
                     let plane = t.slice(s![0, map(ch), .., ..]);
                     for ((y, x), &v) in plane.indexed_iter() {

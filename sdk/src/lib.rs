@@ -20,6 +20,7 @@
 //! * [`denoiser`] — the [`Denoiser`] trait: the network as `raw = f(x_in, cond, t_net)`.
 //! * [`golden`] — replays the trajectories recorded from the official implementations.
 
+pub mod alloc;
 pub mod denoiser;
 pub mod error;
 pub mod eval;

@@ -108,16 +108,24 @@ impl Layout {
                 }
                 self.height + self.height / 2
             }
-            PixelFormat::RgbF32Planar => self.height.checked_mul(3).ok_or_else(too_big)?,
+            PixelFormat::RgbF32Planar => self.height.checked_mul(3).ok_or_else(|| Error::param("image size", "height overflows"))?,
             _ => self.height,
         };
-        // The last row needs only `row` bytes, not a whole stride.
-        (rows - 1).checked_mul(self.stride).and_then(|v| v.checked_add(row)).ok_or_else(too_big)
+        // The last row needs only `row` bytes, not a whole stride. A slice (and so a caller's
+        // buffer) holds at most `isize::MAX` bytes: more is an overflow, typically a negative
+        // stride or size cast to `size_t`.
+        let need = (rows - 1).checked_mul(self.stride).and_then(|v| v.checked_add(row));
+        match need {
+            Some(n) if n <= isize::MAX as usize => Ok(n),
+            _ if self.stride > isize::MAX as usize => {
+                Err(Error::param("stride", format!("{} bytes is larger than any buffer (a negative stride?)", self.stride)))
+            }
+            _ => Err(Error::param(
+                "image size",
+                format!("{}×{} with stride {} needs more bytes than a buffer can hold", self.width, self.height, self.stride),
+            )),
+        }
     }
-}
-
-fn too_big() -> Error {
-    Error::param("image size", "buffer size overflows usize")
 }
 
 /// An image in the SDK's working form.
@@ -136,8 +144,13 @@ pub fn decode(data: &[u8], layout: &Layout) -> Result<Planar> {
         return Err(Error::param("buffer", format!("{} bytes, the layout needs {need}", data.len())));
     }
     let (w, h, st) = (layout.width, layout.height, layout.stride);
-    let mut rgb = Tensor::zeros((1, 3, h, w));
-    let mut alpha = layout.format.has_alpha().then(|| vec![0f32; w * h]);
+    // `w·h` ≤ `need` ≤ `isize::MAX`, so the sizes below do not overflow; the allocator may still
+    // refuse them (a typed error, not an abort).
+    let mut rgb: Tensor = crate::alloc::try_zeros((1, 3, h, w), "the planar RGB image")?;
+    let mut alpha = match layout.format.has_alpha() {
+        true => Some(crate::alloc::try_vec(w * h, 0f32, "the alpha plane")?),
+        false => None,
+    };
     let u8s = |v: u8| v as f32 / 255.0;
     for y in 0..h {
         let row = &data[y * st..];

@@ -582,7 +582,10 @@ impl Restorer {
         Ok(out.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0)).as_standard_layout().into_owned())
     }
 
-    fn check_size(&self, w: usize, h: usize) -> Result<()> {
+    /// Check a `w`×`h` input against this restorer's limits ([`MAX_SIDE`], `max_pixels`) without
+    /// allocating anything: callers that convert a frame first (the C ABI) run this before the
+    /// conversion so an oversized frame is refused before its buffers are allocated.
+    pub fn check_size(&self, w: usize, h: usize) -> Result<()> {
         let s = self.meta.sr_scale;
         if w == 0 || h == 0 {
             return Err(Error::Image(format!("empty image ({w}x{h})")));

@@ -165,7 +165,7 @@ impl TileLayout {
     fn build(h: usize, w: usize, tile: (usize, usize), ys: Vec<usize>, xs: Vec<usize>, trim: usize) -> Result<Self> {
         let wy = axis_weights(&ys, tile.0, trim);
         let wx = axis_weights(&xs, tile.1, trim);
-        let mut sum = Array2::<f64>::zeros((h, w));
+        let mut sum: Array2<f64> = crate::alloc::try_zeros((h, w), "the tile weight map")?;
         for (y0, wyt) in ys.iter().zip(&wy) {
             for (x0, wxt) in xs.iter().zip(&wx) {
                 let mut win = sum.slice_mut(s![*y0..y0 + tile.0, *x0..x0 + tile.1]);
@@ -174,7 +174,8 @@ impl TileLayout {
                 }
             }
         }
-        let inv = sum.mapv(|v| if v > 0.0 { (1.0 / v) as f32 } else { f32::INFINITY });
+        let mut inv: Array2<f32> = crate::alloc::try_zeros((h, w), "the tile weight map")?;
+        ndarray::Zip::from(&mut inv).and(&sum).for_each(|i, &v| *i = if v > 0.0 { (1.0 / v) as f32 } else { f32::INFINITY });
         Ok(TileLayout { frame: (h, w), tile, ys, xs, wy, wx, inv })
     }
 
@@ -284,17 +285,17 @@ impl<'a> TiledDenoiser<'a> {
         let (th, tw) = layout.tile;
         let cc = cond.shape()[1];
         let batch = self.cfg.batch.max(1);
-        let mut acc = Array4::<f32>::zeros((b, c, h, w));
+        let mut acc: Array4<f32> = crate::alloc::try_zeros((b, c, h, w), "the tiled output")?;
         // Running weight sum per pixel (shared by the channels).
-        let mut wsum = ndarray::Array3::<f32>::zeros((b, h, w));
+        let mut wsum: ndarray::Array3<f32> = crate::alloc::try_zeros((b, h, w), "the tile weight sums")?;
         let mut k = vec![0f32; tw];
         let mut done = 0;
         let jobs: Vec<(usize, usize)> = (0..b).flat_map(|bi| (0..layout.len()).map(move |k| (bi, k))).collect();
         for chunk in jobs.chunks(batch) {
             let n = chunk.len();
             let rows = if self.cfg.fixed_shape { batch } else { n };
-            let mut xb = Array4::<f32>::zeros((rows, c, th, tw));
-            let mut cb = Array4::<f32>::zeros((rows, cc, th, tw));
+            let mut xb: Array4<f32> = crate::alloc::try_zeros((rows, c, th, tw), "a tile batch")?;
+            let mut cb: Array4<f32> = crate::alloc::try_zeros((rows, cc, th, tw), "a tile batch")?;
             // Padding rows (fixed shape only) repeat the last tile; their outputs are dropped.
             for i in 0..rows {
                 let (bi, k) = chunk[i.min(n - 1)];

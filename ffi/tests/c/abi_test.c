@@ -217,8 +217,8 @@ static void test_options(void) {
     EXPECT_STATUS(bridge_restorer_provider(r, &s), BRIDGE_OK);
     EXPECT(s && strcmp(s, "cpu") == 0);
     EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
-    /* Options from a newer header (larger struct_size): accepted while the fields this
-     * libbridge does not know are zero. */
+    /* Options from a newer header (larger struct_size) are refused, even with the unknown
+     * fields zero: libbridge cannot honour them and does not read them (test_struct_size). */
     {
         struct {
             bridge_restorer_options o;
@@ -227,10 +227,8 @@ static void test_options(void) {
         memset(&newer, 0, sizeof newer);
         bridge_restorer_options_init(&newer.o);
         newer.o.struct_size = (uint32_t)sizeof newer;
-        EXPECT_STATUS(bridge_restorer_new(m, &newer.o, &r), BRIDGE_OK);
-        EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
-        newer.newer_fields[1] = 5;
         EXPECT_STATUS(bridge_restorer_new(m, &newer.o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+        EXPECT(r == NULL);
     }
     /* NULL options: all defaults. Explicit knobs accepted. */
     EXPECT_STATUS(bridge_restorer_new(m, NULL, &r), BRIDGE_OK);
@@ -243,6 +241,121 @@ static void test_options(void) {
     EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_OK);
     EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
     EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+}
+
+/* Options at exactly struct_size bytes of heap (so ASan and valgrind see any read past them):
+ * libbridge reads at most min(struct_size, sizeof) bytes. Smaller than the first published
+ * struct and larger than this library's are refused; a garbage struct_size far beyond the real
+ * struct is refused without reading past the struct. */
+static bridge_status new_with_struct_size(const bridge_model *m, size_t alloc, uint32_t struct_size) {
+    bridge_restorer_options o;
+    bridge_restorer *r = (bridge_restorer *)&o;
+    bridge_status st;
+    unsigned char *p = (unsigned char *)malloc(alloc);
+    if (!p) return BRIDGE_ERR_INTERNAL;
+    memset(p, 0, alloc);
+    bridge_restorer_options_init(&o);
+    o.threads = 1;
+    o.struct_size = struct_size;
+    memcpy(p, &o, alloc < sizeof o ? alloc : sizeof o);
+    st = bridge_restorer_new(m, (const bridge_restorer_options *)(void *)p, &r);
+    if (st == BRIDGE_OK)
+        bridge_restorer_free(r);
+    else
+        EXPECT(r == NULL);
+    free(p);
+    return st;
+}
+
+static void test_struct_size(void) {
+    bridge_model *m = load("oracle.onnx");
+    const size_t ours = sizeof(bridge_restorer_options);
+    size_t n;
+    for (n = 4; n < ours; n += 4) EXPECT_STATUS(new_with_struct_size(m, n, (uint32_t)n), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(new_with_struct_size(m, ours, (uint32_t)ours), BRIDGE_OK);
+    EXPECT_STATUS(new_with_struct_size(m, ours + 8, (uint32_t)(ours + 8)), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(bridge_last_error(), "newer") != NULL);
+    EXPECT_STATUS(new_with_struct_size(m, ours + 64, (uint32_t)(ours + 64)), BRIDGE_ERR_INVALID_ARGUMENT);
+    /* Garbage struct_size, real struct: nothing past the struct may be read. */
+    EXPECT_STATUS(new_with_struct_size(m, ours, (uint32_t)(ours + 4096)), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(new_with_struct_size(m, ours, 0xFFFFFFFFu), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+}
+
+/* Descriptors over heap buffers of exactly their required size, for every format with padded
+ * rows (ASan / valgrind catch a read or write past the last row), and descriptors whose sizes
+ * overflow. */
+static void test_descriptor_bounds(void) {
+    static const uint32_t formats[] = {BRIDGE_FORMAT_RGB8, BRIDGE_FORMAT_RGBA8, BRIDGE_FORMAT_BGR8, BRIDGE_FORMAT_BGRA8,
+                                       BRIDGE_FORMAT_GRAY8, BRIDGE_FORMAT_RGB16, BRIDGE_FORMAT_RGB_F32_PLANAR, BRIDGE_FORMAT_NV12};
+    static const size_t bpp[] = {3, 4, 3, 4, 1, 6, 4, 1};
+    bridge_model *m = load("oracle.onnx");
+    bridge_restorer *r = make(m, 1);
+    size_t i, k, need = 0, pad;
+    bridge_image d;
+    unsigned char one[64];
+
+    for (i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        const uint32_t w = 6, h = 4;
+        unsigned char *in, *out;
+        size_t need_out = 0;
+        pad = formats[i] == BRIDGE_FORMAT_RGB_F32_PLANAR ? 4 : formats[i] == BRIDGE_FORMAT_RGB16 ? 2 : 3;
+        d = image(w, h, w * bpp[i] + pad, formats[i], NULL, 0);
+        EXPECT_STATUS(bridge_image_required_size(&d, &need), BRIDGE_OK);
+        in = (unsigned char *)malloc(need);
+        out = (unsigned char *)malloc(need);
+        if (!in || !out) {
+            free(in);
+            free(out);
+            continue;
+        }
+        if (formats[i] == BRIDGE_FORMAT_RGB_F32_PLANAR) {
+            for (k = 0; k + 4 <= need; k += 4) {
+                float v = (float)(k % 97) / 96.0f;
+                memcpy(in + k, &v, 4);
+            }
+        } else {
+            for (k = 0; k < need; k++) in[k] = (unsigned char)(k * 31 + 7);
+        }
+        d.data = in;
+        d.size = need;
+        {
+            bridge_image o = d;
+            o.data = out;
+            EXPECT_STATUS(bridge_image_required_size(&o, &need_out), BRIDGE_OK);
+            EXPECT(need_out == need);
+            EXPECT_STATUS(bridge_restore(r, &d, &o, NULL, NULL), BRIDGE_OK);
+            /* One byte short: refused before reading. */
+            d.size = need - 1;
+            EXPECT_STATUS(bridge_restore(r, &d, &o, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+        }
+        free(in);
+        free(out);
+    }
+    /* Negative and huge strides, and sizes whose byte counts overflow, are statuses. */
+    d = image(4, 4, (size_t)-12, BRIDGE_FORMAT_RGB8, one, sizeof one);
+    EXPECT_STATUS(bridge_image_required_size(&d, &need), BRIDGE_ERR_STRIDE);
+    d.stride = SIZE_MAX;
+    EXPECT_STATUS(bridge_image_required_size(&d, &need), BRIDGE_ERR_STRIDE);
+    EXPECT_STATUS(bridge_restore(r, &d, &d, NULL, NULL), BRIDGE_ERR_STRIDE);
+    d = image(0xFFFFFFFFu, 0xFFFFFFFFu, (size_t)0xFFFFFFFFu * 6, BRIDGE_FORMAT_RGB16, one, sizeof one);
+    EXPECT_STATUS(bridge_image_required_size(&d, &need), BRIDGE_ERR_IMAGE_SIZE);
+    d = image(0xFFFFFFFFu, 2, (size_t)0xFFFFFFFFu * 6, BRIDGE_FORMAT_RGB16, one, sizeof one);
+    EXPECT_STATUS(bridge_restore(r, &d, &d, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+    d = image(6, 3, 6, BRIDGE_FORMAT_NV12, one, sizeof one);
+    EXPECT_STATUS(bridge_restore(r, &d, &d, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    /* Over the restorer's side limit (65536): refused before anything is read or allocated. */
+    {
+        unsigned char *wide = (unsigned char *)malloc(65537);
+        if (wide) {
+            d = image(65537, 1, 65537, BRIDGE_FORMAT_GRAY8, wide, 65537);
+            EXPECT_STATUS(bridge_restore(r, &d, &d, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+            free(wide);
+        }
+    }
+    EXPECT(strcmp(bridge_status_name(BRIDGE_ERR_OUT_OF_MEMORY), "BRIDGE_ERR_OUT_OF_MEMORY") == 0);
+    bridge_restorer_free(r);
+    bridge_model_free(m);
 }
 
 /* The bad-input matrix of bridge_restore. */
@@ -682,6 +795,8 @@ int main(int argc, char **argv) {
     test_queries();
     test_options();
     test_bad_inputs();
+    test_struct_size();
+    test_descriptor_bounds();
     test_handles();
     test_formats();
     test_cancel();

@@ -1,0 +1,116 @@
+//! `bridge_restore` under a memory cap, in a child process (the cap must not constrain the
+//! other tests): the size limits are checked before anything is allocated, and an allocation
+//! the system refuses is `BRIDGE_ERR_OUT_OF_MEMORY` — never an abort.
+//!
+//! The test re-runs its own test binary filtered to itself with `BRIDGE_MEMCAP_CHILD` set; the
+//! child lowers `RLIMIT_AS` (the soft limit only, so it can raise it again) and prints the
+//! statuses it got; the parent checks that the child exited normally and what it printed.
+#![cfg(all(target_os = "linux", target_pointer_width = "64"))]
+
+use crate::image::{BRIDGE_FORMAT_GRAY8, bridge_image, bridge_restore};
+use crate::restorer::bridge_restorer_free;
+use crate::status::bridge_status as S;
+use std::process::Command;
+
+#[repr(C)]
+struct Rlimit {
+    cur: u64,
+    max: u64,
+}
+
+unsafe extern "C" {
+    fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+    fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+}
+
+/// `RLIMIT_AS` on Linux (x86-64 and AArch64).
+const RLIMIT_AS: i32 = 9;
+
+/// The process's current address-space size in bytes (`/proc/self/statm`, in pages).
+fn address_space() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().next().and_then(|p| p.parse().ok()).expect("statm size");
+    pages * 4096
+}
+
+/// Set the soft `RLIMIT_AS`; returns the previous soft limit.
+fn cap_address_space(bytes: u64) -> u64 {
+    let mut r = Rlimit { cur: 0, max: 0 };
+    assert_eq!(unsafe { getrlimit(RLIMIT_AS, &mut r) }, 0);
+    let old = r.cur;
+    r.cur = bytes.min(r.max);
+    assert_eq!(unsafe { setrlimit(RLIMIT_AS, &r) }, 0);
+    old
+}
+
+fn gray(w: u32, h: u32, buf: &mut [u8]) -> bridge_image {
+    bridge_image { width: w, height: h, stride: w as usize, format: BRIDGE_FORMAT_GRAY8, flags: 0, data: buf.as_mut_ptr().cast(), size: buf.len() }
+}
+
+/// Run `test` (this module's test of that name) in a child with `BRIDGE_MEMCAP_CHILD=1`; the
+/// child's stdout.
+fn in_child(test: &str) -> String {
+    let exe = std::env::current_exe().expect("test binary");
+    let o = Command::new(exe)
+        .args(["--exact", &format!("memory_limit_tests::{test}"), "--nocapture", "--test-threads=1"])
+        .env("BRIDGE_MEMCAP_CHILD", "1")
+        .output()
+        .expect("run the test binary");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    // Before the fix the child died of SIGABRT ("memory allocation of … failed").
+    assert!(o.status.success(), "child {test} failed ({}):\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn is_child() -> bool {
+    std::env::var_os("BRIDGE_MEMCAP_CHILD").is_some()
+}
+
+/// A 16384² frame (4× the restorer's pixel limit) is refused with `BRIDGE_ERR_IMAGE_SIZE`
+/// before its 3 GiB planar copy is allocated: under a cap of 512 MiB above what the process
+/// uses, the old order (convert, then check) aborted.
+#[test]
+fn oversized_frame_is_refused_before_allocating() {
+    if !is_child() {
+        let out = in_child("oversized_frame_is_refused_before_allocating");
+        assert!(out.contains("status BRIDGE_ERR_IMAGE_SIZE"), "{out}");
+        return;
+    }
+    let r = crate::test_support::oracle_restorer();
+    let side = 16_384u32;
+    // Zeroed pages are mapped lazily: the 256 MiB buffers cost address space, not memory.
+    let (mut a, mut b) = (vec![0u8; (side * side) as usize], vec![0u8; (side * side) as usize]);
+    let (din, dout) = (gray(side, side, &mut a), gray(side, side, &mut b));
+    cap_address_space(address_space() + (512 << 20));
+    let st = unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) };
+    println!("status {st:?}");
+    assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+}
+
+/// A frame just under the pixel limit (5792² ≈ 2²⁵) passes the checks; with only 64 MiB of
+/// address space to spare, its 400 MB planar copy is refused by the allocator:
+/// `BRIDGE_ERR_OUT_OF_MEMORY`. With the cap lifted, the same restorer restores a small frame.
+#[test]
+fn refused_allocation_is_a_status() {
+    if !is_child() {
+        let out = in_child("refused_allocation_is_a_status");
+        assert!(out.contains("capped BRIDGE_ERR_OUT_OF_MEMORY"), "{out}");
+        assert!(out.contains("after BRIDGE_OK"), "{out}");
+        return;
+    }
+    let r = crate::test_support::oracle_restorer();
+    let side = 5_792u32;
+    assert!((side as usize).pow(2) <= sdk::restorer::DEFAULT_MAX_PIXELS);
+    let (mut a, mut b) = (vec![0u8; (side * side) as usize], vec![0u8; (side * side) as usize]);
+    let (din, dout) = (gray(side, side, &mut a), gray(side, side, &mut b));
+    let old = cap_address_space(address_space() + (64 << 20));
+    let st = unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) };
+    cap_address_space(old);
+    println!("capped {st:?}");
+    let msg = unsafe { std::ffi::CStr::from_ptr(crate::status::bridge_last_error()) }.to_string_lossy().into_owned();
+    println!("message {msg}");
+    let (mut c, mut d) = (vec![100u8; 64], vec![0u8; 64]);
+    let st = unsafe { bridge_restore(r, &gray(8, 8, &mut c), &gray(8, 8, &mut d), None, std::ptr::null_mut()) };
+    println!("after {st:?}");
+    assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+}
