@@ -24,9 +24,11 @@
 //!
 //! Planned: `implicit` and `dbim` order 1 (any η), `i2sb` (SDE and OT-ODE), `nadb`, `rdbm`
 //! (release bridge; not the residual-modulated noise, whose noise is scaled per pixel),
-//! `euler-sde`/`mean-ode`, UniDB++ `data-solver-1` and `noise-solver-1`, `distilled`. Not
+//! `euler-sde`/`mean-ode`, UniDB++ `data-solver-1` and `noise-solver-1`, `distilled`, `i3sb`
+//! (rows from [`super::i3sb::rows`]). Not
 //! planned — [`plan`] returns `Ok(None)` and callers use [`super::sample`]: `heun` (two calls
-//! per step), `dbim` orders 2 and 3 and `data-solver-2` (they combine earlier `x0̂`), RDBM
+//! per step), `dbmsolver` (two calls per step and a midpoint correction), `dbim` orders 2
+//! and 3 and `data-solver-2` (they combine earlier `x0̂`), RDBM
 //! with residual-modulated noise, and any run with an inpainting mask.
 
 use super::Model;
@@ -177,6 +179,7 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::DataSolver1 { sde } => data_solver_1(family, nfe, sde),
         Sampler::NoiseSolver1 { sde } => noise_solver_1(family, nfe, sde),
         Sampler::Distilled => distilled(family, nfe),
+        Sampler::I3sb { eta, ot_ode } => i3sb(family, nfe, eta, ot_ode),
         _ => Ok(None),
     }
 }
@@ -218,6 +221,18 @@ fn i2sb(family: &dyn Family, nfe: usize, ot_ode: bool) -> Result<Option<Plan>> {
         // Only drawn tensors are numbered (the reference's order).
         if c_z != 0.0 {
             draw += 1;
+        }
+    }
+    Ok(b.finish(None))
+}
+
+fn i3sb(family: &dyn Family, nfe: usize, eta: f64, ot_ode: bool) -> Result<Option<Plan>> {
+    let f = super::i3sb::i2sb_family(family)?;
+    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true);
+    for r in super::i3sb::rows(f, nfe, eta, ot_ode)? {
+        let st = b.step(Some(family.net_call(r.n)), r.c_x, &[r.c_0, r.c_1])?;
+        if let Some(draw) = r.draw {
+            st.set_noise(r.c_z, draw);
         }
     }
     Ok(b.finish(None))
@@ -478,6 +493,9 @@ mod tests {
         for ot_ode in [false, true] {
             for nfe in [1, 4, 9] {
                 assert_same(&i2sb, &Sampler::I2sb { ot_ode }, nfe, -0.9);
+                for eta in [0.0, 0.6, 1.4] {
+                    assert_same(&i2sb, &Sampler::I3sb { eta, ot_ode }, nfe, -0.9);
+                }
             }
         }
         for p in [NadbParams::default(), NadbParams { mean_network: false, ..Default::default() }] {
