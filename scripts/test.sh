@@ -6,7 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-golden=${BRIDGE_GOLDEN_DIR:-$root/../shared/golden}
+golden=${BRIDGE_GOLDEN_DIR:-$root/tests/golden}
 start=$SECONDS
 stage() { echo "== [$((SECONDS - start)) s] $*"; }
 

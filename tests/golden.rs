@@ -4,7 +4,7 @@ use bridge::golden::replay_file;
 #[test]
 fn every_golden_file_replays() {
     let Some(dir) = bridge_e2e::golden_dir() else {
-        panic!("shared golden directory not found: set BRIDGE_GOLDEN_DIR");
+        panic!("golden directory not found (tests/golden, or set BRIDGE_GOLDEN_DIR)");
     };
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -13,6 +13,11 @@ fn every_golden_file_replays() {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no golden files in {}", dir.display());
+    // Every family's files are there (a partial copy would pass silently otherwise).
+    for prefix in ["i2sb_", "ddbm_", "dbim_", "goub_", "unidb_", "unidbpp_", "rdbm_", "nadb_", "dbmsolver_", "i3sb_"] {
+        let has = files.iter().any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)));
+        assert!(has, "no {prefix}*.json in {}", dir.display());
+    }
     let mut failures = Vec::new();
     for f in &files {
         match replay_file(f) {

@@ -6,11 +6,11 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The shared golden directory (`../shared/golden` next to the repository), or `BRIDGE_GOLDEN_DIR`.
+/// The golden directory: `BRIDGE_GOLDEN_DIR`, else the repository's vendored `tests/golden`.
 pub fn golden_dir() -> Option<PathBuf> {
     if let Ok(d) = std::env::var("BRIDGE_GOLDEN_DIR") {
         return Some(PathBuf::from(d));
     }
-    let d = repo_root().parent()?.join("shared").join("golden");
+    let d = repo_root().join("tests").join("golden");
     d.is_dir().then_some(d)
 }

@@ -57,7 +57,7 @@ struct EvalArgs {
     /// NFEs, comma-separated (default: the package's).
     #[arg(long, value_delimiter = ',')]
     nfe: Vec<usize>,
-    /// η for dbim / implicit.
+    /// η for dbim / implicit / i3sb.
     #[arg(long)]
     eta: Option<f64>,
     /// Noise seed.
@@ -101,10 +101,11 @@ struct RestoreArgs {
     /// Network evaluations (default: the package's).
     #[arg(long)]
     nfe: Option<usize>,
-    /// Sampler (default: the package's), e.g. dbim, implicit, heun, i2sb, euler-sde.
+    /// Sampler (default: the package's), e.g. dbim, implicit, heun, i2sb, euler-sde, i3sb,
+    /// dbmsolver (options in the name: dbmsolver[-time][-sde2]).
     #[arg(long)]
     sampler: Option<String>,
-    /// η for dbim / implicit (0 deterministic … 1 ancestral).
+    /// η for dbim / implicit (0 deterministic … 1 ancestral) and i3sb (≥ 0; default 0.6).
     #[arg(long)]
     eta: Option<f64>,
     /// Churn for heun.

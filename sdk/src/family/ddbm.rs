@@ -261,6 +261,49 @@ impl Ddbm {
         }
     }
 
+    /// DBMSolver's log-time `ℓ_t = −log ρ_t` (the code's "lambda"; not a log-SNR), VP/VE only;
+    /// `+∞` at `t = 0`.
+    pub fn log_time(&self, t: f64) -> f64 {
+        -self.alpha_rho(t).rho.ln()
+    }
+
+    /// The inverse of [`Ddbm::log_time`] (`get_timestep_from_lambda`): VP
+    /// `(−β_min + √(β_min² + 2β_d·log(1 + e^{−2ℓ})))/β_d` (`log(1 + ρ²)` is exactly
+    /// `β_min t + β_d t²/2`, so this solves that quadratic), VE `e^{−ℓ}`. `None` on the I2SB
+    /// schedule, whose time is a table index (DBMSolver's reference has no inverse there either).
+    pub fn time_of_log_time(&self, l: f64) -> Option<f64> {
+        match self.p.schedule {
+            Schedule::Vp { beta_d, beta_min } => {
+                let q = (-2.0 * l).exp().ln_1p();
+                if beta_d == 0.0 {
+                    return Some(q / beta_min);
+                }
+                Some((-beta_min + (beta_min * beta_min + 2.0 * beta_d * q).sqrt()) / beta_d)
+            }
+            Schedule::Ve { .. } => Some((-l).exp()),
+            Schedule::I2sb { .. } => None,
+        }
+    }
+
+    /// `q_t = √(ρ_T²/ρ_t² − 1) = ρ̄_t/ρ_t` (DBMSolver's `cf` ratios are `q_u/q_s`).
+    pub fn q_ratio(&self, t: f64) -> f64 {
+        let ar = self.alpha_rho(t);
+        ar.rho_bar / ar.rho
+    }
+
+    /// Drift and squared diffusion `(f(t), g²(t))` of the forward SDE (`get_f_g2`): VP
+    /// `(−½(β_min + β_d t), β_min + β_d t)`, VE `(0, 2t)`; `None` on the I2SB schedule.
+    pub fn f_g2(&self, t: f64) -> Option<(f64, f64)> {
+        match self.p.schedule {
+            Schedule::Vp { beta_d, beta_min } => {
+                let b = beta_min + beta_d * t;
+                Some((-0.5 * b, b))
+            }
+            Schedule::Ve { .. } => Some((0.0, 2.0 * t)),
+            Schedule::I2sb { .. } => None,
+        }
+    }
+
     /// Whether time is continuous (VP/VE) rather than a discrete table (I2SB).
     pub fn is_continuous(&self) -> bool {
         !matches!(self.p.schedule, Schedule::I2sb { .. })
@@ -457,7 +500,7 @@ mod tests {
     #[test]
     fn grids() {
         let f = Ddbm::new(DdbmParams::vp()).unwrap();
-        // shared/golden/ddbm_vp_n10_*.json and ddbm_ve_n40_*.json `sigmas` (float32 in the
+        // tests/golden/ddbm_vp_n10_*.json and ddbm_ve_n40_*.json `sigmas` (float32 in the
         // reference), bit for bit.
         let vp: [f64; 11] = [
             0.9998998641967773, 0.552284300327301, 0.2887125313282013, 0.1412457376718521, 0.0636984333395958,
@@ -541,7 +584,7 @@ mod tests {
         assert!(m.std > 0.0 && m.x0 > 0.0 && (m.xt - 1.0).abs() < 1e-9);
     }
 
-    /// DBIM's I2SB schedule: recorded `t_net_visited` of `shared/golden/dbim_i2sb_eta1_n9.json`
+    /// DBIM's I2SB schedule: recorded `t_net_visited` of `tests/golden/dbim_i2sb_eta1_n9.json`
     /// (float32 `noise_levels[round(999·t)]`), `x0̂ = x_t − ρ_t·out`, and a grid whose indices
     /// would repeat is an error.
     #[test]

@@ -296,7 +296,7 @@ pub(crate) use super::i2sb::torch_linspace_f32_at as linspace_f32_at;
 mod tests {
     use super::*;
 
-    /// Values recorded from the reference objects (float32; `shared/golden/goub_sde.json`,
+    /// Values recorded from the reference objects (float32; `tests/golden/goub_sde.json`,
     /// `unidb_sde_ginv0.001.json`, `unidbpp_data1_sde_S10.json`, field `tables`) at
     /// t = 0, 1, 2, 37, 73, 99, 100.
     const TS: [usize; 7] = [0, 1, 2, 37, 73, 99, 100];

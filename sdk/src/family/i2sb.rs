@@ -75,7 +75,7 @@ pub(crate) fn linspace_f64_at(start: f64, end: f64, n: usize, i: usize) -> f64 {
 /// Element `i` of torch's CPU `linspace(start, end, n)` in float32: `step = (end − start)/(n − 1)`
 /// in float32, then `start + step·i` for the first half and `end − step·(n − 1 − i)` for the
 /// second, each with a single rounding — the kernel's multiply-add is compiled to an FMA. This
-/// form reproduces every `t_net` and Karras `σ` recorded in `shared/golden/` (I2SB, DBIM's I2SB
+/// form reproduces every `t_net` and Karras `σ` recorded in `tests/golden/` (I2SB, DBIM's I2SB
 /// schedule, DDBM); rounding the product and the sum separately is an ulp off at about one
 /// index in four, enough to move a VE Karras σ near 80 by 10 ulps after `^ρ`.
 pub fn torch_linspace_f32_at(start: f64, end: f64, n: usize, i: usize) -> f32 {
@@ -256,7 +256,7 @@ impl Family for I2sb {
 mod tests {
     use super::*;
 
-    /// Recorded float32 tables of the reference (`shared/golden/i2sb_nfe5_sde.json`, `tables`),
+    /// Recorded float32 tables of the reference (`tests/golden/i2sb_nfe5_sde.json`, `tables`),
     /// steps 0, 1, 2 and the recorded `t_net` of the visited steps.
     #[test]
     fn tables_match_the_reference() {

@@ -197,7 +197,7 @@ mod tests {
         let f = Nadb::new(NadbParams::default()).unwrap();
         let g10: Vec<f64> = (0..=10).rev().map(|i| (i * 100) as f64).collect();
         assert_eq!(f.grid(10).unwrap(), g10);
-        // Recorded `steps_visited` of shared/golden/nadb_mean_dsmallest_nfe16.json (62.5 → 62, 187.5 → 188).
+        // Recorded `steps_visited` of tests/golden/nadb_mean_dsmallest_nfe16.json (62.5 → 62, 187.5 → 188).
         let want16 = [1000, 938, 875, 812, 750, 688, 625, 562, 500, 438, 375, 312, 250, 188, 125, 62, 0];
         assert_eq!(f.grid(16).unwrap(), want16.iter().map(|&v| v as f64).collect::<Vec<_>>());
         assert_eq!(f.grid(1000).unwrap().len(), 1001);

@@ -229,7 +229,7 @@ impl Family for Rdbm {
 mod tests {
     use super::*;
 
-    /// Recorded from the reference's float32 buffers (`shared/golden/rdbm_*.json`, `tables`)
+    /// Recorded from the reference's float32 buffers (`tests/golden/rdbm_*.json`, `tables`)
     /// at i = 0, 1, 50, 79, 98, 99.
     const IDX: [usize; 6] = [0, 1, 50, 79, 98, 99];
     const THETA: [f64; 6] =

@@ -1,5 +1,5 @@
 //! Replaying the golden trajectories recorded from the official implementations
-//! (`shared/golden/*.json`, format `bridge-golden/1`).
+//! (`tests/golden/*.json`, vendored from the project's shared golden set; format `bridge-golden/1`).
 //!
 //! For each file we build *our* family and sampler from the file's parameters, run it with the
 //! file's network stand-in and its recorded noise (replayed by draw index), and compare every
@@ -8,8 +8,10 @@
 
 mod ddbm;
 mod dbim;
+mod dbmsolver;
 mod gou;
 mod i2sb;
+mod i3sb;
 mod nadb;
 mod rdbm;
 mod unidbpp;
@@ -227,6 +229,8 @@ pub fn replay_file(path: &Path) -> Result<Outcome> {
         "unidb++" => unidbpp::replay(&g)?,
         "rdbm" => rdbm::replay(&g)?,
         "nadb" => nadb::replay(&g)?,
+        "dbmsolver" => dbmsolver::replay(&g)?,
+        "i3sb" => i3sb::replay(&g)?,
         other => return Err(Error::Golden(format!("{}: unknown family `{other}`", g.name))),
     };
     let reference = g.tensors(&["trajectory"])?;

@@ -6,7 +6,7 @@ use crate::sampler::Sampler;
 use crate::{Error, Result};
 
 /// Sampler names accepted by [`parse_sampler`] (the CLI's `--sampler`, `bridge.sampler`).
-pub const SAMPLER_NAMES: [&str; 20] = [
+pub const SAMPLER_NAMES: [&str; 26] = [
     "i2sb",
     "i2sb-ot-ode",
     "heun",
@@ -27,19 +27,36 @@ pub const SAMPLER_NAMES: [&str; 20] = [
     "nadb",
     "distilled",
     "ddim",
+    "dbmsolver",
+    "dbmsolver-time",
+    "dbmsolver-sde2",
+    "dbmsolver-time-sde2",
+    "i3sb",
+    "i3sb-ot-ode",
 ];
 
-/// A sampler from its name and knobs: `eta` (DBIM, implicit; default 0) and `churn` (Heun;
-/// default 0). A knob the sampler does not have is an error rather than silently ignored.
+/// I3SB's η when none is given: the official `scripts/sample.sh` value (its CLI default is 1).
+pub const I3SB_DEFAULT_ETA: f64 = 0.6;
+
+/// A sampler from its name and knobs: `eta` (DBIM, implicit: in [0, 1], default 0; I3SB: ≥ 0,
+/// default [`I3SB_DEFAULT_ETA`]) and `churn` (Heun; default 0). A knob the sampler does not have
+/// is an error rather than silently ignored. DBMSolver's options are spelled in the name
+/// (`dbmsolver[-time][-sde2]`: λ-midpoint unless `-time`, sde_order 1 unless `-sde2`).
 pub fn parse_sampler(name: &str, eta: Option<f64>, churn: Option<f64>) -> Result<Sampler> {
     let name = name.trim().to_ascii_lowercase();
-    let takes_eta = matches!(name.as_str(), "dbim" | "implicit" | "ddim");
+    let takes_eta = matches!(name.as_str(), "dbim" | "implicit" | "ddim" | "i3sb" | "i3sb-ot-ode");
     let takes_churn = name == "heun";
     if eta.is_some() && !takes_eta {
-        return Err(Error::param("eta", format!("sampler `{name}` has no η (dbim and implicit have)")));
+        return Err(Error::param("eta", format!("sampler `{name}` has no η (dbim, implicit and i3sb have)")));
     }
     if churn.is_some() && !takes_churn {
         return Err(Error::param("churn", format!("sampler `{name}` has no churn (heun has)")));
+    }
+    if name.starts_with("i3sb") {
+        // η > 1 is I3SB's clamp branch, not an error.
+        let eta = eta.unwrap_or(I3SB_DEFAULT_ETA);
+        crate::sampler::i3sb::check_eta(eta)?;
+        return Ok(Sampler::I3sb { eta, ot_ode: name == "i3sb-ot-ode" });
     }
     let eta = eta.unwrap_or(0.0);
     let churn = churn.unwrap_or(0.0);
@@ -71,6 +88,11 @@ pub fn parse_sampler(name: &str, eta: Option<f64>, churn: Option<f64>) -> Result
         "rdbm-eps" => Sampler::Rdbm { eps_form: true },
         "nadb" => Sampler::Nadb,
         "distilled" => Sampler::Distilled,
+        "dbmsolver" | "dbmsolver-time" | "dbmsolver-sde2" | "dbmsolver-time-sde2" => {
+            use crate::sampler::dbmsolver::Midpoint;
+            let midpoint = if name.contains("-time") { Midpoint::Time } else { Midpoint::Lambda };
+            Sampler::Dbmsolver { midpoint, sde_order: if name.ends_with("-sde2") { 2 } else { 1 } }
+        }
         _ => return Err(Error::UnknownSampler(format!("{name} (known: {})", SAMPLER_NAMES.join(", ")))),
     })
 }
@@ -86,6 +108,7 @@ pub fn sampler_label(s: &Sampler) -> String {
         Sampler::DataSolver2 { sde: false } => "data-solver-2-ode".into(),
         Sampler::NoiseSolver1 { sde: false } => "noise-solver-1-ode".into(),
         Sampler::Rdbm { eps_form: true } => "rdbm-eps".into(),
+        Sampler::I3sb { eta, .. } => format!("{} (eta {eta})", s.name()),
         ref other => other.name().to_string(),
     }
 }
@@ -312,6 +335,26 @@ mod tests {
         }
         assert_eq!(parse_sampler("DBIM", Some(0.5), None).unwrap(), Sampler::Dbim { eta: 0.5, order: 1 });
         assert_eq!(parse_sampler("heun", None, Some(0.33)).unwrap(), Sampler::Heun { churn: 0.33 });
+        use crate::sampler::dbmsolver::Midpoint;
+        assert_eq!(parse_sampler("dbmsolver", None, None).unwrap(), Sampler::Dbmsolver { midpoint: Midpoint::Lambda, sde_order: 1 });
+        assert_eq!(
+            parse_sampler("DBMSolver-time-sde2", None, None).unwrap(),
+            Sampler::Dbmsolver { midpoint: Midpoint::Time, sde_order: 2 }
+        );
+        assert_eq!(parse_sampler("i3sb", None, None).unwrap(), Sampler::I3sb { eta: I3SB_DEFAULT_ETA, ot_ode: false });
+        // η > 1 is I3SB's clamp branch.
+        assert_eq!(parse_sampler("i3sb-ot-ode", Some(1.4), None).unwrap(), Sampler::I3sb { eta: 1.4, ot_ode: true });
+        let label = sampler_label(&Sampler::I3sb { eta: 1.4, ot_ode: false });
+        assert_eq!(label, "i3sb (eta 1.4)");
+    }
+
+    #[test]
+    fn new_sampler_knobs_are_checked() {
+        assert!(matches!(parse_sampler("i3sb", Some(-0.1), None), Err(Error::InvalidParam { .. })));
+        assert!(matches!(parse_sampler("i3sb", Some(f64::NAN), None), Err(Error::InvalidParam { .. })));
+        assert!(matches!(parse_sampler("i3sb", None, Some(0.1)), Err(Error::InvalidParam { .. })));
+        assert!(matches!(parse_sampler("dbmsolver", Some(0.5), None), Err(Error::InvalidParam { .. })));
+        assert!(matches!(parse_sampler("dbmsolver-sde3", None, None), Err(Error::UnknownSampler(_))));
     }
 
     fn meta(family: &str, schedule: &str, par: &str, params: serde_json::Value) -> PackageMeta {

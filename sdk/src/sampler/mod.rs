@@ -7,10 +7,12 @@
 //! ([`implicit`]) serves every family expressible as eq. (1).
 
 pub mod dbim;
+pub mod dbmsolver;
 pub mod distilled;
 pub mod euler;
 pub mod heun;
 pub mod i2sb;
+pub mod i3sb;
 pub mod implicit;
 pub mod nadb;
 #[cfg(test)]
@@ -50,6 +52,12 @@ pub enum Sampler {
     Nadb,
     /// IBMD's distilled generator, `k` = NFE steps.
     Distilled,
+    /// DBMSolver for DDBM VP/VE checkpoints: midpoint rule and `sde_order` 1 or 2
+    /// (NFE = 2N − 2 or 2N − 1, see [`dbmsolver`]).
+    Dbmsolver { midpoint: dbmsolver::Midpoint, sde_order: u8 },
+    /// I3SB for I2SB checkpoints: `eta ≥ 0` (> 1 reaches the clamp branch); `ot_ode` makes the
+    /// first (I2SB posterior) step noise-free.
+    I3sb { eta: f64, ot_ode: bool },
 }
 
 impl Sampler {
@@ -69,6 +77,12 @@ impl Sampler {
             Sampler::Rdbm { .. } => "rdbm",
             Sampler::Nadb => "nadb",
             Sampler::Distilled => "distilled",
+            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Lambda, sde_order: 2 } => "dbmsolver-sde2",
+            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Time, sde_order: 2 } => "dbmsolver-time-sde2",
+            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Lambda, .. } => "dbmsolver",
+            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Time, .. } => "dbmsolver-time",
+            Sampler::I3sb { ot_ode: false, .. } => "i3sb",
+            Sampler::I3sb { ot_ode: true, .. } => "i3sb-ot-ode",
         }
     }
 }
@@ -97,6 +111,7 @@ pub fn sample(model: &mut Model<'_>, sampler: &Sampler, nfe: usize, noise: &mut 
         Sampler::Heun { churn } => heun::sample(model, nfe, churn, noise),
         Sampler::Dbim { eta, order } => dbim::sample(model, nfe, eta, order, noise),
         Sampler::DataSolver2 { sde } => unidbpp::data_solver_2(model, nfe, sde, noise),
+        Sampler::Dbmsolver { midpoint, sde_order } => dbmsolver::sample(model, nfe, midpoint, sde_order, noise),
         ref s => Err(Error::param("sampler", format!("{s:?} has neither a plan nor a loop"))),
     }
 }

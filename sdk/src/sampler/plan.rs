@@ -13,7 +13,7 @@
 //! coefficients in a fixed source order ([`Plan::order`]), the noise draw and its per-pixel
 //! scale `s` (1, or RDBM's residual `|x0̂ − x_T|`, [`NoiseScale`]), and the inpainting rules of
 //! a masked run ([`PlanStep::mask_x0`], [`PlanStep::reset`]). Each sampler's module builds its
-//! rows (`implicit`, `dbim` order 1, `i2sb`, `nadb`, `rdbm`, `euler`, `unidbpp`'s
+//! rows (`implicit`, `dbim` order 1, `i2sb`, `i3sb`, `nadb`, `rdbm`, `euler`, `unidbpp`'s
 //! `data-solver-1`/`noise-solver-1`, `distilled`); two kernels apply them:
 //!
 //! * [`run`], on the host, through [`Model`] and [`crate::step::update`] — what
@@ -27,13 +27,13 @@
 //! result differs at most in the sign of an exact zero).
 //!
 //! Not planned — [`plan`] returns `Ok(None)` and [`super::sample`] runs their loops: `heun`
-//! (two calls per step), `dbim` orders 2 and 3 and `data-solver-2` (they combine earlier
-//! `x0̂`). Samplers without inpainting rules (all but `implicit`, `dbim` and `i2sb`) ignore a
+//! and `dbmsolver` (two calls per step), `dbim` orders 2 and 3 and `data-solver-2` (they
+//! combine earlier `x0̂`). Samplers without inpainting rules (all but `implicit`, `dbim` and `i2sb`) ignore a
 //! mask, as they always have.
 
 use super::Model;
 use super::implicit::keep_known;
-use super::{Sampler, dbim, distilled, euler, i2sb, implicit, nadb, rdbm, unidbpp};
+use super::{Sampler, dbim, distilled, euler, i2sb, i3sb, implicit, nadb, rdbm, unidbpp};
 use crate::family::rdbm::Rdbm;
 use crate::family::{Family, Lin, NetCall};
 use crate::rng::NoiseSource;
@@ -220,6 +220,7 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::DataSolver1 { sde } => unidbpp::data_solver_1(family, nfe, sde, masked)?,
         Sampler::NoiseSolver1 { sde } => unidbpp::noise_solver_1(family, nfe, sde, masked)?,
         Sampler::Distilled => distilled::plan(family, nfe, masked)?,
+        Sampler::I3sb { eta, ot_ode } => i3sb::plan(family, nfe, eta, ot_ode, masked)?,
         _ => return Ok(None),
     }))
 }
