@@ -135,7 +135,8 @@ mod tests {
     use crate::family::i2sb::I2sbParams;
     use crate::rng::PhiloxNoise;
     use crate::sampler::testing::{self, max_abs_diff};
-    use crate::sampler::{Hooks, Sampler, sample as run};
+    use crate::sampler::{Hooks, Model, Sampler, sample as run};
+    use crate::Tensor;
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     /// With the exact denoiser and η = 0 + OT-ODE (fully deterministic): after the first step
