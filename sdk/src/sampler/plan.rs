@@ -24,9 +24,9 @@
 //!
 //! Planned: `implicit` and `dbim` order 1 (any η), `i2sb` (SDE and OT-ODE), `nadb`, `rdbm`
 //! (release bridge; not the residual-modulated noise, whose noise is scaled per pixel),
-//! `euler-sde`/`mean-ode`, UniDB++ `data-solver-1` and `noise-solver-1`, `distilled`. Not
+//! `euler-sde`/`mean-ode`, UniDB++ `data-solver-1` and `noise-solver-1`. Not
 //! planned — [`plan`] returns `Ok(None)` and callers use [`super::sample`]: `heun` (two calls
-//! per step), `dbim` orders 2 and 3 and `data-solver-2` (they combine earlier `x0̂`), RDBM
+//! per step), `distilled` (the generator's noise is a network input of its own), `dbim` orders 2 and 3 and `data-solver-2` (they combine earlier `x0̂`), RDBM
 //! with residual-modulated noise, and any run with an inpainting mask.
 
 use super::Model;
@@ -176,7 +176,6 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::Euler { sde } => euler(family, nfe, sde),
         Sampler::DataSolver1 { sde } => data_solver_1(family, nfe, sde),
         Sampler::NoiseSolver1 { sde } => noise_solver_1(family, nfe, sde),
-        Sampler::Distilled => distilled(family, nfe),
         _ => Ok(None),
     }
 }
@@ -326,27 +325,6 @@ fn noise_solver_1(family: &dyn Family, nfe: usize, sde: bool) -> Result<Option<P
     Ok(b.finish(None))
 }
 
-fn distilled(family: &dyn Family, nfe: usize) -> Result<Option<Plan>> {
-    let grid = family.grid(nfe)?;
-    if grid.len() < 2 {
-        return Err(Error::nfe(nfe, "the family's grid has no step"));
-    }
-    let top = family.marginal(grid[0]);
-    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true);
-    // The generator's input x_{t_K} = (a + b)·x_T + c·z (draw 0), not recorded.
-    b.step(None, top.x0 + top.xt, &[0.0, 0.0])?.set_noise(top.std, 0).record = false;
-    for (k, w) in grid.windows(2).enumerate() {
-        let call = Some(family.net_call(w[0]));
-        if k + 2 == grid.len() {
-            b.step(call, 0.0, &[1.0, 0.0])?; // the output is the last estimate: x ← x0̂
-        } else {
-            let m = family.marginal(w[1]);
-            b.step(call, 0.0, &[m.x0, m.xt])?.set_noise(m.std, k as u64 + 1);
-        }
-    }
-    Ok(b.finish(None))
-}
-
 /// Apply a plan on the host: the sampler's own loop, step for step (module docs). `noise` is
 /// the run's noise source (draw numbers are the plan's).
 pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> Result<Tensor> {
@@ -470,9 +448,6 @@ mod tests {
                         assert_same(f.as_ref(), &Sampler::Dbim { eta, order: 1 }, nfe, *lo);
                     }
                 }
-                if f.as_ref().downcast::<Gou>().is_none() {
-                    assert_same(f.as_ref(), &Sampler::Distilled, nfe, *lo);
-                }
             }
         }
         for ot_ode in [false, true] {
@@ -528,8 +503,8 @@ mod tests {
         assert!(matches!(plan(&g, &Sampler::DataSolver1 { sde: true }, 10, false), Err(Error::InvalidNfe { .. })));
         let rn = Rdbm::new(RdbmParams { objective: Objective::PredNoise, ..Default::default() }).unwrap();
         assert!(matches!(plan(&rn, &Sampler::Rdbm { eps_form: false }, 5, false), Err(Error::Incompatible { .. })));
-        // GOUB cannot host a distilled generator (x0̂ undefined at the top): the sampler's error.
-        assert!(matches!(plan(&g, &Sampler::Distilled, 4, false), Err(Error::Incompatible { .. })));
+        // The distilled generator runs on the host loop (its noise is a network input).
+        assert_eq!(plan(&g, &Sampler::Distilled, 4, false).unwrap(), None);
     }
 
     /// Plans count calls and noisy steps as the samplers document.
