@@ -109,7 +109,7 @@ fn unet_families_identical_both_ways() {
     let i2sb = unet_package(&dir, "i2sb.onnx", &[("bridge.family", "i2sb"), ("bridge.schedule", "i2sb-symmetric"), ("bridge.parameterization", "i2sb")]);
     same_both_ways(&i2sb, "i2sb", None, 5, &x, "i2sb");
     same_both_ways(&i2sb, "i2sb-ot-ode", None, 5, &x, "i2sb ot-ode");
-    same_both_ways(&i2sb, "distilled", None, 2, &x, "i2sb distilled");
+    // `distilled` is not a row sampler (the generator's noise is a network input): host loop only.
     let rdbm = unet_package(&dir, "rdbm.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "x0")]);
     same_both_ways(&rdbm, "rdbm", None, 5, &x, "rdbm x0");
     same_both_ways(&rdbm, "rdbm-eps", None, 5, &x, "rdbm x0 eps-form");

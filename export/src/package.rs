@@ -126,6 +126,8 @@ pub fn package_meta(
         state: io::X.into(),
         cond: (cfg.cond_channels > 0).then(|| io::COND.to_string()),
         time: Some(io::T.into()),
+        class: None,
+        noise: None,
         output: io::OUT.into(),
     };
     m.sr_scale = task.sr_scale();
@@ -149,7 +151,7 @@ pub fn build_family(meta: &PackageMeta) -> Result<Box<dyn Family>> {
             path: "mean.onnx".into(),
             sha256: "0".repeat(64),
             t_net: None,
-            io: IoNames { state: io::X.into(), cond: None, time: Some(io::T.into()), output: io::OUT.into() },
+            io: IoNames { state: io::X.into(), cond: None, time: Some(io::T.into()), class: None, noise: None, output: io::OUT.into() },
         });
         m.family_params.remove("mean_network");
     }
@@ -195,7 +197,7 @@ pub fn write_package(
             path: name,
             sha256: sha256_file(&mp)?,
             t_net: None,
-            io: IoNames { state: io::X.into(), cond: None, time: Some(io::T.into()), output: io::OUT.into() },
+            io: IoNames { state: io::X.into(), cond: None, time: Some(io::T.into()), class: None, noise: None, output: io::OUT.into() },
         });
         meta.family_params.remove("mean_network");
     }

@@ -45,6 +45,7 @@ use crate::family::nadb::{self, Nadb};
 use crate::image::{Image, ImageRef, pad_reflect, round_up, upsample};
 use crate::rng::PhiloxNoise;
 use crate::runtime::families::{build_family, default_sampler, parse_sampler};
+use crate::runtime::conventions;
 use crate::runtime::device::{DeviceLoop, SamplingLoop};
 use crate::runtime::package::PackageMeta;
 use crate::runtime::{CancelToken, ExecutionProvider, OnnxDenoiser, SessionConfig};
@@ -142,6 +143,7 @@ pub struct RestorerBuilder {
     family: Option<Box<dyn Family>>,
     progress: Option<ProgressFn>,
     device_loop: Option<bool>,
+    class_label: Option<i64>,
 }
 
 impl RestorerBuilder {
@@ -241,6 +243,13 @@ impl RestorerBuilder {
         self.device_loop = Some(on);
         self
     }
+    /// The class label for a class-conditional network (a graph input with role `class`, e.g.
+    /// I2SB's ImageNet checkpoints); overrides the package's `bridge.class_label`. A label for
+    /// a network without a class input is an error at [`RestorerBuilder::build`].
+    pub fn class_label(mut self, label: i64) -> Self {
+        self.class_label = Some(label);
+        self
+    }
     /// Progress callback, called after every batch of tiles; return `false` to cancel.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) -> bool + Send + 'static) -> Self {
         self.progress = Some(Box::new(f));
@@ -266,6 +275,7 @@ impl RestorerBuilder {
         let cancel = CancelToken::new();
         let mut net = net;
         net.attach_cancel(&cancel);
+        net.set_class_label(conventions::class_label(&meta, self.class_label)?);
         let mean = match &meta.mean_network {
             None => None,
             Some(_) if self.model_bytes.is_some() => {
@@ -281,6 +291,7 @@ impl RestorerBuilder {
                 let path = dir.join(&m.path);
                 verify_sha256(&path, &m.sha256)?;
                 let mut d = OnnxDenoiser::load_with_io(&path, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
+                d.set_time_input(meta.time_input);
                 if let (Some(a), Some(b)) = (plan.fixed_hw, d.plan().fixed_hw)
                     && a != b
                 {
@@ -297,6 +308,7 @@ impl RestorerBuilder {
             Some(f) => f,
             None => build_family(&meta)?,
         };
+        conventions::check_time_input(&meta, family.as_ref(), &self.model.display().to_string())?;
         if let (Some(m), Some(mm)) = (&meta.mean_network, &mean) {
             // NADB feeds its mean network its own time value; a package value must agree.
             if family.downcast::<Nadb>().is_some() {
@@ -319,6 +331,7 @@ impl RestorerBuilder {
             None if self.eta.is_some() || self.churn.is_some() => parse_sampler(&meta.sampler, self.eta, self.churn)?,
             None => default_sampler(&meta)?,
         };
+        conventions::check_noise_input(plan.noise_channels, &sampler, family.as_ref())?;
         let (provider, fallback) = (net.provider(), net.fallback_reason().map(str::to_string));
         let device_loop = self.device_loop.unwrap_or(provider != "cpu");
         let batch = self.tile_batch.unwrap_or(if net.provider() != "cpu" { 8 } else { 1 });
@@ -334,6 +347,7 @@ impl RestorerBuilder {
         r.device = Some(DeviceLoop::new(&self.session));
         r.device_loop = device_loop;
         r.fixed_hw = plan.fixed_hw;
+        r.gen_noise = plan.noise_channels;
         r.mean = mean;
         r.cancel = cancel;
         r.progress = self.progress;
@@ -412,6 +426,8 @@ pub struct Restorer {
     mean: Option<MeanNet>,
     options: RestoreOptions,
     fixed_hw: Option<(usize, usize)>,
+    /// A distilled generator's noise channels (0: none).
+    gen_noise: usize,
     cancel: CancelToken,
     progress: Option<ProgressFn>,
     model_path: Option<PathBuf>,
@@ -454,6 +470,7 @@ impl Restorer {
             family: None,
             progress: None,
             device_loop: None,
+            class_label: None,
         }
     }
 
@@ -480,6 +497,7 @@ impl Restorer {
             mean: None,
             options,
             fixed_hw: None,
+            gen_noise: 0,
             cancel: CancelToken::new(),
             progress: None,
             model_path: None,
@@ -642,7 +660,7 @@ impl Restorer {
             if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw).into() } else { up };
         let opts = self.options.clone();
         let has_mean = self.mean.is_some();
-        let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, .. } = self;
+        let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, gen_noise, .. } = self;
         let mut report = |stage: Stage, calls: usize, p: TileProgress| -> bool {
             match progress.as_mut() {
                 Some(f) => f(&Progress { stage, call: p.call, calls, tile: p.done, tiles: p.total, has_mean }),
@@ -700,7 +718,7 @@ impl Restorer {
             (route, net, _) => {
                 *last_loop = SamplingLoop::Host(route.err().unwrap_or("device loop unavailable"));
                 let mut tiled = TiledDenoiser::new(net.denoiser(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
-                let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?;
+                let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?.with_generator_noise(*gen_noise);
                 let out = sample(&mut model, &opts.sampler, opts.nfe, &mut noise)?;
                 (out, model.calls())
             }

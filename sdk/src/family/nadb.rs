@@ -130,7 +130,9 @@ pub fn endpoint(mean_net: &mut dyn Denoiser, x1: TensorView<'_>) -> Result<Tenso
         return Err(Error::param("x1", "input contains NaN or Inf"));
     }
     let t_net = noise_level(1);
-    let out = mean_net.eval(x1, x1, t_net)?;
+    // A call at step 1, so a network fed the step index (`bridge.time_input = index`) gets 1.
+    let call = NetCall { t: 1.0, t_net, c_in: 1.0, x0: None, clamp: None, raw_is_eps: false };
+    let out = mean_net.eval_call(x1, x1, &call)?;
     if out.shape() != x1.shape() {
         return Err(Error::shape("mean network output", x1.shape(), out.shape()));
     }

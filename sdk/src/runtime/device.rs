@@ -110,6 +110,9 @@ impl DeviceLoop {
         if p.fixed_hw.is_some_and(|hw| hw != (shape[2], shape[3])) {
             return Some("the graph fixes another frame size");
         }
+        if p.noise_channels > 0 {
+            return Some("the network takes generator noise (the distilled sampler runs on the host)");
+        }
         None
     }
 
@@ -179,6 +182,7 @@ impl DeviceLoop {
         let mv = Mover { resident: !gpu && !self.staged };
         let io = net.io().clone();
         let feed = net.plan().time;
+        let (time_input, class_feed, label) = (net.time_input(), net.plan().class, net.class_label());
         let device_id = self.device_id;
         let step = self.step_session(&plan.order, gpu)?;
         let (session, run_opts, cancel) = net.device_parts();
@@ -245,6 +249,16 @@ impl DeviceLoop {
             (Some(_), Some(f)) => Some(TimeBuf::new(&alloc, f, b)?),
             _ => None,
         };
+        // A class-conditional network's label: one integer buffer, written once.
+        let class_buf = match (io.class.as_ref(), class_feed) {
+            (Some(name), Some(f)) => {
+                let label = label.ok_or_else(|| Error::param("class label", format!("the network takes a class label (input `{name}`)")))?;
+                let mut cb = TimeBuf::new(&alloc, f, b)?;
+                cb.set(&mv, b, label as f64)?;
+                Some((name.clone(), cb))
+            }
+            _ => None,
+        };
         // Noise staging on the host when the buffer is not host memory.
         let mut z_host = if mv.resident { None } else { Some(OrtTensor::<f32>::new(&Allocator::default(), img).map_err(rt)?) };
 
@@ -269,8 +283,11 @@ impl DeviceLoop {
                     net_bind.bind_input(name.as_str(), cd).map_err(rt)?;
                 }
                 if let (Some(name), Some(tb)) = (io.time.as_ref(), t_buf.as_mut()) {
-                    tb.set(&mv, b, cl.t_net)?;
+                    tb.set(&mv, b, super::session::time_for(time_input, &cl)?)?;
                     tb.bind(&mut net_bind, name)?;
+                }
+                if let Some((name, cb)) = class_buf.as_ref() {
+                    cb.bind(&mut net_bind, name)?;
                 }
                 match (draw, z_host.as_mut()) {
                     // Off the host: prepare this step's noise while the network runs.

@@ -6,9 +6,11 @@
 //! * [`session`] — [`OnnxDenoiser`], a session as a [`crate::Denoiser`].
 //! * [`cancel`] — [`CancelToken`], which also stops a network run mid-way.
 //! * [`families`] — package metadata → family and sampler.
+//! * [`conventions`] — time input, class label and generator noise checked against the family.
 //! * [`device`] — the device-resident sampling loop (IO binding + [`step_graph`]).
 
 pub mod cancel;
+pub mod conventions;
 pub mod device;
 pub mod env;
 pub mod ep;
@@ -21,5 +23,5 @@ pub use cancel::CancelToken;
 pub use device::{DeviceLoop, SamplingLoop};
 pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};
 pub use families::{build_family, parse_sampler, sampler_label};
-pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, Upsample};
+pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, TimeInput, Upsample};
 pub use session::{OnnxDenoiser, SessionConfig};

@@ -10,7 +10,7 @@
 //! | `bridge.schedule` | yes | schedule name the family accepts |
 //! | `bridge.parameterization` | yes | what the raw output is (`x0`, `eps`, …) |
 //! | `bridge.family_params` | no | JSON object of the family's numeric parameters |
-//! | `bridge.inputs` | yes | JSON object: graph input name → role `x_t`, `cond` or `t` |
+//! | `bridge.inputs` | yes | JSON object: graph input name → role `x_t`, `cond`, `t`, `class` or `noise` |
 //! | `bridge.outputs` | yes | JSON object: graph output name → role `raw` |
 //! | `bridge.value_range` | yes | JSON `[lo, hi]`: the model's pixel range |
 //! | `bridge.channel_order` | yes | `rgb` or `bgr` |
@@ -24,6 +24,8 @@
 //! | `bridge.receptive_field` | no | receptive radius in pixels (sets the tile trim) |
 //! | `bridge.tile` | no | JSON `{"size": 512, "overlap": 64}`: recommended tiling |
 //! | `bridge.mean_network` | NADB | JSON `{"path", "sha256", "t_net", "inputs", "outputs"}` |
+//! | `bridge.time_input` | no | `value` (the family's time value, default) or `index` (its integer step) |
+//! | `bridge.class_label` | no | default label for a `class` input (an integer ≥ 0) |
 //! | `bridge.name`, `bridge.description`, `bridge.license`, `bridge.version` | no | text |
 //!
 //! Unknown `bridge.*` keys are rejected (a misspelt key must not be silently ignored); other
@@ -85,8 +87,33 @@ pub struct IoNames {
     pub cond: Option<String>,
     /// The time input, if the graph takes one.
     pub time: Option<String>,
+    /// A class-label input (int64 `[B]`; class-conditional checkpoints), if any.
+    pub class: Option<String>,
+    /// A distilled generator's noise input (`[B, C_z, H, W]`), if any.
+    pub noise: Option<String>,
     /// The raw output.
     pub output: String,
+}
+
+/// What the time input receives (`bridge.time_input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeInput {
+    /// The family's time value `t_net` (what the reference feeds its network).
+    #[default]
+    Value,
+    /// The family's integer step index on its discrete grid (networks that look the noise
+    /// level up inside the graph, e.g. I2SB's `Image256Net`). Continuous-time families reject it.
+    Index,
+}
+
+impl TimeInput {
+    /// The metadata spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeInput::Value => "value",
+            TimeInput::Index => "index",
+        }
+    }
 }
 
 /// Recommended tiling.
@@ -151,6 +178,10 @@ pub struct PackageMeta {
     pub tile: Option<TileHint>,
     /// NADB mean network.
     pub mean_network: Option<MeanNetwork>,
+    /// What the time input receives.
+    pub time_input: TimeInput,
+    /// Default label for the `class` input.
+    pub class_label: Option<i64>,
     /// Free-text `name`, `description`, `license`, `version`.
     pub info: BTreeMap<String, String>,
     /// Keys outside `bridge.*`, kept for display.
@@ -158,7 +189,7 @@ pub struct PackageMeta {
 }
 
 const INFO_KEYS: [&str; 4] = ["name", "description", "license", "version"];
-const KNOWN: [&str; 19] = [
+const KNOWN: [&str; 21] = [
     "schema_version",
     "family",
     "schedule",
@@ -178,6 +209,8 @@ const KNOWN: [&str; 19] = [
     "receptive_field",
     "tile",
     "mean_network",
+    "time_input",
+    "class_label",
 ];
 
 fn package_err(path: &str, reason: impl Into<String>) -> Error {
@@ -207,14 +240,16 @@ fn roles(
     outputs: &Map<String, Value>,
     allow_cond: bool,
 ) -> Result<IoNames, String> {
-    let (mut state, mut cond, mut time) = (None, None, None);
+    let (mut state, mut cond, mut time, mut class, mut noise) = (None, None, None, None, None);
     for (name, role) in inputs {
         let slot = match role.as_str() {
             Some("x_t") => &mut state,
             Some("cond") if allow_cond => &mut cond,
             Some("t") => &mut time,
+            Some("class") if allow_cond => &mut class,
+            Some("noise") if allow_cond => &mut noise,
             _ => {
-                let allowed = if allow_cond { "x_t, cond, t" } else { "x_t, t" };
+                let allowed = if allow_cond { "x_t, cond, t, class, noise" } else { "x_t, t" };
                 return Err(format!("{key} inputs: role of `{name}` is {role}, expected one of {allowed}"));
             }
         };
@@ -233,7 +268,7 @@ fn roles(
         }
     }
     let output = output.ok_or_else(|| format!("{key} outputs: no output has role raw"))?;
-    Ok(IoNames { state, cond, time, output })
+    Ok(IoNames { state, cond, time, class, noise, output })
 }
 
 fn role_maps(io: &IoNames) -> (Value, Value) {
@@ -244,6 +279,12 @@ fn role_maps(io: &IoNames) -> (Value, Value) {
     }
     if let Some(t) = &io.time {
         i.insert(t.clone(), json!("t"));
+    }
+    if let Some(c) = &io.class {
+        i.insert(c.clone(), json!("class"));
+    }
+    if let Some(z) = &io.noise {
+        i.insert(z.clone(), json!("noise"));
     }
     let mut o = Map::new();
     o.insert(io.output.clone(), json!("raw"));
@@ -355,6 +396,7 @@ impl PackageMeta {
             }
         };
         let mean_network = get("mean_network").map(parse_mean).transpose()?;
+        let (time_input, class_label) = parse_conventions(&get, &io)?;
         Ok(PackageMeta {
             schema_version,
             family,
@@ -374,6 +416,8 @@ impl PackageMeta {
             receptive_field,
             tile,
             mean_network,
+            time_input,
+            class_label,
             info,
             other,
         })
@@ -424,6 +468,12 @@ impl PackageMeta {
                 .to_string(),
             );
         }
+        if self.time_input != TimeInput::Value {
+            put("time_input", self.time_input.name().into());
+        }
+        if let Some(c) = self.class_label {
+            put("class_label", c.to_string());
+        }
         for (k, v) in &self.info {
             put(k, v.clone());
         }
@@ -442,7 +492,14 @@ impl PackageMeta {
             schedule: schedule.into(),
             parameterization: parameterization.into(),
             family_params: Map::new(),
-            io: IoNames { state: "x_t".into(), cond: Some("cond".into()), time: Some("t".into()), output: "raw".into() },
+            io: IoNames {
+                state: "x_t".into(),
+                cond: Some("cond".into()),
+                time: Some("t".into()),
+                class: None,
+                noise: None,
+                output: "raw".into(),
+            },
             value_range: (-1.0, 1.0),
             channel_order: ChannelOrder::Rgb,
             channels: 3,
@@ -455,10 +512,39 @@ impl PackageMeta {
             receptive_field: None,
             tile: None,
             mean_network: None,
+            time_input: TimeInput::Value,
+            class_label: None,
             info: BTreeMap::new(),
             other: BTreeMap::new(),
         }
     }
+}
+
+/// `bridge.time_input` and `bridge.class_label` (conventions of networks exported from the
+/// official repositories). A class label needs a `class` input.
+fn parse_conventions<'p>(get: &dyn Fn(&str) -> Option<&'p str>, io: &IoNames) -> Result<(TimeInput, Option<i64>), String> {
+    let time_input = match get("time_input").map(str::trim) {
+        None | Some("value") => TimeInput::Value,
+        Some("index") => TimeInput::Index,
+        Some(o) => return Err(format!("bridge.time_input: `{o}` is not value or index")),
+    };
+    if time_input == TimeInput::Index && io.time.is_none() {
+        return Err("bridge.time_input = index, but no input has role t".into());
+    }
+    let class_label = match get("class_label") {
+        None => None,
+        Some(v) => {
+            let n: i64 = v.trim().parse().map_err(|_| format!("bridge.class_label: `{v}` is not an integer"))?;
+            if n < 0 {
+                return Err(format!("bridge.class_label: {n} is negative"));
+            }
+            if io.class.is_none() {
+                return Err("bridge.class_label is set, but no input has role class".into());
+            }
+            Some(n)
+        }
+    };
+    Ok((time_input, class_label))
 }
 
 fn parse_mean(v: &str) -> Result<MeanNetwork, String> {
@@ -530,6 +616,10 @@ pub struct GraphPlan {
     pub cond_channels: usize,
     /// The time input, if any.
     pub time: Option<TimeFeed>,
+    /// The class-label input, if any (an integer type).
+    pub class: Option<TimeFeed>,
+    /// Channels of a distilled generator's noise input (0: no noise input).
+    pub noise_channels: usize,
 }
 
 fn dim(d: i64) -> Option<usize> {
@@ -545,7 +635,10 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
             format!("metadata names {what} `{name}`, but the graph's {what}s are {names:?}")
         })
     };
-    let named: Vec<&str> = [Some(io.state.as_str()), io.cond.as_deref(), io.time.as_deref()].into_iter().flatten().collect();
+    let named: Vec<&str> = [Some(io.state.as_str()), io.cond.as_deref(), io.time.as_deref(), io.class.as_deref(), io.noise.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
     for s in inputs {
         if !named.contains(&s.name.as_str()) {
             return Err(format!("graph input `{}` has no role in bridge.inputs", s.name));
@@ -574,6 +667,12 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
             cond_channels = cc;
         }
         shapes.push(("conditioning input", cs));
+    }
+    let mut noise_channels = 0;
+    if let Some(z) = &io.noise {
+        let zs = image4(&find(inputs, z, "input")?, "noise input", None)?;
+        noise_channels = dim(zs[1]).filter(|&c| c > 0).ok_or_else(|| format!("noise input `{z}` must have a static, positive channel count"))?;
+        shapes.push(("noise input", zs));
     }
     // Batch, height and width must agree where static.
     let mut fixed = [None::<usize>; 3];
@@ -624,7 +723,32 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
             Some(TimeFeed { elem: s.elem, kind })
         }
     };
-    Ok(GraphPlan { fixed_batch: fixed[0], fixed_hw, cond_channels, time })
+    let class = match &io.class {
+        None => None,
+        Some(c) => Some(class_feed(&find(inputs, c, "input")?, fixed[0])?),
+    };
+    Ok(GraphPlan { fixed_batch: fixed[0], fixed_hw, cond_channels, time, class, noise_channels })
+}
+
+/// A class-label input: int64 (or int32), `[B]`, `[1]`, `[]` or `[B, 1]`.
+fn class_feed(s: &TensorSig, batch: Option<usize>) -> Result<TimeFeed, String> {
+    if !matches!(s.elem, Elem::I64 | Elem::I32) {
+        return Err(format!("class input `{}` must be int64 or int32 (got {:?})", s.name, s.elem));
+    }
+    let sh = s.shape.as_ref().ok_or_else(|| format!("class input `{}` is not a tensor", s.name))?;
+    let kind = match sh.as_slice() {
+        [] => 0,
+        [1] if batch != Some(1) => 1,
+        [_] => 2,
+        [_, 1] | [_, -1] => 3,
+        other => return Err(format!("class input `{}` must be [B], [1], a scalar or [B, 1]; has shape {other:?}", s.name)),
+    };
+    if let (2 | 3, Some(b), Some(f)) = (kind, sh.first().copied().and_then(dim), batch)
+        && b != f
+    {
+        return Err(format!("class input `{}` has batch {b}, the image inputs {f}", s.name));
+    }
+    Ok(TimeFeed { elem: s.elem, kind })
 }
 
 #[cfg(test)]
@@ -646,7 +770,7 @@ mod tests {
             path: "mean.onnx".into(),
             sha256: "ab".repeat(32),
             t_net: Some(1.0999),
-            io: IoNames { state: "x".into(), cond: None, time: Some("t".into()), output: "y".into() },
+            io: IoNames { state: "x".into(), cond: None, time: Some("t".into()), class: None, noise: None, output: "y".into() },
         });
         m
     }
@@ -702,11 +826,21 @@ mod tests {
 
     #[test]
     fn graph_checks() {
-        let io = IoNames { state: "x_t".into(), cond: Some("cond".into()), time: Some("t".into()), output: "raw".into() };
+        let io = IoNames { state: "x_t".into(), cond: Some("cond".into()), time: Some("t".into()), class: None, noise: None, output: "raw".into() };
         let ins = vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])];
         let outs = vec![sig("raw", &[-1, 3, -1, -1])];
         let plan = check_io(&io, 3, 8, &ins, &outs).unwrap();
-        assert_eq!(plan, GraphPlan { fixed_batch: None, fixed_hw: None, cond_channels: 3, time: Some(TimeFeed { elem: Elem::F32, kind: 2 }) });
+        assert_eq!(
+            plan,
+            GraphPlan {
+                fixed_batch: None,
+                fixed_hw: None,
+                cond_channels: 3,
+                time: Some(TimeFeed { elem: Elem::F32, kind: 2 }),
+                class: None,
+                noise_channels: 0
+            }
+        );
         // Static shapes are found; a static batch of 1 with a [1] time is "[B]" too.
         let ins_fixed = vec![sig("x_t", &[1, 3, 64, 64]), sig("cond", &[1, 6, 64, 64]), sig("t", &[1])];
         let plan = check_io(&io, 3, 8, &ins_fixed, &[sig("raw", &[1, 3, 64, 64])]).unwrap();
@@ -729,5 +863,66 @@ mod tests {
         for (i, (ins, outs)) in cases.iter().enumerate() {
             assert!(check_io(&io, 3, 8, ins, outs).is_err(), "case {i} passed");
         }
+    }
+
+    /// `bridge.time_input`, `bridge.class_label` and the `class` / `noise` roles round-trip and
+    /// are checked against each other and the graph.
+    #[test]
+    fn conventions() {
+        let mut m = base();
+        m.time_input = TimeInput::Index;
+        m.io.class = Some("label".into());
+        m.io.noise = Some("z".into());
+        m.class_label = Some(207);
+        let props = m.to_props();
+        assert_eq!(props["bridge.time_input"], "index");
+        assert_eq!(PackageMeta::from_props(&props, "p").unwrap(), m);
+        // Defaults: value time, no label, and older packages have neither key.
+        let plain = base().to_props();
+        assert!(!plain.contains_key("bridge.time_input"));
+        assert_eq!(PackageMeta::from_props(&plain, "p").unwrap().time_input, TimeInput::Value);
+        let bad = [
+            ("time_input", "step"),
+            ("class_label", "-1"),
+            ("class_label", "dog"),
+        ];
+        for (k, v) in bad {
+            let mut p = props.clone();
+            p.insert(format!("bridge.{k}"), v.into());
+            assert!(matches!(PackageMeta::from_props(&p, "m").unwrap_err(), Error::Package { .. }), "{k}={v}");
+        }
+        // A label without a class input, an index without a time input.
+        let mut p = plain.clone();
+        p.insert("bridge.class_label".into(), "3".into());
+        assert!(PackageMeta::from_props(&p, "m").is_err());
+        let mut p = plain.clone();
+        p.insert("bridge.time_input".into(), "index".into());
+        p.insert("bridge.inputs".into(), r#"{"x_t": "x_t", "cond": "cond"}"#.into());
+        assert!(PackageMeta::from_props(&p, "m").is_err());
+
+        // Graph: the class input is an integer [B]; the noise input a static-channel image.
+        let io = m.io.clone();
+        let int = |name: &str, shape: &[i64]| TensorSig { elem: Elem::I64, ..sig(name, shape) };
+        let ins = vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1]), int("label", &[-1]), sig("z", &[-1, 2, -1, -1])];
+        let outs = vec![sig("raw", &[-1, 3, -1, -1])];
+        let plan = check_io(&io, 3, 1, &ins, &outs).unwrap();
+        assert_eq!((plan.class, plan.noise_channels), (Some(TimeFeed { elem: Elem::I64, kind: 2 }), 2));
+        let mut float_label = ins.clone();
+        float_label[3] = sig("label", &[-1]);
+        let mut dyn_noise = ins.clone();
+        dyn_noise[4] = sig("z", &[-1, -1, -1, -1]);
+        let mut small_noise = ins.clone();
+        small_noise[4] = sig("z", &[-1, 2, 8, 8]);
+        let mut fixed = ins.clone();
+        fixed[0] = sig("x_t", &[2, 3, -1, -1]);
+        fixed[3] = int("label", &[3]);
+        let mut missing = ins.clone();
+        missing.pop();
+        for (i, bad) in [float_label, dyn_noise, missing].iter().enumerate() {
+            assert!(check_io(&io, 3, 1, bad, &outs).is_err(), "case {i}");
+        }
+        assert!(check_io(&io, 3, 1, &fixed, &outs).is_err());
+        // A static noise size fixes the frame like any image input.
+        assert_eq!(check_io(&io, 3, 1, &small_noise, &outs).unwrap().fixed_hw, Some((8, 8)));
     }
 }

@@ -2,8 +2,9 @@
 
 use super::cancel::CancelToken;
 use super::ep::ExecutionProvider;
-use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, check_io};
+use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, TimeInput, check_io};
 use super::env;
+use crate::family::NetCall;
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::{Axis, Ix4, s};
 use ort::session::{RunOptions, Session, SessionInputValue};
@@ -45,6 +46,8 @@ pub struct OnnxDenoiser {
     provider: &'static str,
     fallback_reason: Option<String>,
     path: String,
+    time_input: TimeInput,
+    class_label: Option<i64>,
 }
 
 impl std::fmt::Debug for OnnxDenoiser {
@@ -181,7 +184,8 @@ impl OnnxDenoiser {
         let shown = path.display().to_string();
         let o = guard(|| open_session(path, None, cfg))?;
         let meta = PackageMeta::from_props(&o.props, &shown)?;
-        let d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, shown)?;
+        let mut d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, shown)?;
+        d.set_conventions(&meta);
         Ok((d, meta))
     }
 
@@ -190,7 +194,8 @@ impl OnnxDenoiser {
     pub fn load_package_from_memory(bytes: &[u8], label: &str, cfg: &SessionConfig) -> Result<(OnnxDenoiser, PackageMeta)> {
         let o = guard(|| open_session(Path::new(label), Some(bytes), cfg))?;
         let meta = PackageMeta::from_props(&o.props, label)?;
-        let d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, label.to_string())?;
+        let mut d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, label.to_string())?;
+        d.set_conventions(&meta);
         Ok((d, meta))
     }
 
@@ -207,7 +212,52 @@ impl OnnxDenoiser {
         let run = Arc::new(RunOptions::new().map_err(rt)?);
         let cancel = CancelToken::new();
         cancel.attach(run.clone());
-        Ok(OnnxDenoiser { session: o.session, io: io.clone(), plan, run, cancel, provider: o.provider, fallback_reason: o.fallback_reason, path })
+        Ok(OnnxDenoiser {
+            session: o.session,
+            io: io.clone(),
+            plan,
+            run,
+            cancel,
+            provider: o.provider,
+            fallback_reason: o.fallback_reason,
+            path,
+            time_input: TimeInput::Value,
+            class_label: None,
+        })
+    }
+
+    /// The package's time convention and default class label.
+    fn set_conventions(&mut self, meta: &PackageMeta) {
+        self.time_input = meta.time_input;
+        self.class_label = meta.class_label;
+    }
+
+    /// What the time input receives (the package's `bridge.time_input`; NADB's mean network
+    /// takes its package's).
+    pub fn set_time_input(&mut self, t: TimeInput) {
+        self.time_input = t;
+    }
+
+    /// What the time input receives.
+    pub fn time_input(&self) -> TimeInput {
+        self.time_input
+    }
+
+    /// The label fed to the `class` input (a graph with one and no label fails to run).
+    pub fn set_class_label(&mut self, label: Option<i64>) {
+        self.class_label = label;
+    }
+
+    /// The label fed to the `class` input.
+    pub fn class_label(&self) -> Option<i64> {
+        self.class_label
+    }
+
+    /// The number the time input receives for `call`: its `t_net`, or with
+    /// [`TimeInput::Index`] the family's integer step `call.t` (exact: a fractional step is an
+    /// error, never rounded to a neighbour).
+    pub fn time_for(&self, call: &NetCall) -> Result<f64> {
+        time_for(self.time_input, call)
     }
 
     /// What the graph fixes (batch, size) and how time is fed.
@@ -268,17 +318,27 @@ impl OnnxDenoiser {
     }
 
     /// One run on a batch the graph accepts as is.
-    fn run_chunk(&mut self, x: TensorView<'_>, cond: Option<TensorView<'_>>, t_net: f64) -> Result<Tensor> {
+    fn run_chunk(&mut self, x: TensorView<'_>, cond: Option<TensorView<'_>>, z: Option<TensorView<'_>>, t_net: f64) -> Result<Tensor> {
         let b = x.shape()[0];
         let xc = x.as_standard_layout();
         let cc = cond.as_ref().map(|c| c.as_standard_layout());
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3);
+        let zc = z.as_ref().map(|c| c.as_standard_layout());
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(5);
         inputs.push((Cow::from(self.io.state.as_str()), TensorRef::from_array_view(&xc).map_err(rt)?.into()));
         if let (Some(name), Some(c)) = (self.io.cond.as_deref(), cc.as_ref()) {
             inputs.push((Cow::from(name), TensorRef::from_array_view(c).map_err(rt)?.into()));
         }
         if let (Some(name), Some(feed)) = (self.io.time.as_deref(), self.plan.time) {
             inputs.push((Cow::from(name), self.time_value(feed, b, t_net)?));
+        }
+        if let (Some(name), Some(feed)) = (self.io.class.as_deref(), self.plan.class) {
+            let label = self.class_label.ok_or_else(|| {
+                Error::param("class label", format!("the network takes a class label (input `{name}`): give one (--class N, RestorerBuilder::class_label) or set bridge.class_label"))
+            })?;
+            inputs.push((Cow::from(name), self.time_value(feed, b, label as f64)?));
+        }
+        if let (Some(name), Some(z)) = (self.io.noise.as_deref(), zc.as_ref()) {
+            inputs.push((Cow::from(name), TensorRef::from_array_view(z).map_err(rt)?.into()));
         }
         if self.cancel.is_cancelled() {
             return Err(Error::Cancelled);
@@ -304,10 +364,37 @@ fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         .unwrap_or_else(|p| Err(Error::Runtime(format!("ONNX Runtime wrapper panicked: {}", env::panic_text(&p)))))
 }
 
+/// See [`OnnxDenoiser::time_for`].
+pub(crate) fn time_for(time_input: TimeInput, call: &NetCall) -> Result<f64> {
+    match time_input {
+        TimeInput::Value => Ok(call.t_net),
+        TimeInput::Index => {
+            let n = call.t;
+            if !n.is_finite() || n < 0.0 || n.fract() != 0.0 {
+                return Err(Error::param(
+                    "bridge.time_input",
+                    format!("`index` feeds the family's integer step, but the sampler calls the network at t = {n}"),
+                ));
+            }
+            Ok(n)
+        }
+    }
+}
+
 impl Denoiser for OnnxDenoiser {
-    /// Run the network (panics inside `ort` come back as [`Error::Runtime`]).
+    /// Run the network (panics inside `ort` come back as [`Error::Runtime`]). With
+    /// [`TimeInput::Index`] the step is unknown here: use [`Denoiser::eval_call`].
     fn eval(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, t_net: f64) -> Result<Tensor> {
+        if self.time_input == TimeInput::Index && self.io.time.is_some() {
+            return Err(Error::param("bridge.time_input", "`index` needs the family's step: the network must be called through a sampler call"));
+        }
         guard(|| self.eval_inner(x_in, cond, t_net))
+    }
+
+    /// Run the network for a sampler call: the time input gets [`OnnxDenoiser::time_for`].
+    fn eval_call(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, call: &NetCall) -> Result<Tensor> {
+        let t = self.time_for(call)?;
+        guard(|| self.eval_inner(x_in, cond, t))
     }
 }
 
@@ -326,9 +413,25 @@ impl OnnxDenoiser {
         if b == 0 {
             return Ok(Tensor::zeros(x_in.raw_dim()));
         }
+        // A generator's noise arrives as the last channels of `cond` (`Model::x0_generator`).
+        let nz = self.plan.noise_channels;
+        let (cond, z) = if nz > 0 {
+            let want = self.plan.cond_channels + nz;
+            if cond.shape()[1] != want {
+                return Err(Error::incompatible(
+                    "this sampler",
+                    "",
+                    format!("the network takes {nz} channels of generator noise (input `{}`): run it with the distilled sampler", self.io.noise.as_deref().unwrap_or("")),
+                ));
+            }
+            let split = self.plan.cond_channels;
+            (cond.slice_move(s![.., ..split, .., ..]), Some(cond.slice_move(s![.., split.., .., ..])))
+        } else {
+            (cond, None)
+        };
         let cond = self.io.cond.as_ref().map(|_| cond);
         let Some(fb) = self.plan.fixed_batch.filter(|&fb| fb != b) else {
-            return self.run_chunk(x_in, cond, t_net);
+            return self.run_chunk(x_in, cond, z, t_net);
         };
         // A fixed batch size: run in chunks of `fb`, padding the last chunk by repeating its
         // final element (outputs of the padding are dropped).
@@ -342,7 +445,8 @@ impl OnnxDenoiser {
             };
             let xo = pick(x_in);
             let co = cond.map(pick);
-            let r = self.run_chunk(xo.view(), co.as_ref().map(|c| c.view()), t_net)?;
+            let zo = z.map(pick);
+            let r = self.run_chunk(xo.view(), co.as_ref().map(|c| c.view()), zo.as_ref().map(|c| c.view()), t_net)?;
             out.slice_mut(s![i..i + n, .., .., ..]).assign(&r.slice(s![..n, .., .., ..]));
             i += n;
         }

@@ -112,6 +112,7 @@ pub fn sample(model: &mut Model<'_>, sampler: &Sampler, nfe: usize, noise: &mut 
         Sampler::Dbim { eta, order } => dbim::sample(model, nfe, eta, order, noise),
         Sampler::DataSolver2 { sde } => unidbpp::data_solver_2(model, nfe, sde, noise),
         Sampler::Dbmsolver { midpoint, sde_order } => dbmsolver::sample(model, nfe, midpoint, sde_order, noise),
+        Sampler::Distilled => distilled::sample(model, nfe, noise),
         ref s => Err(Error::param("sampler", format!("{s:?} has neither a plan nor a loop"))),
     }
 }
@@ -134,6 +135,7 @@ pub struct Model<'a> {
     x_end: TensorView<'a>,
     cond: TensorView<'a>,
     mask: Option<TensorView<'a>>,
+    gen_noise: usize,
     calls: usize,
     hooks: Hooks<'a>,
 }
@@ -152,7 +154,7 @@ impl<'a> Model<'a> {
         if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
             return Err(Error::param("x_T", "input contains NaN or Inf"));
         }
-        Ok(Model { net, family, x_end, cond, mask: None, calls: 0, hooks: Hooks::default() })
+        Ok(Model { net, family, x_end, cond, mask: None, gen_noise: 0, calls: 0, hooks: Hooks::default() })
     }
 
     /// Attach callbacks.
@@ -170,6 +172,19 @@ impl<'a> Model<'a> {
         }
         self.mask = Some(mask);
         Ok(self)
+    }
+
+    /// A distilled generator's input noise: `channels` noise channels are drawn for every
+    /// generator call and passed after the conditioning image's channels
+    /// ([`Model::x0_generator`]; 0, the default: no noise input).
+    pub fn with_generator_noise(mut self, channels: usize) -> Self {
+        self.gen_noise = channels;
+        self
+    }
+
+    /// The generator's noise channels (0: none).
+    pub fn generator_noise(&self) -> usize {
+        self.gen_noise
     }
 
     /// The family.
@@ -194,6 +209,11 @@ impl<'a> Model<'a> {
 
     /// Evaluate the network as `call` says (input scaling and time value), check the output.
     pub fn raw_with(&mut self, x: &Tensor, call: &NetCall) -> Result<Tensor> {
+        self.raw_cond(x, call, self.cond)
+    }
+
+    /// [`Model::raw_with`] with another conditioning tensor (the generator's, with noise).
+    fn raw_cond(&mut self, x: &Tensor, call: &NetCall, cond: TensorView<'_>) -> Result<Tensor> {
         if x.shape() != self.x_end.shape() {
             return Err(Error::shape("state", self.x_end.shape(), x.shape()));
         }
@@ -203,11 +223,11 @@ impl<'a> Model<'a> {
             }
         }
         let out = if call.c_in == 1.0 {
-            self.net.eval_call(x.view(), self.cond, call)?
+            self.net.eval_call(x.view(), cond, call)?
         } else {
             let c = call.c_in as f32;
             let x_in = x.mapv(|v| c * v);
-            self.net.eval_call(x_in.view(), self.cond, call)?
+            self.net.eval_call(x_in.view(), cond, call)?
         };
         self.calls += 1;
         if out.shape() != x.shape() {
@@ -244,6 +264,24 @@ impl<'a> Model<'a> {
     pub fn x0(&mut self, x: &Tensor, t: f64) -> Result<Tensor> {
         let call = self.family.net_call(t);
         let raw = self.raw_with(x, &call)?;
+        self.x0_from_raw(x, &raw, &call)
+    }
+
+    /// A distilled generator's `x0̂` at family time `t`: with [`Model::generator_noise`]
+    /// channels, noise tensor `draw` of `noise` (`[B, channels, H, W]`, drawn on the whole frame,
+    /// so tiling does not change it) is appended to the conditioning image's channels;
+    /// without, this is [`Model::x0`].
+    pub fn x0_generator(&mut self, x: &Tensor, t: f64, draw: u64, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+        if self.gen_noise == 0 {
+            return self.x0(x, t);
+        }
+        let (b, cc, h, w) = self.cond.dim();
+        let channels = cc.checked_add(self.gen_noise).ok_or_else(|| Error::param("generator noise channels", "too many"))?;
+        let mut cz = Tensor::zeros((b, channels, h, w));
+        cz.slice_mut(ndarray::s![.., ..cc, .., ..]).assign(&self.cond);
+        noise.fill(draw, cz.slice_mut(ndarray::s![.., cc.., .., ..]))?;
+        let call = self.family.net_call(t);
+        let raw = self.raw_cond(x, &call, cz.view())?;
         self.x0_from_raw(x, &raw, &call)
     }
 

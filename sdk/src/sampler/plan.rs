@@ -14,7 +14,7 @@
 //! scale `s` (1, or RDBM's residual `|x0̂ − x_T|`, [`NoiseScale`]), and the inpainting rules of
 //! a masked run ([`PlanStep::mask_x0`], [`PlanStep::reset`]). Each sampler's module builds its
 //! rows (`implicit`, `dbim` order 1, `i2sb`, `i3sb`, `nadb`, `rdbm`, `euler`, `unidbpp`'s
-//! `data-solver-1`/`noise-solver-1`, `distilled`); two kernels apply them:
+//! `data-solver-1`/`noise-solver-1`); two kernels apply them:
 //!
 //! * [`run`], on the host, through [`Model`] and [`crate::step::update`] — what
 //!   [`super::sample`] does for every planned sampler;
@@ -28,12 +28,13 @@
 //!
 //! Not planned — [`plan`] returns `Ok(None)` and [`super::sample`] runs their loops: `heun`
 //! and `dbmsolver` (two calls per step), `dbim` orders 2 and 3 and `data-solver-2` (they
-//! combine earlier `x0̂`). Samplers without inpainting rules (all but `implicit`, `dbim` and `i2sb`) ignore a
+//! combine earlier `x0̂`), `distilled` (the generator's noise is a network input of its own,
+//! drawn per call, which a row cannot feed). Samplers without inpainting rules (all but `implicit`, `dbim` and `i2sb`) ignore a
 //! mask, as they always have.
 
 use super::Model;
 use super::implicit::keep_known;
-use super::{Sampler, dbim, distilled, euler, i2sb, i3sb, implicit, nadb, rdbm, unidbpp};
+use super::{Sampler, dbim, euler, i2sb, i3sb, implicit, nadb, rdbm, unidbpp};
 use crate::family::rdbm::Rdbm;
 use crate::family::{Family, Lin, NetCall};
 use crate::rng::NoiseSource;
@@ -219,7 +220,6 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::Euler { sde } => euler::plan(family, nfe, sde, masked)?,
         Sampler::DataSolver1 { sde } => unidbpp::data_solver_1(family, nfe, sde, masked)?,
         Sampler::NoiseSolver1 { sde } => unidbpp::noise_solver_1(family, nfe, sde, masked)?,
-        Sampler::Distilled => distilled::plan(family, nfe, masked)?,
         Sampler::I3sb { eta, ot_ode } => i3sb::plan(family, nfe, eta, ot_ode, masked)?,
         _ => return Ok(None),
     }))
@@ -326,8 +326,8 @@ mod tests {
         assert!(matches!(plan(&g, &Sampler::DataSolver1 { sde: true }, 10, false), Err(Error::InvalidNfe { .. })));
         let rn = Rdbm::new(RdbmParams { objective: Objective::PredNoise, ..Default::default() }).unwrap();
         assert!(matches!(plan(&rn, &Sampler::Rdbm { eps_form: false }, 5, false), Err(Error::Incompatible { .. })));
-        // GOUB cannot host a distilled generator (x0̂ undefined at the top): the sampler's error.
-        assert!(matches!(plan(&g, &Sampler::Distilled, 4, false), Err(Error::Incompatible { .. })));
+        // The distilled generator runs on the host loop (its noise is a network input).
+        assert_eq!(plan(&g, &Sampler::Distilled, 4, false).unwrap(), None);
     }
 
     /// Plans count calls and noisy steps as the samplers document.
