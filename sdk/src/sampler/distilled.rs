@@ -1,6 +1,5 @@
 //! IBMD's distilled generator (Inverse Bridge Matching Distillation, Gushchin et al.,
-//! arXiv 2502.01362): a `k`-step sampler for any family, `k = nfe`, as a row plan
-//! ([`super::plan`]).
+//! arXiv 2502.01362): a `k`-step sampler for any family, `k = nfe`.
 //!
 //! Choices (the paper gives the scheme, not an SDK convention; these are ours):
 //!
@@ -55,21 +54,8 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, noise: &mut dyn NoiseSource) ->
         step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0.view()), Term::new(row.c_t, x_end)], Some(z))?;
         model.record(&x);
     }
-    let top = family.marginal(grid[0]);
-    let mut b = Builder::new(family, &[Source::X0, Source::XEnd], true, masked);
-    // The generator's input x_{t_K} = (a + b)·x_T + c·z (draw 0), not recorded.
-    b.step(None, top.x0 + top.xt, &[0.0, 0.0])?.set_noise(top.std, 0).record = false;
-    for (k, w) in grid.windows(2).enumerate() {
-        let call = Some(family.net_call(w[0]));
-        if k + 2 == grid.len() {
-            b.step(call, 0.0, &[1.0, 0.0])?; // the output is the last estimate: x ← x0̂
-        } else {
-            // Re-noising: x_{t_{k−1}} = a·x0̂ + b·x_T + c·z (draw k + 1).
-            let m = family.marginal(w[1]);
-            b.step(call, 0.0, &[m.x0, m.xt])?.set_noise(m.std, k as u64 + 1);
-        }
-    }
-    Ok(b.finish(None))
+    // `grid` has at least two points (nfe ≥ 1), so the loop returns.
+    Err(crate::Error::nfe(nfe, "the family's grid has no step"))
 }
 
 /// The teacher's posterior step `t → s` given `x0̂`. I2SB: its own `p_posterior` (the
@@ -91,8 +77,6 @@ pub fn posterior_row(family: &dyn crate::family::Family, t: f64, s: f64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::Model;
-    use crate::Tensor;
     use crate::Error;
     use crate::family::Family;
     use crate::family::ddbm::{Ddbm, DdbmParams};
