@@ -28,8 +28,10 @@
 //! with counter-based noise, the network seeing overlapping tiles blended smoothly
 //! ([`crate::tile`]); crop; map back (clamped to [0, 1], rounded for integer images).
 //!
-//! Same seed → same output for any thread count and any tile size, except within the
-//! network's receptive field of a tile seam (`docs/performance.md` has the measured numbers).
+//! Same seed → bit-identical output on reruns and for any thread count and tile batch. Not
+//! across tile sizes or overlaps: near a tile seam a pixel depends on the context the network
+//! sees, so a network whose receptive field exceeds the overlap (e.g. attention) differs there
+//! (`docs/performance.md` has the measured numbers).
 //!
 //! **Device loop.** With [`RestorerBuilder::device_loop`] (default on for CUDA and TensorRT,
 //! off on the CPU) a row sampler whose frame the network sees in one piece runs with the state
