@@ -5,6 +5,26 @@
  * otherwise; on failure, bridge_last_error() returns a message for the calling thread.
  * Handles are opaque; each has an explicit free function. No function aborts or unwinds
  * into the caller. Ownership and thread-safety are stated on every function.
+ *
+ * Guarantees:
+ * - Bad input is a status, never a crash: every size, stride and offset derived from a
+ *   descriptor is computed with overflow checks (BRIDGE_ERR_IMAGE_SIZE / BRIDGE_ERR_STRIDE),
+ *   and libbridge reads or writes only the bytes a valid descriptor's layout needs, never
+ *   past `size` (see bridge_image_required_size).
+ * - Checks before allocation: bridge_restore validates both descriptors and the restorer's
+ *   size limits before it allocates anything for the frame; buffers sized by the input are
+ *   allocated fallibly, so a refused allocation (e.g. under RLIMIT_AS) returns
+ *   BRIDGE_ERR_OUT_OF_MEMORY instead of aborting the process.
+ * - Versioned structs: libbridge reads at most min(struct_size, sizeof) bytes of a
+ *   bridge_restorer_options; a struct_size larger than this library's struct is refused
+ *   without reading the extra bytes (see bridge_restorer_options).
+ * - Threads: models are immutable and shareable; a restorer is used by one thread at a time
+ *   (a second concurrent call returns BRIDGE_ERR_BUSY), bridge_restorer_cancel works from any
+ *   thread; bridge_last_error is per thread.
+ * - Determinism: same model, options, seed, input and library build → bit-identical output
+ *   on reruns and for any thread count or tile batch on the CPU provider. Not promised across
+ *   tile sizes or overlaps (a network whose receptive field exceeds the overlap, e.g.
+ *   attention, sees different context near tile seams) nor for GPU providers' kernels.
  */
 
 #ifndef LIBBRIDGE_BRIDGE_H
@@ -121,8 +141,8 @@ typedef enum bridge_status {
    */
   BRIDGE_ERR_INVALID_HANDLE = 2,
   /*
-   An argument is out of its domain: an unknown constant, an options struct with a bad
-   `struct_size`, a bad sampler name, η < 0, a non-finite float input, …
+   An argument is out of its domain: an unknown constant or flag, an options struct with a
+   bad `struct_size`, a bad sampler name, η < 0, a non-finite float input, …
    */
   BRIDGE_ERR_INVALID_ARGUMENT = 3,
   /*
@@ -130,12 +150,14 @@ typedef enum bridge_status {
    */
   BRIDGE_ERR_UNSUPPORTED_FORMAT = 4,
   /*
-   Width or height is zero, too large, odd for NV12, or the output descriptor's size is not
-   the restorer's output size for the input.
+   Width or height is zero, odd for NV12, over the restorer's limits (each output side at
+   most 65536 pixels, at most 2^25 output pixels), a buffer size that overflows, or the
+   output descriptor's size is not the restorer's output size for the input.
    */
   BRIDGE_ERR_IMAGE_SIZE = 5,
   /*
-   The row stride is smaller than a row of pixels (or misaligned for 16-bit / float rows).
+   The row stride is smaller than a row of pixels, misaligned for 16-bit / float rows, or
+   larger than `PTRDIFF_MAX` (e.g. a negative stride cast to `size_t`).
    */
   BRIDGE_ERR_STRIDE = 6,
   /*
@@ -190,6 +212,13 @@ typedef enum bridge_status {
    Any other internal error.
    */
   BRIDGE_ERR_INTERNAL = 18,
+  /*
+   libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
+   under a `RLIMIT_AS` or container limit). Sizes are checked against the limits before
+   anything is allocated, so this is reported instead of aborting the process; nothing is
+   leaked and the restorer stays usable.
+   */
+  BRIDGE_ERR_OUT_OF_MEMORY = 19,
 } bridge_status;
 
 /*
@@ -208,8 +237,14 @@ typedef struct bridge_restorer bridge_restorer;
  then change what you need: "0 / NULL / NaN" means "the package's default".
 
  `struct_size` lets the struct grow in later versions: `bridge_restorer_options_init` sets it
- to `sizeof(bridge_restorer_options)` of the header you compiled against, and libbridge reads
- only the fields that size covers.
+ to `sizeof(bridge_restorer_options)` of the header you compiled against. libbridge reads at
+ most `struct_size` bytes of the struct, and never more than its own `sizeof`:
+ * `struct_size` smaller than the first published struct (this header's `sizeof` for ABI
+   0.1) → `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
+ * an older header's (smaller) struct → accepted; the fields it lacks take their defaults;
+ * a newer header's (larger) struct → `BRIDGE_ERR_INVALID_ARGUMENT`, without reading the
+   bytes past this library's struct: its newer fields cannot be honoured, and libbridge does
+   not silently ignore options.
  */
 typedef struct bridge_restorer_options {
   /*
@@ -243,7 +278,14 @@ typedef struct bridge_restorer_options {
    */
   uint32_t nfe;
   /*
-   Noise seed (default 0). The same seed gives the same image for any thread count.
+   Noise seed (default 0). Determinism: with the same model, options, input and library
+   build, the same seed gives a bit-identical image on reruns and for any `threads` (the
+   noise is counter-based, keyed by whole-frame pixel coordinates, and the CPU provider's
+   kernels do not depend on the thread count). It does NOT promise the same image across
+   different `tile_size`/`tile_overlap` values: pixels near a tile seam depend on what the
+   network sees around them, so a network whose receptive field exceeds the overlap (e.g.
+   attention) gives different pixels there. GPU providers may use kernels that are not
+   bit-reproducible.
    */
   uint64_t seed;
   /*
@@ -579,8 +621,13 @@ enum bridge_status bridge_restorer_provider(const struct bridge_restorer *restor
 /*
  The number of bytes a buffer described by `*image` needs (its `data` and `size` are not
  looked at): `stride·(rows − 1) + one row`, with NV12's chroma rows and planar float's three
- planes counted. Errors: `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE`,
- `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_INVALID_ARGUMENT` (unknown flags).
+ planes counted. Checks, in this order: `BRIDGE_ERR_UNSUPPORTED_FORMAT` (format not a
+ `BRIDGE_FORMAT_*`); `BRIDGE_ERR_INVALID_ARGUMENT` (flags other than `BRIDGE_IMAGE_*`);
+ `BRIDGE_ERR_IMAGE_SIZE` (zero width or height); `BRIDGE_ERR_STRIDE` (stride smaller than
+ a row, or not a multiple of 2 for RGB16 / 4 for planar float); `BRIDGE_ERR_IMAGE_SIZE` (odd
+ NV12 width or height); then the byte count, computed without overflow: more than
+ `PTRDIFF_MAX` is `BRIDGE_ERR_STRIDE` if the stride alone exceeds `PTRDIFF_MAX` (e.g. a
+ negative stride cast to `size_t`), else `BRIDGE_ERR_IMAGE_SIZE`. Allocates nothing.
 
  Thread-safety: any thread. Ownership: nothing to free.
 
@@ -598,12 +645,21 @@ enum bridge_status bridge_image_required_size(const struct bridge_image *image, 
  `progress` (may be NULL) is called with `user_data` as the run advances; returning nonzero
  cancels. `bridge_restorer_cancel` cancels from another thread.
 
- Errors: `BRIDGE_ERR_NULL_ARGUMENT` (restorer, input, output or a data pointer NULL),
- `BRIDGE_ERR_INVALID_HANDLE`, `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE` (zero
- size, odd NV12 size, output size not the restorer's output size, over the pixel limit),
- `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_BUFFER_TOO_SMALL`, `BRIDGE_ERR_MODEL_MISMATCH`,
- `BRIDGE_ERR_INVALID_ARGUMENT` (NaN/Inf in a float input, unknown flags),
- `BRIDGE_ERR_CANCELLED`, `BRIDGE_ERR_RUNTIME`, `BRIDGE_ERR_BUSY`.
+ Checks, in this order, all before anything is allocated for the frame or any pixel is
+ read: the restorer handle (`BRIDGE_ERR_NULL_ARGUMENT`, `BRIDGE_ERR_INVALID_HANDLE`); both
+ descriptor pointers (`BRIDGE_ERR_NULL_ARGUMENT`); the input descriptor as
+ `bridge_image_required_size` checks it (`BRIDGE_ERR_UNSUPPORTED_FORMAT`,
+ `BRIDGE_ERR_INVALID_ARGUMENT` for unknown flags, `BRIDGE_ERR_IMAGE_SIZE`,
+ `BRIDGE_ERR_STRIDE`), then its `data` (`BRIDGE_ERR_NULL_ARGUMENT`) and `size`
+ (`BRIDGE_ERR_BUFFER_TOO_SMALL`); the output's width and height against the restorer's output
+ size (`BRIDGE_ERR_IMAGE_SIZE`); the output descriptor likewise; `BRIDGE_ERR_BUSY`;
+ `BRIDGE_ERR_MODEL_MISMATCH` (a model that is not RGB); the restorer's limits — each output
+ side at most 65536 pixels and at most 2^25 output pixels (`BRIDGE_ERR_IMAGE_SIZE`). Then the
+ input is converted (`BRIDGE_ERR_INVALID_ARGUMENT` for NaN/Inf in a float input) and
+ restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated,
+ `BRIDGE_ERR_MODEL_MISMATCH` (a graph whose output size is wrong), `BRIDGE_ERR_CANCELLED`,
+ `BRIDGE_ERR_RUNTIME`. libbridge reads at most `bridge_image_required_size` bytes of the
+ input and writes at most that many of the output.
 
  Ownership: the caller owns both buffers; libbridge keeps no pointer after returning.
  Thread-safety: one thread at a time per restorer (a concurrent second call returns

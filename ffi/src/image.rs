@@ -125,8 +125,13 @@ fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
 
 /// The number of bytes a buffer described by `*image` needs (its `data` and `size` are not
 /// looked at): `stride·(rows − 1) + one row`, with NV12's chroma rows and planar float's three
-/// planes counted. Errors: `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE`,
-/// `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_INVALID_ARGUMENT` (unknown flags).
+/// planes counted. Checks, in this order: `BRIDGE_ERR_UNSUPPORTED_FORMAT` (format not a
+/// `BRIDGE_FORMAT_*`); `BRIDGE_ERR_INVALID_ARGUMENT` (flags other than `BRIDGE_IMAGE_*`);
+/// `BRIDGE_ERR_IMAGE_SIZE` (zero width or height); `BRIDGE_ERR_STRIDE` (stride smaller than
+/// a row, or not a multiple of 2 for RGB16 / 4 for planar float); `BRIDGE_ERR_IMAGE_SIZE` (odd
+/// NV12 width or height); then the byte count, computed without overflow: more than
+/// `PTRDIFF_MAX` is `BRIDGE_ERR_STRIDE` if the stride alone exceeds `PTRDIFF_MAX` (e.g. a
+/// negative stride cast to `size_t`), else `BRIDGE_ERR_IMAGE_SIZE`. Allocates nothing.
 ///
 /// Thread-safety: any thread. Ownership: nothing to free.
 ///
@@ -217,12 +222,21 @@ fn scale_alpha(a: Vec<f32>, w: usize, h: usize, s: usize) -> Result<Vec<f32>, Fa
 /// `progress` (may be NULL) is called with `user_data` as the run advances; returning nonzero
 /// cancels. `bridge_restorer_cancel` cancels from another thread.
 ///
-/// Errors: `BRIDGE_ERR_NULL_ARGUMENT` (restorer, input, output or a data pointer NULL),
-/// `BRIDGE_ERR_INVALID_HANDLE`, `BRIDGE_ERR_UNSUPPORTED_FORMAT`, `BRIDGE_ERR_IMAGE_SIZE` (zero
-/// size, odd NV12 size, output size not the restorer's output size, over the pixel limit),
-/// `BRIDGE_ERR_STRIDE`, `BRIDGE_ERR_BUFFER_TOO_SMALL`, `BRIDGE_ERR_MODEL_MISMATCH`,
-/// `BRIDGE_ERR_INVALID_ARGUMENT` (NaN/Inf in a float input, unknown flags),
-/// `BRIDGE_ERR_CANCELLED`, `BRIDGE_ERR_RUNTIME`, `BRIDGE_ERR_BUSY`.
+/// Checks, in this order, all before anything is allocated for the frame or any pixel is
+/// read: the restorer handle (`BRIDGE_ERR_NULL_ARGUMENT`, `BRIDGE_ERR_INVALID_HANDLE`); both
+/// descriptor pointers (`BRIDGE_ERR_NULL_ARGUMENT`); the input descriptor as
+/// `bridge_image_required_size` checks it (`BRIDGE_ERR_UNSUPPORTED_FORMAT`,
+/// `BRIDGE_ERR_INVALID_ARGUMENT` for unknown flags, `BRIDGE_ERR_IMAGE_SIZE`,
+/// `BRIDGE_ERR_STRIDE`), then its `data` (`BRIDGE_ERR_NULL_ARGUMENT`) and `size`
+/// (`BRIDGE_ERR_BUFFER_TOO_SMALL`); the output's width and height against the restorer's output
+/// size (`BRIDGE_ERR_IMAGE_SIZE`); the output descriptor likewise; `BRIDGE_ERR_BUSY`;
+/// `BRIDGE_ERR_MODEL_MISMATCH` (a model that is not RGB); the restorer's limits — each output
+/// side at most 65536 pixels and at most 2^25 output pixels (`BRIDGE_ERR_IMAGE_SIZE`). Then the
+/// input is converted (`BRIDGE_ERR_INVALID_ARGUMENT` for NaN/Inf in a float input) and
+/// restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated,
+/// `BRIDGE_ERR_MODEL_MISMATCH` (a graph whose output size is wrong), `BRIDGE_ERR_CANCELLED`,
+/// `BRIDGE_ERR_RUNTIME`. libbridge reads at most `bridge_image_required_size` bytes of the
+/// input and writes at most that many of the output.
 ///
 /// Ownership: the caller owns both buffers; libbridge keeps no pointer after returning.
 /// Thread-safety: one thread at a time per restorer (a concurrent second call returns

@@ -106,7 +106,8 @@ impl Layout {
                 if self.width % 2 != 0 || self.height % 2 != 0 {
                     return Err(Error::param("image size", "NV12 needs an even width and height"));
                 }
-                self.height + self.height / 2
+                // Overflows only where `usize` is 32 bits, but then it must be an error.
+                self.height.checked_add(self.height / 2).ok_or_else(|| Error::param("image size", "height overflows"))?
             }
             PixelFormat::RgbF32Planar => self.height.checked_mul(3).ok_or_else(|| Error::param("image size", "height overflows"))?,
             _ => self.height,
@@ -377,6 +378,34 @@ mod tests {
                 assert!(err < 0.02, "{m:?} full={full}: {err}");
             }
         }
+    }
+
+    /// Strides and sizes from C are untrusted: a negative stride cast to `size_t`, a stride
+    /// past `isize::MAX`, or a byte count no slice can hold is a typed error naming the cause,
+    /// checked before any buffer is touched.
+    #[test]
+    fn hostile_strides_and_sizes_are_typed_errors() {
+        let named = |l: Layout| match l.required_len() {
+            Err(Error::InvalidParam { name, .. }) => name,
+            other => panic!("{l:?}: {other:?}"),
+        };
+        let ok = Layout::packed(4, 4, PixelFormat::Rgb8).unwrap();
+        assert_eq!(named(Layout { stride: -12isize as usize, ..ok }), "stride");
+        assert_eq!(named(Layout { stride: usize::MAX, ..ok }), "stride");
+        assert_eq!(named(Layout { stride: isize::MAX as usize + 1, ..ok }), "stride");
+        // A legal stride whose total exceeds `isize::MAX`: the image is too big, not the stride.
+        let big = Layout { width: 1 << 20, height: 1 << 20, stride: 3 << 44, ..ok };
+        assert_eq!(named(big), "image size");
+        // Just at the edge: (rows − 1)·stride + row = isize::MAX is still representable.
+        let edge = Layout { width: 1, height: 2, stride: isize::MAX as usize - 3, format: PixelFormat::Rgb8, ..ok };
+        assert_eq!(edge.required_len().unwrap(), isize::MAX as usize);
+        let over = Layout { stride: isize::MAX as usize - 2, ..edge };
+        assert_eq!(named(over), "image size");
+        // NV12's chroma rows and planar float's planes are counted without overflow.
+        let nv = Layout { width: 2, height: usize::MAX - 1, stride: 2, format: PixelFormat::Nv12, ..ok };
+        assert!(nv.required_len().is_err());
+        let planar = Layout { width: 1, height: usize::MAX / 2, stride: 4, format: PixelFormat::RgbF32Planar, ..ok };
+        assert_eq!(named(planar), "image size");
     }
 
     #[test]
