@@ -3,16 +3,24 @@
 #   make                               # cargo build --release -p bridge-ffi
 #   make install PREFIX=/opt/libbridge # (DESTDIR=... for staged installs)
 #   make uninstall PREFIX=/opt/libbridge
+#   make TARGET=aarch64-unknown-linux-gnu              # cross build (Jetson; docs/jetson.md)
+#   make TARGET=aarch64-unknown-linux-gnu install DESTDIR=/tmp/stage PREFIX=/usr
 #
 # Installs into $(LIBDIR): libbridge.so.$(VERSION) with the links libbridge.so.$(MAJOR) (the
 # SONAME) and libbridge.so, libbridge.a, ONNX Runtime (libbridge loads it at run time from its own
 # folder), pkgconfig/bridge.pc + bridge-static.pc and cmake/bridge/bridgeConfig.cmake +
 # bridgeConfigVersion.cmake; into $(INCLUDEDIR): bridge.h.
 #
-# Variables: PREFIX (/usr/local), LIBDIR, INCLUDEDIR, DESTDIR, CARGO (cargo), PROFILE (release;
+# Variables: TARGET (a Rust target triple for a cross build; its C cross compiler
+# <arch>-linux-gnu-gcc links, set through cargo's per-target environment variables, e.g.
+# CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER; `rustup target add` runs when rustup is there),
+# PREFIX (/usr/local), LIBDIR, INCLUDEDIR, DESTDIR, CARGO (cargo), PROFILE (release;
 # `test` reuses what `cargo test` built), FEATURES (e.g. cuda,tensorrt), CARGO_TARGET_DIR,
-# WITH_ORT (1: install ONNX Runtime next to libbridge), ORT_LIB (the libonnxruntime file to
-# install; default: the one scripts/install-ort.sh installs into .deps/onnxruntime), NO_BUILD=1
+# WITH_ORT (1: install ONNX Runtime next to libbridge, with its CUDA/TensorRT provider libraries
+# when they are next to it; only a library built for the target's architecture is copied),
+# ORT_LIB (the libonnxruntime file to install; default: the one scripts/install-ort.sh installs
+# into .deps/onnxruntime, for a cross TARGET the one `scripts/install-ort.sh TARGET` staged in
+# .deps/onnxruntime-<arch>, if any; see scripts/install-ort-lib.sh), NO_BUILD=1
 # (install what is already built, e.g. `make && sudo make install NO_BUILD=1`).
 
 PREFIX ?= /usr/local
@@ -25,16 +33,24 @@ FEATURES ?=
 WITH_ORT ?= 1
 ORT_LIB ?=
 CARGO_TARGET_DIR ?= $(CURDIR)/target
+TARGET ?=
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 MINOR := $(word 2,$(subst ., ,$(VERSION)))
 # Cargo's output folder for the profile (dev and test share `debug`).
 PROFILE_DIR := $(if $(filter dev test,$(PROFILE)),debug,$(if $(filter bench,$(PROFILE)),release,$(PROFILE)))
-BUILT := $(CARGO_TARGET_DIR)/$(PROFILE_DIR)
+BUILT := $(CARGO_TARGET_DIR)/$(if $(TARGET),$(TARGET)/)$(PROFILE_DIR)
+# The machine the library is for: the triple's first field, else this machine.
+ARCH := $(if $(TARGET),$(firstword $(subst -, ,$(TARGET))),$(shell uname -m))
+# Cross builds link with the GNU cross toolchain of that architecture (Debian:
+# gcc-aarch64-linux-gnu libc6-dev-arm64-cross); the variables only affect cargo's TARGET builds.
+TARGET_ENV := $(shell echo '$(TARGET)' | tr 'a-z-' 'A-Z_')
+CROSS_CC ?= $(ARCH)-linux-gnu-gcc
+CROSS_ENV := $(if $(TARGET),CARGO_TARGET_$(TARGET_ENV)_LINKER='$(CROSS_CC)' CC_$(subst -,_,$(TARGET))='$(CROSS_CC)' AR_$(subst -,_,$(TARGET))='$(ARCH)-linux-gnu-ar')
 # System libraries a static libbridge needs (rustc --print native-static-libs on Linux).
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-SIZEOF_VOID_P := $(shell echo $$(( $$(getconf LONG_BIT) / 8 )))
+SIZEOF_VOID_P := $(if $(TARGET),$(if $(findstring 64,$(ARCH)),8,4),$(shell echo $$(( $$(getconf LONG_BIT) / 8 ))))
 CMAKEDIR := $(LIBDIR)/cmake/bridge
 
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
@@ -48,7 +64,10 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLU
 all: build
 
 build:
-	CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' $(CARGO) build --locked -p bridge-ffi --lib --profile $(PROFILE) $(if $(FEATURES),--features $(FEATURES))
+ifneq ($(TARGET),)
+	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx '$(TARGET)'; then rustup target add '$(TARGET)'; fi
+endif
+	CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' $(CROSS_ENV) $(CARGO) build --locked -p bridge-ffi --lib --profile $(PROFILE) $(if $(FEATURES),--features $(FEATURES)) $(if $(TARGET),--target $(TARGET))
 
 # Regenerate include/bridge.h (cbindgen).
 header:
@@ -66,13 +85,7 @@ install: $(if $(filter 1,$(NO_BUILD)),,build)
 	$(SUBST) ffi/pkg/bridgeConfig.cmake.in > '$(DESTDIR)$(CMAKEDIR)/bridgeConfig.cmake'
 	$(SUBST) ffi/pkg/bridgeConfigVersion.cmake.in > '$(DESTDIR)$(CMAKEDIR)/bridgeConfigVersion.cmake'
 ifeq ($(WITH_ORT),1)
-	@lib='$(ORT_LIB)'; [ -n "$$lib" ] || lib=$$(scripts/install-ort.sh); \
-	  dir=$$(dirname "$$lib"); real=$$(readlink -f "$$lib"); name=$$(basename "$$real"); \
-	  echo "installing ONNX Runtime $$real"; \
-	  install -m 755 "$$real" '$(DESTDIR)$(LIBDIR)/'"$$name"; \
-	  [ "$$name" = libonnxruntime.so ] || ln -sfn "$$name" '$(DESTDIR)$(LIBDIR)/libonnxruntime.so'; \
-	  if [ -f "$$dir/libonnxruntime_providers_shared.so" ]; then \
-	    install -m 755 "$$dir/libonnxruntime_providers_shared.so" '$(DESTDIR)$(LIBDIR)/'; fi
+	scripts/install-ort-lib.sh '$(ARCH)' '$(DESTDIR)$(LIBDIR)' '$(ORT_LIB)'
 endif
 	@echo "installed libbridge $(VERSION) into $(DESTDIR)$(PREFIX)"
 

@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Install ONNX Runtime's shared library from the PyPI `onnxruntime` wheel into the project-local
-# directory .deps/onnxruntime/ (idempotent; prints the library path).
-# Debug and test builds of the SDK find it there by themselves (after an explicit path option,
-# ORT_DYLIB_PATH, their own folder and the system loader); a release build does not look in the
-# source tree: run it with ORT_DYLIB_PATH=$(scripts/install-ort.sh), or put the library next to
-# it or in its ../lib (`make install` does that for libbridge).
+# Install ONNX Runtime's shared library from the PyPI `onnxruntime` wheel into a project-local
+# directory (idempotent; prints the library path).
+#   scripts/install-ort.sh                             # this machine: .deps/onnxruntime/ (1.31.1)
+#   scripts/install-ort.sh aarch64-unknown-linux-gnu   # cross target: .deps/onnxruntime-aarch64/ (1.20.1)
+# Debug and test builds of the SDK find .deps/onnxruntime by themselves (after an explicit path
+# option, ORT_DYLIB_PATH, their own folder and the system loader); a release build does not look
+# in the source tree: run it with ORT_DYLIB_PATH=$(scripts/install-ort.sh), or put the library
+# next to it or in its ../lib (`make install` does that for libbridge).
+# A cross target's library is for the target machine (make TARGET=... install, qemu tests); its
+# default version is 1.20.1, the ONNX Runtime release JetPack-class systems ship, which the SDK's
+# API level (ort api-17) supports. ORT_VERSION overrides either default.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ver=${ORT_VERSION:-1.31.1}
-dest="$root/.deps/onnxruntime"
+target=${1:-}
+host_arch=$(uname -m)
+arch=${target%%-*}
+[ -n "$arch" ] || arch=$host_arch
+if [ "$arch" = "$host_arch" ]; then
+  ver=${ORT_VERSION:-1.31.1}
+  dest="$root/.deps/onnxruntime"
+else
+  ver=${ORT_VERSION:-1.20.1}
+  dest="$root/.deps/onnxruntime-$arch"
+fi
 lib="$dest/libonnxruntime.so.$ver"
 if [ -f "$lib" ]; then echo "$lib"; exit 0; fi
-case "$(uname -m)" in
-  x86_64) plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64) ;;
-  aarch64) plat=(--platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64 --platform manylinux_2_17_aarch64) ;;
-  *) echo "install-ort: no onnxruntime wheel for $(uname -m)" >&2; exit 1 ;;
+case "$arch" in
+  x86_64|aarch64) plat=(--platform "manylinux_2_28_$arch" --platform "manylinux_2_27_$arch" --platform "manylinux_2_17_$arch" --platform "manylinux2014_$arch") ;;
+  *) echo "install-ort: no onnxruntime wheel for $arch" >&2; exit 1 ;;
 esac
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
