@@ -41,7 +41,6 @@
 //! [`Restorer::sampling_loop`] says which loop the last restore used and why.
 
 use crate::family::Family;
-use crate::family::nadb::{self, Nadb};
 use crate::image::{Image, ImageRef, pad_reflect, round_up, upsample};
 use crate::rng::PhiloxNoise;
 use crate::runtime::families::{build_family, default_sampler, parse_sampler};
@@ -310,20 +309,28 @@ impl RestorerBuilder {
         };
         conventions::check_time_input(&meta, family.as_ref(), &self.model.display().to_string())?;
         if let (Some(m), Some(mm)) = (&meta.mean_network, &mean) {
-            // NADB feeds its mean network its own time value; a package value must agree.
-            if family.downcast::<Nadb>().is_some() {
-                let t = nadb::noise_level(1);
-                if mm.t_net.is_some_and(|v| (v - t).abs() > 1e-6 * t.abs().max(1.0)) {
+            match family.mean_network_call() {
+                // The family feeds its mean network its own time value; a package value must agree.
+                Some(call) => {
+                    let t = call.t_net;
+                    if mm.t_net.is_some_and(|v| (v - t).abs() > 1e-6 * t.abs().max(1.0)) {
+                        return Err(Error::Package {
+                            path: self.model.display().to_string(),
+                            reason: format!(
+                                "bridge.mean_network.t_net {:?} contradicts family `{}`'s own mean-network time {t}",
+                                m.t_net,
+                                family.name()
+                            ),
+                        });
+                    }
+                }
+                None if mm.t_net.is_none() => {
                     return Err(Error::Package {
                         path: self.model.display().to_string(),
-                        reason: format!("bridge.mean_network.t_net {:?} contradicts NADB's noise_levels[1] = {t}", m.t_net),
+                        reason: format!("bridge.mean_network.t_net is required for family `{}`", family.name()),
                     });
                 }
-            } else if mm.t_net.is_none() {
-                return Err(Error::Package {
-                    path: self.model.display().to_string(),
-                    reason: format!("bridge.mean_network.t_net is required for family `{}`", family.name()),
-                });
+                None => {}
             }
         }
         let sampler = match &self.sampler {
@@ -672,14 +679,19 @@ impl Restorer {
             Some(m) => {
                 let mut cb = |p: TileProgress| report(Stage::MeanNetwork, 1, p);
                 let mut tiled = TiledDenoiser::new(m.net.as_mut(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
-                let e = match (family.downcast::<Nadb>(), m.t_net) {
-                    // The family's own definition of its endpoint (M at noise_levels[1]).
-                    (Some(_), _) => nadb::endpoint(&mut tiled, cond.view())?,
-                    (None, Some(t)) => tiled.eval(cond.view(), cond.view(), t)?,
+                // The family's own mean-network call where it defines one (NADB: noise_levels[1],
+                // as `family::nadb::endpoint`), else the package's time value (checked at build).
+                let t_net = match (family.mean_network_call(), m.t_net) {
+                    (Some(c), _) => c.t_net,
+                    (None, Some(t)) => t,
                     (None, None) => return Err(Error::Denoiser("mean network without a time value".into())),
                 };
+                let e = tiled.eval(cond.view(), cond.view(), t_net)?;
+                if e.shape() != cond.shape() {
+                    return Err(Error::shape("mean network output", cond.shape(), e.shape()));
+                }
                 if !crate::step::all_finite(&e) {
-                    return Err(Error::NonFinite { call: 0, t_net: m.t_net.unwrap_or(f64::NAN) });
+                    return Err(Error::NonFinite { call: 0, t_net });
                 }
                 Some(e)
             }

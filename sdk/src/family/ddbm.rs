@@ -432,6 +432,69 @@ impl Family for Ddbm {
     }
 }
 
+/// A drift `d = x·x + dd·(x0̂ − x) + dt·(x_T − x)`, and the squared diffusion `g²`.
+///
+/// Written on the differences `x0̂ − x` and `x_T − x` because near `t_max` the `x_T` pull has
+/// a huge coefficient (`1/(σ_max² − σ²)`) that multiplies a near-zero difference: formed as
+/// separate `x` and `x_T` terms it would cancel catastrophically in `f32`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Drift {
+    /// Coefficient of the state `x`.
+    pub x: f64,
+    /// Coefficient of `x0̂ − x`.
+    pub dd: f64,
+    /// Coefficient of `x_T − x`.
+    pub dt: f64,
+    /// The squared diffusion coefficient `g²` (churn noise `√(|dt|·g²)`).
+    pub g2: f64,
+}
+
+impl Ddbm {
+    /// DDBM's drift at `σ` (`stochastic`: the churn SDE's drift; else the probability-flow
+    /// ODE's), guidance `w = 1` (`to_d`, `get_d_vp`; used by the Heun sampler).
+    pub fn drift(&self, sigma: f64, stochastic: bool) -> Result<Drift> {
+        let w = 1.0;
+        let k = if stochastic { 1.0 } else { 0.5 };
+        if let Some(sigma_max) = self.ve_sigma_max() {
+            // to_d: grad_pxtlx0 = (x0̂ − x)/σ², grad_pxTlxt = (x_T − x)/(σ_max² − σ²), g² = 2σ;
+            // ODE d = −½g²(grad_pxtlx0 − w·grad_pxTlxt); SDE d = −g²·grad_pxtlx0.
+            let (s2, g2) = (sigma * sigma, 2.0 * sigma);
+            let dt = if stochastic { 0.0 } else { k * g2 * w / (sigma_max * sigma_max - s2) };
+            return Ok(Drift { x: 0.0, dd: -k * g2 / s2, dt, g2 });
+        }
+        let (beta_d, beta_min) = self.vp_betas().ok_or_else(|| {
+            Error::incompatible("ddbm drift", self.name(), "DDBM's drift is defined for the VE and VP schedules")
+        })?;
+        // get_d_vp in α–ρ form: σ̃ = ρ, σ̃' = ½(β_min + β_d t)(ρ + 1/ρ), s = α, s' = −ρσ̃'α³.
+        // The bridge's end is the schedule's T = 1, which the family's marginal is normalized by
+        // (the reference's `sigma_max` = t_max = 1).
+        let (ar, top) = (self.alpha_rho(sigma), self.alpha_rho(1.0));
+        let (alpha, rho) = (ar.alpha, ar.rho);
+        let rho_d = 0.5 * (beta_min + beta_d * sigma) * (rho + 1.0 / rho);
+        let s_d = -rho * rho_d * alpha.powi(3);
+        let std2 = (alpha * rho).powi(2);
+        let ratio = (rho / top.rho).powi(2); // e^{logsnr_T − logsnr_t}
+        // −expm1(logsnr_T − logsnr_t) = ρ̄²/ρ_T² and expm1(logsnr_t − logsnr_T) = ρ̄²/ρ², from the
+        // family's cancellation-free ρ̄ (1 − ratio would lose digits near t_max).
+        let rbar2 = ar.rho_bar * ar.rho_bar;
+        let rbar = rbar2 / (top.rho * top.rho);
+        let e = rbar2 / (rho * rho);
+        let (a, b) = (ratio * alpha / top.alpha, rbar * alpha);
+        let beta = alpha / top.alpha;
+        let g2 = 2.0 * alpha * alpha * rho * rho_d;
+        // d = f − g²(k·grad_logq − w·grad_logpxTlxt), f = s'/α·x, with
+        // grad_logq = −q(x − a x_T − b x0̂) = −q(1 − a − b)x + q a (x_T − x) + q b (x0̂ − x), q = 1/(std² r̄),
+        // grad_logpxTlxt = −p(x − β x_T) = −p(1 − β)x + p β (x_T − x), p = 1/(std² e).
+        let (q, p) = (1.0 / (std2 * rbar), 1.0 / (std2 * e));
+        Ok(Drift {
+            x: s_d / alpha + g2 * k * q * (1.0 - a - b) - g2 * w * p * (1.0 - beta),
+            dd: -g2 * k * q * b,
+            dt: -g2 * k * q * a + g2 * w * p * beta,
+            g2,
+        })
+    }
+}
+
 /// DDBM's `get_bridge_scalings` for a marginal `x_t = b·x0 + a·x_T + c·z` (`m.x0 = b`,
 /// `m.xt = a`, `m.std = c`): with `A = a²σ_e² + b²σ_d² + 2ab·cov + k²c²` (σ_d = `sigma_data`,
 /// σ_e = `sigma_data_end`, cov = `cov_xy`, k = `c_scale`), returns
@@ -622,5 +685,37 @@ mod tests {
         let mut p = DdbmParams::dbim_i2sb();
         p.schedule = Schedule::I2sb { n_timestep: 3, beta_min: 0.1, beta_max: 1.0 };
         assert!(Ddbm::new(p).is_err());
+    }
+
+    /// The VP drift's coefficients equal a direct f64 transcription of DDBM's `get_d_vp`
+    /// (log-SNR form) at a few times.
+    #[test]
+    fn vp_drift_matches_get_d_vp() {
+        let f = Ddbm::new(DdbmParams::vp()).unwrap();
+        let (bd, bm) = (2.0f64, 0.1f64);
+        let snr_rec = |t: f64| ((0.5 * bd * t * t + bm * t).exp() - 1.0).sqrt();
+        let snr_rec_d = |t: f64| 0.5 * (bm + bd * t) * (snr_rec(t) + 1.0 / snr_rec(t));
+        let s = |t: f64| 1.0 / (1.0 + snr_rec(t).powi(2)).sqrt();
+        let s_d = |t: f64| -snr_rec(t) * snr_rec_d(t) * s(t).powi(3);
+        let logs = |t: f64| -0.25 * t * t * bd - 0.5 * t * bm;
+        let logsnr = |t: f64| -2.0 * snr_rec(t).ln();
+        let (x, den, xt) = (0.3f64, -0.2f64, 0.7f64);
+        for t in [0.01, 0.2, 0.6, 0.95] {
+            for stochastic in [false, true] {
+                let std = snr_rec(t) * s(t);
+                let a = (logsnr(1.0) - logsnr(t) + logs(t) - logs(1.0)).exp();
+                let b = -(logsnr(1.0) - logsnr(t)).exp_m1() * logs(t).exp();
+                let mu = a * xt + b * den;
+                let grad_q = -(x - mu) / (std * std) / (-(logsnr(1.0) - logsnr(t)).exp_m1());
+                let grad_p = -(x - (logs(t) - logs(1.0)).exp() * xt) / (std * std) / (logsnr(t) - logsnr(1.0)).exp_m1();
+                let ff = s_d(t) * (-logs(t)).exp() * x;
+                let gt2 = 2.0 * logs(t).exp().powi(2) * snr_rec(t) * snr_rec_d(t);
+                let want = ff - gt2 * ((if stochastic { 1.0 } else { 0.5 }) * grad_q - grad_p);
+                let d = f.drift(t, stochastic).unwrap();
+                let got = d.x * x + d.dd * (den - x) + d.dt * (xt - x);
+                assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "t {t} stoch {stochastic}: {got} vs {want}");
+                assert!((d.g2 - gt2).abs() < 1e-9 * gt2);
+            }
+        }
     }
 }

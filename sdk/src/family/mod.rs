@@ -86,6 +86,14 @@ pub trait Family: Send + Sync + fmt::Debug + Any {
         None
     }
 
+    /// How the family calls its *mean network* — the network that maps the degraded input to
+    /// the bridge endpoint (`x_T = M(x1)`, evaluated on `x1` with `x1` as its conditioning) —
+    /// where the family defines that call itself (NADB: index 1); `None` where a package's own
+    /// `bridge.mean_network.t_net` says. Only the call's `t_net` is used: the output is `x_T`.
+    fn mean_network_call(&self) -> Option<NetCall> {
+        None
+    }
+
     /// For downcasting in family-specific samplers.
     fn as_any(&self) -> &dyn Any;
 }

@@ -121,6 +121,12 @@ pub fn noise_level(n: usize) -> f64 {
     (super::gou::linspace_f32_at(1e-4, 1.0, INTERVAL, n.min(INTERVAL - 1)) * 1000.0f32) as f64
 }
 
+/// The mean network's call: index 1 (`noise_levels[1]`), as the reference's `x1_to_x10`; its
+/// output is the endpoint itself (no `x0̂`).
+pub fn mean_network_call() -> NetCall {
+    NetCall { t: 1.0, t_net: noise_level(1), c_in: 1.0, x0: None, clamp: None, raw_is_eps: false }
+}
+
 /// The bridge endpoint `x̃1 = M(x1)`: the mean network evaluated once at index 1
 /// (`noise_levels[1]`), as the reference's `x1_to_x10`. The mean network is unconditional;
 /// it receives `x1` as its conditioning input too, for backends with a second input.
@@ -129,10 +135,9 @@ pub fn endpoint(mean_net: &mut dyn Denoiser, x1: TensorView<'_>) -> Result<Tenso
     if x1.iter().any(|v| !v.is_finite()) {
         return Err(Error::param("x1", "input contains NaN or Inf"));
     }
-    let t_net = noise_level(1);
-    // A call at step 1, so a network fed the step index (`bridge.time_input = index`) gets 1.
-    let call = NetCall { t: 1.0, t_net, c_in: 1.0, x0: None, clamp: None, raw_is_eps: false };
-    let out = mean_net.eval_call(x1, x1, &call)?;
+    // A call at step 1 (`mean_network_call`), so a network fed the step index
+    // (`bridge.time_input = index`) gets 1.
+    let out = mean_net.eval_call(x1, x1, &mean_network_call())?;
     if out.shape() != x1.shape() {
         return Err(Error::shape("mean network output", x1.shape(), out.shape()));
     }
@@ -151,6 +156,11 @@ impl Family for Nadb {
         let t = Self::time(n);
         let ta = t.powf(self.alpha);
         Marginal { x0: 1.0 - ta, xt: ta, std: self.k * t * (1.0 - t) }
+    }
+
+    /// [`mean_network_call`]: NADB feeds its mean network its own time value.
+    fn mean_network_call(&self) -> Option<NetCall> {
+        Some(mean_network_call())
     }
 
     /// `net(x_t, noise_levels[n])`; `x0̂ = x_t − t^α·out/out_scale` (undefined at `n = 0`).
@@ -254,6 +264,11 @@ mod tests {
         let c = f.net_call(500.0);
         assert_eq!(c.x0, Some(Lin { x: 1.0, xt: 0.0, out: -f.t_pow(500.0) / 2.0 }));
         assert!(f.net_call(0.0).x0.is_none());
+        // The family defines its mean network's call (index 1, no x0̂); other families leave it
+        // to the package.
+        let m = f.mean_network_call().unwrap();
+        assert_eq!((m.t, m.t_net, m.c_in, m.x0), (1.0, noise_level(1), 1.0, None));
+        assert!(crate::family::rdbm::Rdbm::new(Default::default()).unwrap().mean_network_call().is_none());
         let x1 = Tensor::from_elem((1, 3, 2, 2), 0.5);
         let mut m = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, t: f64| {
             assert!((t - 1.0998998880386353).abs() < 1e-6);

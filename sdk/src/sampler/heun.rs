@@ -8,7 +8,7 @@
 //! 2. a Heun (two-evaluation) step of the probability-flow ODE from `σ̂` to `σ_{i+1}` — an Euler
 //!    step when `σ_{i+1} = 0`.
 //!
-//! Both drifts are linear in `(x, x0̂, x_T)`; [`Drift`] holds their coefficients (f64). VE uses
+//! Both drifts are linear in `(x, x0̂, x_T)`: the family's [`Ddbm::drift`] (coefficients in f64). VE uses
 //! the score of the VE bridge; VP uses DDBM's `get_d_vp` in α–ρ form (`σ̃ = ρ`, `s = α`), with
 //! the log-SNR differences from the family's cancellation-free `ρ̄` (the reference's float32
 //! `exp(x) − 1` loses digits near `t_min`: the golden VP files allow 5e-4 for that; likewise its
@@ -41,67 +41,7 @@ use crate::{Error, Result, Tensor};
 /// Karras grid exponent.
 const RHO: f64 = 7.0;
 
-/// A drift `d = x·x + dd·(x0̂ − x) + dt·(x_T − x)`, and the squared diffusion `g²`.
-///
-/// Written on the differences `x0̂ − x` and `x_T − x` because near `t_max` the `x_T` pull has
-/// a huge coefficient (`1/(σ_max² − σ²)`) that multiplies a near-zero difference: formed as
-/// separate `x` and `x_T` terms it would cancel catastrophically in `f32`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Drift {
-    /// Coefficient of the state `x`.
-    pub x: f64,
-    /// Coefficient of `x0̂ − x`.
-    pub dd: f64,
-    /// Coefficient of `x_T − x`.
-    pub dt: f64,
-    /// The squared diffusion coefficient `g²` (churn noise `√(|dt|·g²)`).
-    pub g2: f64,
-}
-
-/// DDBM's drift at `σ` (`stochastic`: the churn SDE's drift; else the ODE's), guidance `w = 1`.
-pub fn drift(f: &Ddbm, sigma: f64, stochastic: bool) -> Result<Drift> {
-    let w = 1.0;
-    let k = if stochastic { 1.0 } else { 0.5 };
-    if let Some(sigma_max) = f.ve_sigma_max() {
-        // to_d: grad_pxtlx0 = (x0̂ − x)/σ², grad_pxTlxt = (x_T − x)/(σ_max² − σ²), g² = 2σ;
-        // ODE d = −½g²(grad_pxtlx0 − w·grad_pxTlxt); SDE d = −g²·grad_pxtlx0.
-        let (s2, g2) = (sigma * sigma, 2.0 * sigma);
-        let dt = if stochastic { 0.0 } else { k * g2 * w / (sigma_max * sigma_max - s2) };
-        return Ok(Drift { x: 0.0, dd: -k * g2 / s2, dt, g2 });
-    }
-    let (beta_d, beta_min) = f.vp_betas().ok_or_else(|| {
-        Error::incompatible("heun", f.name(), "DDBM's Heun drift is defined for the VE and VP schedules")
-    })?;
-    // get_d_vp in α–ρ form: σ̃ = ρ, σ̃' = ½(β_min + β_d t)(ρ + 1/ρ), s = α, s' = −ρσ̃'α³.
-    // The bridge's end is the schedule's T = 1, which the family's marginal is normalized by
-    // (the reference's `sigma_max` = t_max = 1).
-    let (ar, top) = (f.alpha_rho(sigma), f.alpha_rho(1.0));
-    let (alpha, rho) = (ar.alpha, ar.rho);
-    let rho_d = 0.5 * (beta_min + beta_d * sigma) * (rho + 1.0 / rho);
-    let s_d = -rho * rho_d * alpha.powi(3);
-    let std2 = (alpha * rho).powi(2);
-    let ratio = (rho / top.rho).powi(2); // e^{logsnr_T − logsnr_t}
-    // −expm1(logsnr_T − logsnr_t) = ρ̄²/ρ_T² and expm1(logsnr_t − logsnr_T) = ρ̄²/ρ², from the
-    // family's cancellation-free ρ̄ (1 − ratio would lose digits near t_max).
-    let rbar2 = ar.rho_bar * ar.rho_bar;
-    let rbar = rbar2 / (top.rho * top.rho);
-    let e = rbar2 / (rho * rho);
-    let (a, b) = (ratio * alpha / top.alpha, rbar * alpha);
-    let beta = alpha / top.alpha;
-    let g2 = 2.0 * alpha * alpha * rho * rho_d;
-    // d = f − g²(k·grad_logq − w·grad_logpxTlxt), f = s'/α·x, with
-    // grad_logq = −q(x − a x_T − b x0̂) = −q(1 − a − b)x + q a (x_T − x) + q b (x0̂ − x), q = 1/(std² r̄),
-    // grad_logpxTlxt = −p(x − β x_T) = −p(1 − β)x + p β (x_T − x), p = 1/(std² e).
-    let (q, p) = (1.0 / (std2 * rbar), 1.0 / (std2 * e));
-    Ok(Drift {
-        x: s_d / alpha + g2 * k * q * (1.0 - a - b) - g2 * w * p * (1.0 - beta),
-        dd: -g2 * k * q * b,
-        dt: -g2 * k * q * a + g2 * w * p * beta,
-        g2,
-    })
-}
-
-/// `x0̂ − x` and `x_T − x`, formed before scaling (see [`Drift`]).
+/// `x0̂ − x` and `x_T − x`, formed before scaling (see [`Drift`](crate::family::ddbm::Drift)).
 fn diffs(x: &Tensor, x0: &Tensor, x_end: crate::TensorView<'_>) -> Result<(Tensor, Tensor)> {
     let dd = step::combine(x.shape(), &[Term::new(1.0, x0.view()), Term::new(-1.0, x.view())])?;
     let dt = step::combine(x.shape(), &[Term::new(1.0, x_end), Term::new(-1.0, x.view())])?;
@@ -152,7 +92,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
         let sigma_hat = if churn > 0.0 {
             let sigma_hat = (snext - si) * churn + si;
             let d0 = model.x0(&x, si)?;
-            let d = drift(f, si, true)?;
+            let d = f.drift(si, true)?;
             let dt = sigma_hat - si;
             let (dd, dtd) = diffs(&x, &d0, x_end)?;
             let z = NoiseTerm { coef: (dt.abs() * d.g2).sqrt(), draw: i as u64, source: &mut *noise };
@@ -163,7 +103,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
             si
         };
         let d0 = model.x0(&x, sigma_hat)?;
-        let d = drift(f, sigma_hat, false)?;
+        let d = f.drift(sigma_hat, false)?;
         let dt = snext - sigma_hat;
         let (dd, dtd) = diffs(&x, &d0, x_end)?;
         if snext == 0.0 {
@@ -172,7 +112,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
             let mut x2 = x.clone();
             step::update(&mut x2, 1.0 + dt * d.x, &[Term::new(dt * d.dd, dd.view()), Term::new(dt * d.dt, dtd.view())], None)?;
             let d2_0 = model.x0(&x2, snext)?;
-            let d2 = drift(f, snext, false)?;
+            let d2 = f.drift(snext, false)?;
             let (dd2, dtd2) = diffs(&x2, &d2_0, x_end)?;
             let h = 0.5 * dt;
             step::update(
@@ -206,38 +146,6 @@ mod tests {
 
     fn images() -> (Tensor, Tensor) {
         testing::images(1)
-    }
-
-    /// The VP drift's coefficients equal a direct f64 transcription of DDBM's `get_d_vp`
-    /// (log-SNR form) at a few times.
-    #[test]
-    fn vp_drift_matches_get_d_vp() {
-        let f = Ddbm::new(DdbmParams::vp()).unwrap();
-        let (bd, bm) = (2.0f64, 0.1f64);
-        let snr_rec = |t: f64| ((0.5 * bd * t * t + bm * t).exp() - 1.0).sqrt();
-        let snr_rec_d = |t: f64| 0.5 * (bm + bd * t) * (snr_rec(t) + 1.0 / snr_rec(t));
-        let s = |t: f64| 1.0 / (1.0 + snr_rec(t).powi(2)).sqrt();
-        let s_d = |t: f64| -snr_rec(t) * snr_rec_d(t) * s(t).powi(3);
-        let logs = |t: f64| -0.25 * t * t * bd - 0.5 * t * bm;
-        let logsnr = |t: f64| -2.0 * snr_rec(t).ln();
-        let (x, den, xt) = (0.3f64, -0.2f64, 0.7f64);
-        for t in [0.01, 0.2, 0.6, 0.95] {
-            for stochastic in [false, true] {
-                let std = snr_rec(t) * s(t);
-                let a = (logsnr(1.0) - logsnr(t) + logs(t) - logs(1.0)).exp();
-                let b = -(logsnr(1.0) - logsnr(t)).exp_m1() * logs(t).exp();
-                let mu = a * xt + b * den;
-                let grad_q = -(x - mu) / (std * std) / (-(logsnr(1.0) - logsnr(t)).exp_m1());
-                let grad_p = -(x - (logs(t) - logs(1.0)).exp() * xt) / (std * std) / (logsnr(t) - logsnr(1.0)).exp_m1();
-                let ff = s_d(t) * (-logs(t)).exp() * x;
-                let gt2 = 2.0 * logs(t).exp().powi(2) * snr_rec(t) * snr_rec_d(t);
-                let want = ff - gt2 * ((if stochastic { 1.0 } else { 0.5 }) * grad_q - grad_p);
-                let d = drift(&f, t, stochastic).unwrap();
-                let got = d.x * x + d.dd * (den - x) + d.dt * (xt - x);
-                assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "t {t} stoch {stochastic}: {got} vs {want}");
-                assert!((d.g2 - gt2).abs() < 1e-9 * gt2);
-            }
-        }
     }
 
     /// With the exact denoiser: VE lands on x0 (its last Euler step into σ = 0 is exact, and
