@@ -314,6 +314,12 @@ typedef struct bridge_restorer_options {
    TensorRT only: nonzero builds fp16 engines.
    */
   uint32_t tensorrt_fp16;
+  /*
+   Class label for a class-conditional network (a graph input with role `class`, e.g.
+   I2SB's ImageNet checkpoints); -1 (default): the package's `bridge.class_label`. A label
+   for a network without a class input, or none for one with it, is `BRIDGE_ERR_INVALID`.
+   */
+  int64_t class_label;
 } bridge_restorer_options;
 
 /*

@@ -76,6 +76,10 @@ pub struct bridge_restorer_options {
     pub tensorrt_engine_cache_dir: *const c_char,
     /// TensorRT only: nonzero builds fp16 engines.
     pub tensorrt_fp16: u32,
+    /// Class label for a class-conditional network (a graph input with role `class`, e.g.
+    /// I2SB's ImageNet checkpoints); -1 (default): the package's `bridge.class_label`. A label
+    /// for a network without a class input, or none for one with it, is `BRIDGE_ERR_INVALID`.
+    pub class_label: i64,
 }
 
 impl Default for bridge_restorer_options {
@@ -95,6 +99,7 @@ impl Default for bridge_restorer_options {
             tile_overlap: 0,
             tensorrt_engine_cache_dir: std::ptr::null(),
             tensorrt_fp16: 0,
+            class_label: -1,
         }
     }
 }
@@ -238,6 +243,11 @@ pub unsafe extern "C" fn bridge_restorer_new(
         }
         if !o.churn.is_nan() {
             b = b.churn(o.churn);
+        }
+        match o.class_label {
+            -1 => {}
+            n if n < 0 => return Err(Failure::invalid(format!("options.class_label is {n}: a label is >= 0 (-1: the package's)"))),
+            n => b = b.class_label(n),
         }
         match o.tile_size {
             0 => {}

@@ -21,9 +21,15 @@
 //! **Generator calls** follow the SDK's `distilled` sampler exactly (`sampler::distilled`): on the
 //! family's grid for `K` steps, the input at `grid[0]` is `(a + b)·x_T + c·z` (= `x_T` when the top
 //! marginal has no noise), `x0̂ = G(x_{t_k})` is read through the family's `NetCall` (without the
-//! clamp during training, which would stop gradients), and for `k > 0` the input is the re-noised
-//! `a·x0̂ + b·x_T + c·z` of the previous estimate. A training step picks `k` uniformly and builds
-//! `x_{t_k}` by running the current generator (without gradients) for the first `k` steps.
+//! clamp during training, which would stop gradients), and for `k > 0` the input is the teacher's
+//! posterior step from the previous state given the previous estimate,
+//! `c_x·x + c_0·x0̂ + c_t·x_T + c_z·z` (`sampler::distilled::posterior_row`: I2SB's `p_posterior`,
+//! DBIM's η = 1 step elsewhere). The marginal `q(x | x0̂, x_T)` appears only inside the bridge
+//! losses. A training step picks `k` uniformly and builds `x_{t_k}` by running the current
+//! generator (without gradients) for the first `k` steps.
+//!
+//! **Not yet here:** a generator noise input (the SDK's `noise` role): this trainer's generator
+//! keeps the teacher's inputs, so its packages are deterministic generators (0 noise channels).
 //!
 //! **Gap to the paper.** The paper's body (its weighting `λ(t)`, and how its multistep variant
 //! chooses inputs) was not readable from this workplace; only the abstract and overview pages
@@ -37,6 +43,7 @@ use crate::objective::Objective;
 use crate::unet::UNetConfig;
 use crate::weights::Weights;
 use bridge::family::{Family, NetCall};
+use bridge::sampler::distilled::posterior_row;
 use tch::{Device, Kind, Tensor};
 
 /// The teacher (frozen), the fake bridge model, and the generator's grid.
@@ -96,9 +103,13 @@ impl Ibmd {
         let mut x = r(x_end.f_mul_scalar(top.x0 + top.xt).and_then(|a| a.f_add(&n0)))?;
         for j in 0..k {
             let x0 = self.generate(generator, cfg, &x, x_end, j)?;
-            let m = family.marginal(self.grid[j + 1]);
-            let n = r(noise()?.f_mul_scalar(m.std))?;
-            x = r(x0.f_mul_scalar(m.x0).and_then(|a| a.f_add(&x_end.f_mul_scalar(m.xt)?)).and_then(|a| a.f_add(&n)))?;
+            let row = posterior_row(family, self.grid[j], self.grid[j + 1]).map_err(|e| Error::Config(e.to_string()))?;
+            let n = r(noise()?.f_mul_scalar(row.c_z))?;
+            x = r(x
+                .f_mul_scalar(row.c_x)
+                .and_then(|a| a.f_add(&x0.f_mul_scalar(row.c_0)?))
+                .and_then(|a| a.f_add(&x_end.f_mul_scalar(row.c_t)?))
+                .and_then(|a| a.f_add(&n)))?;
         }
         Ok(x)
     }

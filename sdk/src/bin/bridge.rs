@@ -114,6 +114,9 @@ struct RestoreArgs {
     /// Noise seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Class label for a class-conditional network (default: the package's bridge.class_label).
+    #[arg(long = "class", value_name = "N")]
+    class: Option<i64>,
     /// Tile side in pixels (0: whole frame; default: the package's, else 512).
     #[arg(long)]
     tile: Option<usize>,
@@ -209,6 +212,9 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
     }
     if let Some(s) = &a.sampler {
         b = b.sampler(s);
+    }
+    if let Some(c) = a.class {
+        b = b.class_label(c);
     }
     if let Some(v) = a.eta {
         b = b.eta(v);

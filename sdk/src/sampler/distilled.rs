@@ -179,7 +179,7 @@ mod tests {
                 seen.push(c.slice(ndarray::s![.., 3.., .., ..]).to_owned());
                 net.eval(x, c, t)
             });
-            let out = match tile {
+            match tile {
                 None => {
                     let mut model = Model::new(&mut spy, &f, xt.view(), xt.view()).unwrap().with_generator_noise(nc);
                     run(&mut model, &Sampler::Distilled, 3, &mut PhiloxNoise::new(seed)).unwrap()
@@ -190,8 +190,7 @@ mod tests {
                     let mut model = Model::new(&mut tiled, &f, xt.view(), xt.view()).unwrap().with_generator_noise(nc);
                     run(&mut model, &Sampler::Distilled, 3, &mut PhiloxNoise::new(seed)).unwrap()
                 }
-            };
-            out
+            }
         };
         let mut seen = Vec::new();
         let whole = run_with(5, None, &mut seen);
