@@ -12,9 +12,12 @@
  *   and libbridge reads or writes only the bytes a valid descriptor's layout needs, never
  *   past `size` (see bridge_image_required_size).
  * - Checks before allocation: bridge_restore validates both descriptors and the restorer's
- *   size limits before it allocates anything for the frame; buffers sized by the input are
- *   allocated fallibly, so a refused allocation (e.g. under RLIMIT_AS) returns
- *   BRIDGE_ERR_OUT_OF_MEMORY instead of aborting the process.
+ *   size limits before it allocates anything for the frame, so an oversized frame costs no
+ *   memory. The frame's conversion buffers and the tile buffers are allocated fallibly: a
+ *   refused allocation there (e.g. under RLIMIT_AS) returns BRIDGE_ERR_OUT_OF_MEMORY instead
+ *   of aborting. The sampler's own full-frame working tensors (bounded by the size limit,
+ *   a few times 12 bytes per output pixel) are not yet allocated fallibly: size a memory cap
+ *   for them.
  * - Versioned structs: libbridge reads at most min(struct_size, sizeof) bytes of a
  *   bridge_restorer_options; a struct_size larger than this library's struct is refused
  *   without reading the extra bytes (see bridge_restorer_options).
@@ -214,9 +217,8 @@ typedef enum bridge_status {
   BRIDGE_ERR_INTERNAL = 18,
   /*
    libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
-   under a `RLIMIT_AS` or container limit). Sizes are checked against the limits before
-   anything is allocated, so this is reported instead of aborting the process; nothing is
-   leaked and the restorer stays usable.
+   under a `RLIMIT_AS` or container limit): the frame's conversion or tile buffers. Sizes
+   are checked against the limits first; nothing is leaked and the restorer stays usable.
    */
   BRIDGE_ERR_OUT_OF_MEMORY = 19,
 } bridge_status;

@@ -49,8 +49,11 @@ echo "== C ABI: abi_test.c under AddressSanitizer + UndefinedBehaviorSanitizer"
 # what checks every byte libbridge touches. Leak detection is off because ONNX Runtime, which
 # libbridge dlopen()s, keeps allocations until exit that LSan reports (valgrind checks definite
 # leaks with a documented suppression file instead). Any ASan/UBSan report aborts the program.
-asan_lib="${CARGO_TARGET_DIR:-$root/target}/debug"
-[ -f "$asan_lib/libbridge.so" ] || { echo "missing $asan_lib/libbridge.so (cargo test -p bridge-ffi builds it)"; exit 1; }
+built="${CARGO_TARGET_DIR:-$root/target}/debug/libbridge.so"
+[ -f "$built" ] || { echo "missing $built (cargo test -p bridge-ffi builds it)"; exit 1; }
+# Cargo writes only libbridge.so; the program needs its SONAME, libbridge.so.0.
+asan_lib="$tmp/asan-lib"; mkdir -p "$asan_lib"
+ln -sf "$built" "$asan_lib/libbridge.so"; ln -sf "$built" "$asan_lib/libbridge.so.0"
 gcc -std=c99 -Wall -Wextra -Werror -pedantic -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
   -fno-omit-frame-pointer -I include ffi/tests/c/abi_test.c -L"$asan_lib" -lbridge -Wl,-rpath,"$asan_lib" \
   -pthread -lm -o "$tmp/abi_test_asan"

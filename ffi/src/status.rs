@@ -60,9 +60,8 @@ pub enum bridge_status {
     /// Any other internal error.
     BRIDGE_ERR_INTERNAL = 18,
     /// libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
-    /// under a `RLIMIT_AS` or container limit). Sizes are checked against the limits before
-    /// anything is allocated, so this is reported instead of aborting the process; nothing is
-    /// leaked and the restorer stays usable.
+    /// under a `RLIMIT_AS` or container limit): the frame's conversion or tile buffers. Sizes
+    /// are checked against the limits first; nothing is leaked and the restorer stays usable.
     BRIDGE_ERR_OUT_OF_MEMORY = 19,
 }
 
