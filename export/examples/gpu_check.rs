@@ -247,7 +247,7 @@ fn main() -> Res<()> {
         let mut t = Vec::new();
         for _ in 0..o.reps {
             let t0 = Instant::now();
-            std::hint::black_box(run()?);
+            let _ = std::hint::black_box(run()?);
             t.push(t0.elapsed().as_secs_f64());
         }
         let mut v = stats(&mut t);
