@@ -46,7 +46,10 @@ echo "$ort_arm"
 stage "cross build: libbridge.so and bridge for $target (dev profile)"
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-cargo build --locked --quiet --target "$target" -p bridge-ffi -p bridge --lib --bin bridge
+# Two builds, as `make TARGET=... PROFILE=dev` and a CLI build do them (one build of both would
+# unify the SDK's features and rebuild libbridge.so whenever either is built alone).
+cargo build --locked --quiet --target "$target" -p bridge-ffi --lib
+cargo build --locked --quiet --target "$target" -p bridge --bin bridge
 cargo build --locked --quiet -p bridge --bin bridge
 arm_dir=target/$target/debug
 for f in "$arm_dir/bridge" "$arm_dir/libbridge.so"; do

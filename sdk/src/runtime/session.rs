@@ -121,7 +121,8 @@ fn open_session(path: &Path, bytes: Option<&[u8]>, cfg: &SessionConfig) -> Resul
             provider: cfg.provider.name().into(),
             reason: format!(
                 "{} (CUDA needs the onnxruntime-gpu provider libraries next to libonnxruntime and CUDA + cuDNN on the \
-                 library path; TensorRT also needs TensorRT 10)",
+                 library path; TensorRT also needs the TensorRT that ONNX Runtime was built against: 8.6 for 1.17, 10 for \
+                 1.18 and later)",
                 e.message()
             ),
         })
