@@ -2,7 +2,8 @@
 # libbridge: run every test. Installs what the tests need (idempotently) first:
 # ONNX Runtime (scripts/install-ort.sh), libtorch for the training parity test
 # (scripts/with-torch.sh → scripts/install-torch.sh), the C toolchain for the C ABI checks
-# (scripts/test-c.sh, apt-get). Usage: scripts/test.sh (from anywhere; CI calls it through .ci/run).
+# (scripts/test-c.sh, apt-get), the aarch64 cross toolchain and qemu-user (scripts/test-aarch64.sh,
+# apt-get + rustup target). Usage: scripts/test.sh (from anywhere; CI calls it through .ci/run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -23,7 +24,13 @@ cargo run --quiet --locked -p bridge --bin bridge -- replay "$golden"/*.json
 stage "training: libtorch vs reference vs ONNX Runtime parity after a few training steps (feature train)"
 scripts/with-torch.sh cargo test --locked -p bridge-export --features train
 
+stage "GPU acceptance script, CPU path (scripts/gpu-check.sh --cpu; reuses the training build)"
+scripts/gpu-check.sh --cpu --out target/gpu-check-cpu.json
+
 stage "C ABI (scripts/test-c.sh: header, examples, bad-input matrix, valgrind, make install, pkg-config, CMake)"
 scripts/test-c.sh
+
+stage "aarch64: cross build, golden replay and restore under qemu-user (scripts/test-aarch64.sh)"
+scripts/test-aarch64.sh "$golden"
 
 stage "all tests passed"
