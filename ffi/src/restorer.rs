@@ -13,7 +13,8 @@ pub const BRIDGE_EP_CPU: u32 = 0;
 /// Execution provider: NVIDIA CUDA (libbridge built with the `cuda` feature, and the
 /// onnxruntime-gpu provider libraries, CUDA and cuDNN at run time).
 pub const BRIDGE_EP_CUDA: u32 = 1;
-/// Execution provider: NVIDIA TensorRT (feature `tensorrt`, TensorRT 10 at run time); nodes
+/// Execution provider: NVIDIA TensorRT (feature `tensorrt`; the TensorRT that the ONNX Runtime
+/// build links — 8.6 for ONNX Runtime 1.17, 10.x for 1.18 and newer, see docs/jetson.md); nodes
 /// TensorRT does not take run on CUDA.
 pub const BRIDGE_EP_TENSORRT: u32 = 2;
 
@@ -28,8 +29,9 @@ pub const BRIDGE_OVERLAP_NONE: u32 = 0xFFFF_FFFF;
 /// `struct_size` lets the struct grow in later versions: `bridge_restorer_options_init` sets it
 /// to `sizeof(bridge_restorer_options)` of the header you compiled against. libbridge reads at
 /// most `struct_size` bytes of the struct, and never more than its own `sizeof`:
-/// * `struct_size` smaller than the first published struct (this header's `sizeof` for ABI
-///   0.1) → `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
+/// * `struct_size` smaller than the first published struct (ABI 0.1: every field before
+///   `class_label`, `offsetof(bridge_restorer_options, class_label)`) →
+///   `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
 /// * an older header's (smaller) struct → accepted; the fields it lacks take their defaults;
 /// * a newer header's (larger) struct → `BRIDGE_ERR_INVALID_ARGUMENT`, without reading the
 ///   bytes past this library's struct: its newer fields cannot be honoured, and libbridge does
@@ -131,10 +133,10 @@ pub(crate) struct RestorerEntry {
     pub(crate) sr_scale: usize,
 }
 
-/// `struct_size` of the first published `bridge_restorer_options` (ABI 0.1): the smallest
-/// accepted. Fields added later go after it, and a caller compiled against this header keeps
-/// passing this size.
-pub(crate) const OPTIONS_V1_SIZE: usize = std::mem::size_of::<bridge_restorer_options>();
+/// `struct_size` of the first published `bridge_restorer_options` (ABI 0.1, everything before
+/// `class_label`): the smallest accepted. Fields added later go after it, and a caller compiled
+/// against that header keeps passing this size (its missing fields take their defaults).
+pub(crate) const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(bridge_restorer_options, class_label);
 
 /// Read the caller's options, checking `struct_size` — reading at most `struct_size` bytes of
 /// the caller's memory, and never more than this library's struct.
