@@ -57,7 +57,8 @@
 #define BRIDGE_EP_CUDA 1
 
 /*
- Execution provider: NVIDIA TensorRT (feature `tensorrt`, TensorRT 10 at run time); nodes
+ Execution provider: NVIDIA TensorRT (feature `tensorrt`; the TensorRT that the ONNX Runtime
+ build links — 8.6 for ONNX Runtime 1.17, 10.x for 1.18 and newer, see docs/jetson.md); nodes
  TensorRT does not take run on CUDA.
  */
 #define BRIDGE_EP_TENSORRT 2
@@ -241,8 +242,9 @@ typedef struct bridge_restorer bridge_restorer;
  `struct_size` lets the struct grow in later versions: `bridge_restorer_options_init` sets it
  to `sizeof(bridge_restorer_options)` of the header you compiled against. libbridge reads at
  most `struct_size` bytes of the struct, and never more than its own `sizeof`:
- * `struct_size` smaller than the first published struct (this header's `sizeof` for ABI
-   0.1) → `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
+ * `struct_size` smaller than the first published struct (ABI 0.1: every field before
+   `class_label`, `offsetof(bridge_restorer_options, class_label)`) →
+   `BRIDGE_ERR_INVALID_ARGUMENT` (typically: the struct was not initialised);
  * an older header's (smaller) struct → accepted; the fields it lacks take their defaults;
  * a newer header's (larger) struct → `BRIDGE_ERR_INVALID_ARGUMENT`, without reading the
    bytes past this library's struct: its newer fields cannot be honoured, and libbridge does

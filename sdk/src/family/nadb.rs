@@ -137,12 +137,13 @@ pub fn endpoint(mean_net: &mut dyn Denoiser, x1: TensorView<'_>) -> Result<Tenso
     }
     // A call at step 1 (`mean_network_call`), so a network fed the step index
     // (`bridge.time_input = index`) gets 1.
-    let out = mean_net.eval_call(x1, x1, &mean_network_call())?;
+    let call = mean_network_call();
+    let out = mean_net.eval_call(x1, x1, &call)?;
     if out.shape() != x1.shape() {
         return Err(Error::shape("mean network output", x1.shape(), out.shape()));
     }
     if !out.iter().all(|v| v.is_finite()) {
-        return Err(Error::NonFinite { call: 0, t_net });
+        return Err(Error::NonFinite { call: 0, t_net: call.t_net });
     }
     Ok(out)
 }
