@@ -2,20 +2,14 @@
 
 use crate::handles::{self, bridge_model};
 use crate::status::{Failure, bridge_status, cstring, guard, path_arg, put};
-use sdk::runtime::{OnnxDenoiser, PackageMeta, SessionConfig};
+use sdk::runtime::{ModelPackage, OnnxDenoiser, PackageMeta, SessionConfig, onnx_proto};
 use std::ffi::{CString, c_char, c_void};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Where a model's bytes come from; each restorer opens its own sessions from it.
-pub(crate) enum Source {
-    File(PathBuf),
-    Memory(Arc<[u8]>),
-}
-
-/// A validated package: its source and metadata (immutable, shared).
+/// A validated package (immutable, shared): it owns the package's bytes (and NADB's mean
+/// network's), from which every restorer builds its sessions.
 pub(crate) struct Model {
-    pub(crate) source: Source,
+    pub(crate) package: Arc<ModelPackage>,
     pub(crate) meta: PackageMeta,
     family: CString,
     sampler: CString,
@@ -25,16 +19,36 @@ pub(crate) struct Model {
 pub(crate) const MEMORY_LABEL: &str = "<model in memory>";
 
 impl Model {
-    fn new(source: Source, meta: PackageMeta) -> Self {
+    fn new(package: ModelPackage) -> Self {
+        let meta = package.meta().clone();
         let family = cstring(&meta.family);
         let sampler = cstring(&meta.sampler);
-        Model { source, meta, family, sampler }
+        Model { package: Arc::new(package), meta, family, sampler }
     }
 }
 
-/// The session used to validate a package at load time: one thread, CPU.
+/// The session used to check at load time that ONNX Runtime accepts the package: one thread,
+/// CPU.
 fn probe_config() -> SessionConfig {
     SessionConfig { threads: 1, ..SessionConfig::default() }
+}
+
+/// Everything `bridge_model_load*` checks: the package itself ([`ModelPackage`]: metadata,
+/// graph signature, family, default sampler, mean network), then that ONNX Runtime loads its
+/// networks.
+fn validate(package: ModelPackage) -> Result<Model, Failure> {
+    let cfg = probe_config();
+    let probed = OnnxDenoiser::from_package(&package, &cfg).and_then(|_| match (package.mean_network(), &package.meta().mean_network) {
+        (Some(file), Some(m)) => {
+            let meta = package.meta();
+            let shown = file.path.display().to_string();
+            OnnxDenoiser::from_memory_with_io(&file.bytes, &shown, &m.io, meta.channels, meta.spatial_multiple, &cfg).map(drop)
+        }
+        _ => Ok(()),
+    });
+    crate::release_runtime_at_exit();
+    probed?;
+    Ok(Model::new(package))
 }
 
 unsafe fn out_arg<'a>(out: *mut *mut bridge_model) -> Result<&'a mut *mut bridge_model, Failure> {
@@ -48,9 +62,12 @@ unsafe fn out_arg<'a>(out: *mut *mut bridge_model) -> Result<&'a mut *mut bridge
 }
 
 /// Load a model package (an ONNX file with libbridge metadata, see docs/model-package.md) from
-/// `path`. The package is opened and checked once with ONNX Runtime on the CPU; each restorer
-/// then opens its own sessions on its execution provider. The first load also loads ONNX Runtime
-/// (see `bridge_set_onnxruntime_library` for where it is searched).
+/// `path`. The file (and a NADB package's mean network) is read once and validated fully: the
+/// metadata, the graph's inputs and outputs, the family, the default sampler, the mean network's
+/// place and SHA-256, and that ONNX Runtime loads it on the CPU. A package that loads can run.
+/// Each restorer then builds its own sessions from the model's copy of the bytes, on its
+/// execution provider: the file may be deleted or replaced afterwards. The first load also loads
+/// ONNX Runtime (see `bridge_set_onnxruntime_library` for where it is searched).
 ///
 /// On success `*out` receives a model handle; on failure `*out` is set to NULL (when `out` is
 /// not NULL). Errors: `BRIDGE_ERR_NULL_ARGUMENT`, `BRIDGE_ERR_IO` (missing file),
@@ -67,10 +84,8 @@ pub unsafe extern "C" fn bridge_model_load(path: *const c_char, out: *mut *mut b
     guard(|| {
         let out = unsafe { out_arg(out)? };
         let path = unsafe { path_arg(path, "path")? };
-        let loaded = OnnxDenoiser::load_package(&path, &probe_config());
-        crate::release_runtime_at_exit();
-        let (_, meta) = loaded?;
-        *out = handles::new_model(Model::new(Source::File(path), meta))?;
+        let model = validate(ModelPackage::load(&path)?)?;
+        *out = handles::new_model(model)?;
         Ok(())
     })
 }
@@ -99,17 +114,17 @@ pub unsafe extern "C" fn bridge_model_load_memory(data: *const c_void, len: usiz
         }
         // SAFETY: non-NULL; the caller promises `len` readable bytes.
         let bytes: Arc<[u8]> = Arc::from(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) });
-        let loaded = OnnxDenoiser::load_package_from_memory(&bytes, MEMORY_LABEL, &probe_config());
-        crate::release_runtime_at_exit();
-        let (_, meta) = loaded?;
-        if meta.mean_network.is_some() {
+        // A mean network is a second file, which bytes in memory cannot name.
+        let names_mean = onnx_proto::read(&bytes).is_ok_and(|h| h.props.contains_key("bridge.mean_network"));
+        if names_mean {
             return Err(Failure::new(
                 bridge_status::BRIDGE_ERR_UNSUPPORTED,
                 "this package names a mean network (a second ONNX file beside it), which cannot be found for a package \
                  loaded from memory; load it with bridge_model_load from its folder",
             ));
         }
-        *out = handles::new_model(Model::new(Source::Memory(bytes), meta))?;
+        let model = validate(ModelPackage::from_memory(bytes, MEMORY_LABEL)?)?;
+        *out = handles::new_model(model)?;
         Ok(())
     })
 }

@@ -1,7 +1,6 @@
 //! Restorer options, creation, cancellation and size queries.
 
 use crate::handles::{self, bridge_model, bridge_restorer};
-use crate::model::{MEMORY_LABEL, Source};
 use crate::status::{Failure, bridge_status, guard, path_arg, put, str_arg};
 use sdk::restorer::Restorer;
 use sdk::runtime::{CancelToken, CudaOptions, ExecutionProvider, TensorRtOptions};
@@ -229,10 +228,8 @@ pub unsafe extern "C" fn bridge_restorer_new(
         *out = std::ptr::null_mut();
         let m = handles::model(model)?;
         let o = unsafe { read_options(options)? };
-        let mut b = match &m.source {
-            Source::File(p) => Restorer::builder(p),
-            Source::Memory(bytes) => Restorer::builder_from_memory(bytes.clone(), MEMORY_LABEL),
-        };
+        // Sessions come from the model's bytes: the file is not read again.
+        let mut b = Restorer::builder_from_package(m.package.clone());
         b = b.execution_provider(provider(&o)?).cpu_fallback(o.allow_cpu_fallback != 0).threads(o.threads as usize).seed(o.seed);
         if let Some(name) = unsafe { str_arg(o.sampler, "options.sampler")? } {
             b = b.sampler(name);

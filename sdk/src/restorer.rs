@@ -46,14 +46,15 @@ use crate::rng::PhiloxNoise;
 use crate::runtime::families::{build_family, default_sampler, parse_sampler};
 use crate::runtime::conventions;
 use crate::runtime::device::{DeviceLoop, SamplingLoop};
+use crate::runtime::model_package::{ModelPackage, check_mean_t_net};
 use crate::runtime::package::PackageMeta;
 use crate::runtime::{CancelToken, ExecutionProvider, OnnxDenoiser, SessionConfig};
 use crate::sampler::{Model, Sampler, plan, sample};
 use crate::tile::{TileConfig, TileLayout, TiledDenoiser, TileProgress};
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::s;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Default limit on output pixels (after super-resolution): 2²⁵ ≈ 33.5 M, which admits 8K UHD
 /// (7680×4320). The sampler keeps a few full-frame `f32` tensors (≈ 400 MB each at the limit).
@@ -64,6 +65,8 @@ pub const MAX_SIDE: usize = 1 << 16;
 pub const DEFAULT_TILE: usize = 512;
 /// Default overlap when the package recommends none.
 pub const DEFAULT_OVERLAP: usize = 64;
+/// Most tiles per network run ([`RestorerBuilder::tile_batch`]).
+pub const MAX_TILE_BATCH: usize = 256;
 
 /// Which part of a restore is running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +129,9 @@ pub struct RestoreOptions {
 pub struct RestorerBuilder {
     model: PathBuf,
     /// The package's bytes, for [`Restorer::builder_from_memory`] (`model` is then a label).
-    model_bytes: Option<std::sync::Arc<[u8]>>,
+    model_bytes: Option<Arc<[u8]>>,
+    /// A package already loaded ([`Restorer::builder_from_package`]).
+    package: Option<Arc<ModelPackage>>,
     session: SessionConfig,
     sampler: Option<String>,
     eta: Option<f64>,
@@ -213,7 +218,8 @@ impl RestorerBuilder {
         self.trim = Some(trim);
         self
     }
-    /// Tiles per network run (default 1 on CPU, 8 on GPU providers).
+    /// Tiles per network run (default 1 on CPU, 8 on GPU providers; at most
+    /// [`MAX_TILE_BATCH`]).
     pub fn tile_batch(mut self, n: usize) -> Self {
         self.tile_batch = Some(n);
         self
@@ -255,84 +261,38 @@ impl RestorerBuilder {
         self
     }
 
-    /// Load the package (and NADB's mean network), check everything, create the sessions.
+    /// Load the package (and NADB's mean network) once and check everything
+    /// ([`ModelPackage`]), then create the sessions from the package's bytes.
     pub fn build(self) -> Result<Restorer> {
-        let (net, meta) = match &self.model_bytes {
-            Some(b) => OnnxDenoiser::load_package_from_memory(b, &self.model.display().to_string(), &self.session)?,
-            None => OnnxDenoiser::load_package(&self.model, &self.session)?,
+        // With a caller's family the package's own family is not required to build.
+        let own_family = self.family.is_none();
+        let pkg = match (self.package, self.model_bytes) {
+            (Some(p), _) => p,
+            (None, Some(b)) => Arc::new(ModelPackage::open(self.model.display().to_string(), None, b, None, own_family)?),
+            (None, None) => Arc::new(ModelPackage::open_file(&self.model, own_family)?),
         };
+        let meta = pkg.meta().clone();
+        let mut net = OnnxDenoiser::from_package(&pkg, &self.session)?;
         let plan = net.plan();
-        if plan.cond_channels != meta.channels && meta.io.cond.is_some() {
-            return Err(Error::Package {
-                path: self.model.display().to_string(),
-                reason: format!(
-                    "the graph's conditioning input has {} channels; the restorer feeds the {}-channel degraded image",
-                    plan.cond_channels, meta.channels
-                ),
-            });
-        }
         let cancel = CancelToken::new();
-        let mut net = net;
         net.attach_cancel(&cancel);
         net.set_class_label(conventions::class_label(&meta, self.class_label)?);
-        let mean = match &meta.mean_network {
-            None => None,
-            Some(_) if self.model_bytes.is_some() => {
-                return Err(Error::Package {
-                    path: self.model.display().to_string(),
-                    reason: "the package names a mean network (a second file beside it), which cannot be found for a \
-                             package loaded from memory; load it from a file"
-                        .into(),
-                });
-            }
-            Some(m) => {
-                let dir = self.model.parent().unwrap_or(Path::new("."));
-                let path = dir.join(&m.path);
-                verify_sha256(&path, &m.sha256)?;
-                let mut d = OnnxDenoiser::load_with_io(&path, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
+        let mean = match (&meta.mean_network, pkg.mean_network()) {
+            (Some(m), Some(file)) => {
+                let shown = file.path.display().to_string();
+                let mut d = OnnxDenoiser::from_memory_with_io(&file.bytes, &shown, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
                 d.set_time_input(meta.time_input);
-                if let (Some(a), Some(b)) = (plan.fixed_hw, d.plan().fixed_hw)
-                    && a != b
-                {
-                    return Err(Error::Package {
-                        path: path.display().to_string(),
-                        reason: format!("the mean network fixes its size to {b:?}, the bridge network to {a:?}"),
-                    });
-                }
                 d.attach_cancel(&cancel);
                 Some(MeanNet { plan_hw: d.plan().fixed_hw, net: Box::new(d), t_net: m.t_net })
             }
+            _ => None,
         };
         let family = match self.family {
             Some(f) => f,
             None => build_family(&meta)?,
         };
-        conventions::check_time_input(&meta, family.as_ref(), &self.model.display().to_string())?;
-        if let (Some(m), Some(mm)) = (&meta.mean_network, &mean) {
-            match family.mean_network_call() {
-                // The family feeds its mean network its own time value; a package value must agree.
-                Some(call) => {
-                    let t = call.t_net;
-                    if mm.t_net.is_some_and(|v| (v - t).abs() > 1e-6 * t.abs().max(1.0)) {
-                        return Err(Error::Package {
-                            path: self.model.display().to_string(),
-                            reason: format!(
-                                "bridge.mean_network.t_net {:?} contradicts family `{}`'s own mean-network time {t}",
-                                m.t_net,
-                                family.name()
-                            ),
-                        });
-                    }
-                }
-                None if mm.t_net.is_none() => {
-                    return Err(Error::Package {
-                        path: self.model.display().to_string(),
-                        reason: format!("bridge.mean_network.t_net is required for family `{}`", family.name()),
-                    });
-                }
-                None => {}
-            }
-        }
+        conventions::check_time_input(&meta, family.as_ref(), pkg.label())?;
+        check_mean_t_net(&meta, family.as_ref(), pkg.label())?;
         let sampler = match &self.sampler {
             Some(name) => parse_sampler(name, self.eta, self.churn)?,
             None if self.eta.is_some() || self.churn.is_some() => parse_sampler(&meta.sampler, self.eta, self.churn)?,
@@ -358,7 +318,7 @@ impl RestorerBuilder {
         r.mean = mean;
         r.cancel = cancel;
         r.progress = self.progress;
-        r.model_path = if self.model_bytes.is_none() { Some(self.model) } else { None };
+        r.model_path = pkg.path().map(Path::to_path_buf);
         r.provider = provider;
         r.fallback_reason = fallback;
         Ok(r)
@@ -368,15 +328,20 @@ impl RestorerBuilder {
 /// The tiling a restorer uses, from the package's hints and the caller's overrides.
 fn tile_config(meta: &PackageMeta, size: Option<usize>, overlap: Option<usize>, trim: Option<usize>, batch: usize) -> Result<TileConfig> {
     let g = meta.spatial_multiple;
+    if batch > MAX_TILE_BATCH {
+        return Err(Error::param("tile batch", format!("{batch} is more than {MAX_TILE_BATCH} tiles per network run")));
+    }
     let size = size.unwrap_or(meta.tile.map_or(DEFAULT_TILE, |t| t.size));
     if size == 0 {
         return Ok(TileConfig { size: (0, 0), overlap: 0, trim: 0, batch: batch.max(1), align: g, fixed_shape: false });
     }
-    // A tile is a whole number of spatial multiples.
-    let size = round_up(size, g);
+    // A tile is a whole number of spatial multiples. No frame side exceeds MAX_SIDE, so a
+    // larger tile is the same as a tile of MAX_SIDE (one tile per frame), and rounding it up
+    // cannot overflow.
+    let size = round_up(size.min(MAX_SIDE), g);
     let overlap = match overlap {
         Some(o) => {
-            if 2 * o > size {
+            if o > size / 2 {
                 return Err(Error::param("tile overlap", format!("{o} is more than half the tile size {size}")));
             }
             o
@@ -385,18 +350,6 @@ fn tile_config(meta: &PackageMeta, size: Option<usize>, overlap: Option<usize>, 
     };
     let trim = trim.or(meta.receptive_field).unwrap_or(overlap / 4);
     Ok(TileConfig { size: (size, size), overlap, trim, batch: batch.max(1), align: g, fixed_shape: false })
-}
-
-fn verify_sha256(path: &Path, want: &str) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
-    let got: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    if got != want {
-        return Err(Error::Package {
-            path: path.display().to_string(),
-            reason: format!("sha256 {got} does not match the package's {want} (wrong or corrupted mean network)"),
-        });
-    }
-    Ok(())
 }
 
 /// The bridge network: an ONNX session (which can also run the device loop) or any Rust
@@ -462,6 +415,7 @@ impl Restorer {
         RestorerBuilder {
             model: model.as_ref().to_path_buf(),
             model_bytes: None,
+            package: None,
             session: SessionConfig::default(),
             sampler: None,
             eta: None,
@@ -483,8 +437,16 @@ impl Restorer {
 
     /// Start building a restorer for a package held in memory; `label` names it in errors.
     /// Packages with a mean network (NADB) need the file next to them: load those from a path.
-    pub fn builder_from_memory(bytes: impl Into<std::sync::Arc<[u8]>>, label: &str) -> RestorerBuilder {
+    pub fn builder_from_memory(bytes: impl Into<Arc<[u8]>>, label: &str) -> RestorerBuilder {
         RestorerBuilder { model_bytes: Some(bytes.into()), ..Self::builder(label) }
+    }
+
+    /// Start building a restorer for a package already loaded and validated: its sessions are
+    /// built from the package's bytes (the file is not read again), so many restorers share
+    /// one copy.
+    pub fn builder_from_package(package: Arc<ModelPackage>) -> RestorerBuilder {
+        let label = package.label().to_string();
+        RestorerBuilder { package: Some(package), ..Self::builder(label) }
     }
 
     /// A restorer around any [`Denoiser`] (a Rust network, a test oracle) with the package
@@ -765,6 +727,14 @@ mod tests {
         assert_eq!((t.size, t.overlap), ((32, 32), 8));
         assert!(tile_config(&meta, Some(32), Some(17), None, 1).is_err());
         assert_eq!(tile_config(&meta, Some(0), None, None, 1).unwrap().size, (0, 0));
+        // Huge values from callers: typed errors or clamps, no overflow (debug builds panic on
+        // one, release builds would wrap).
+        let t = tile_config(&meta, Some(usize::MAX), None, None, 1).unwrap();
+        assert_eq!(t.size, (MAX_SIDE, MAX_SIDE));
+        assert!(matches!(tile_config(&meta, Some(64), Some(usize::MAX), None, 1), Err(Error::InvalidParam { .. })));
+        assert!(matches!(tile_config(&meta, Some(usize::MAX), Some(1 << 63), None, 1), Err(Error::InvalidParam { .. })));
+        assert!(matches!(tile_config(&meta, None, None, None, usize::MAX), Err(Error::InvalidParam { .. })));
+        assert!(tile_config(&meta, Some(64), Some(8), Some(usize::MAX), 1).is_ok());
     }
 
     /// A restorer moves to another thread; its cancel token is shared across threads.

@@ -147,7 +147,8 @@ impl TileLayout {
         if sh == 0 || sw == 0 || (sh >= h && sw >= w) {
             return Self::build(h, w, (h, w), vec![0], vec![0], 0);
         }
-        if 2 * cfg.overlap > sh.min(sw) {
+        // `overlap > size / 2` rather than `2·overlap > size`: no overflow for huge overlaps.
+        if cfg.overlap > sh.min(sw) / 2 {
             return Err(Error::param("tile overlap", format!("{} is more than half the tile size {sh}x{sw}", cfg.overlap)));
         }
         let (th, tw) = (sh.min(h), sw.min(w));
@@ -480,5 +481,12 @@ mod tests {
         let r = TiledDenoiser::new(&mut net, cfg).with_cancel(tok).eval(x.view(), x.view(), 0.0);
         assert!(matches!(r, Err(Error::Cancelled)));
         assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 9, ..cfg }), Err(Error::InvalidParam { .. })));
+        // Huge user values: a typed error or a valid layout, never an overflow.
+        assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: usize::MAX, ..cfg }), Err(Error::InvalidParam { .. })));
+        assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 1 << 63, ..cfg }), Err(Error::InvalidParam { .. })));
+        let l = TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 4, trim: usize::MAX, align: usize::MAX, ..cfg }).unwrap();
+        assert!(l.inv.iter().all(|v| v.is_finite()));
+        let l = TileLayout::new(40, 40, &TileConfig { size: (usize::MAX, usize::MAX), overlap: usize::MAX, ..cfg }).unwrap();
+        assert!(l.is_whole());
     }
 }

@@ -9,7 +9,7 @@ mod interrupt;
 use bridge::image::ImageRef;
 use image_file::OutputFormat;
 use bridge::restorer::{Progress, Restorer, Stage};
-use bridge::runtime::{CudaOptions, ExecutionProvider, PackageMeta, SessionConfig, TensorRtOptions};
+use bridge::runtime::{CudaOptions, ExecutionProvider, SessionConfig, TensorRtOptions};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -354,15 +354,15 @@ fn info(model: &Path, ort_lib: Option<PathBuf>) -> bridge::Result<()> {
     for (k, v) in &mi.props {
         println!("  {k} = {v}");
     }
-    let meta = PackageMeta::from_props(&mi.props, &model.display().to_string())?;
-    let plan = bridge::runtime::package::check_io(&meta.io, meta.channels, meta.spatial_multiple, &mi.inputs, &mi.outputs)
-        .map_err(|r| bridge::Error::Package { path: model.display().to_string(), reason: r })?;
+    // "valid" means what loading checks: everything a restore needs (docs/model-package.md).
+    let pkg = bridge::runtime::ModelPackage::load(model)?;
+    let (meta, plan) = (pkg.meta(), pkg.plan());
     println!("package: valid (schema {})", meta.schema_version);
-    match bridge::runtime::build_family(&meta) {
+    match bridge::runtime::build_family(meta) {
         Ok(f) => println!("  family: {}", f.name()),
         Err(e) => println!("  family: {e}"),
     }
-    match bridge::runtime::families::default_sampler(&meta) {
+    match bridge::runtime::families::default_sampler(meta) {
         Ok(s) => println!("  default sampler: {}, {} NFE", bridge::runtime::sampler_label(&s), meta.nfe),
         Err(e) => println!("  default sampler: {e}"),
     }

@@ -3,6 +3,8 @@
 //! * [`env`] — finds `libonnxruntime` and keeps the one process-global environment.
 //! * [`ep`] — execution providers (CPU; CUDA and TensorRT behind features).
 //! * [`package`] — the model-package metadata schema and its checks against the graph.
+//! * [`model_package`] — [`ModelPackage`]: a package read once, validated fully, owning its bytes.
+//! * [`onnx_proto`] — the metadata and graph signature read from ONNX bytes (bounded).
 //! * [`session`] — [`OnnxDenoiser`], a session as a [`crate::Denoiser`].
 //! * [`cancel`] — [`CancelToken`], which also stops a network run mid-way.
 //! * [`families`] — package metadata → family and sampler.
@@ -15,6 +17,8 @@ pub mod device;
 pub mod env;
 pub mod ep;
 pub mod families;
+pub mod model_package;
+pub mod onnx_proto;
 pub mod package;
 pub mod session;
 pub mod step_graph;
@@ -23,5 +27,6 @@ pub use cancel::CancelToken;
 pub use device::{DeviceLoop, SamplingLoop};
 pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};
 pub use families::{build_family, parse_sampler, sampler_label};
+pub use model_package::ModelPackage;
 pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, TimeInput, Upsample};
 pub use session::{OnnxDenoiser, SessionConfig};

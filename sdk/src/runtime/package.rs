@@ -37,6 +37,8 @@ use std::collections::BTreeMap;
 
 /// The metadata schema this SDK reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
+/// Largest `bridge.tile` size or overlap (the largest image side).
+pub const MAX_TILE_SIDE: usize = 1 << 16;
 
 /// Pixel channel order the network expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -383,11 +385,16 @@ impl PackageMeta {
             None => None,
             Some(v) => {
                 let m = json_obj("bridge.tile", v)?;
+                // Bounded like image sides, so no later size arithmetic can overflow.
                 let f = |k: &str| {
-                    m.get(k).and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| format!("bridge.tile: `{k}` must be a non-negative integer"))
+                    m.get(k)
+                        .and_then(Value::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|&n| n <= MAX_TILE_SIDE)
+                        .ok_or_else(|| format!("bridge.tile: `{k}` must be an integer in 0..={MAX_TILE_SIDE}"))
                 };
                 let (size, overlap) = (f("size")?, f("overlap")?);
-                if size == 0 || size % spatial_multiple != 0 || 2 * overlap > size {
+                if size == 0 || size % spatial_multiple != 0 || overlap > size / 2 {
                     return Err(format!(
                         "bridge.tile: size {size} must be a positive multiple of the spatial multiple {spatial_multiple} and at least twice the overlap {overlap}"
                     ));
@@ -623,8 +630,11 @@ pub struct GraphPlan {
 }
 
 fn dim(d: i64) -> Option<usize> {
-    (d >= 0).then_some(d as usize)
+    usize::try_from(d).ok()
 }
+
+/// Largest static batch a graph may declare (the restorer allocates whole batches of tiles).
+pub const MAX_STATIC_BATCH: usize = 1024;
 
 /// Check tensor names and roles against a graph's real inputs and outputs.
 /// `channels` is the image channel count; `multiple` the spatial multiple.
@@ -682,6 +692,11 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
                 if d == 0 {
                     return Err(format!("{what} has a zero dimension"));
                 }
+                // Static sizes become allocations: bounded like images and tile batches.
+                let limit = if idx == 0 { MAX_STATIC_BATCH } else { MAX_TILE_SIDE };
+                if d > limit {
+                    return Err(format!("{what} has a static dimension {d} larger than {limit}"));
+                }
                 match fixed[k] {
                     Some(f) if f != d => return Err(format!("static dimension {idx} disagrees between graph tensors ({f} vs {d})")),
                     _ => fixed[k] = Some(d),
@@ -715,6 +730,9 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
                 other => return Err(format!("time input `{t}` must be a scalar, [1], [B] or [B, 1]; has shape {other:?}")),
             };
             if let (2 | 3, Some(b)) = (kind, sh.first().copied().and_then(dim)) {
+                if b == 0 || b > MAX_STATIC_BATCH {
+                    return Err(format!("time input `{t}` has a static batch {b} outside 1..={MAX_STATIC_BATCH}"));
+                }
                 if fixed[0].is_some_and(|f| f != b) {
                     return Err(format!("time input `{t}` has batch {b}, the image inputs {:?}", fixed[0]));
                 }
@@ -810,6 +828,13 @@ mod tests {
             ("outputs", "not json"),
             ("tile", r#"{"size": 100, "overlap": 8}"#),
             ("tile", r#"{"size": 64, "overlap": 40}"#),
+            ("tile", r#"{"size": 64, "overlap": 9223372036854775808}"#),
+            ("tile", r#"{"size": 18446744073709551615, "overlap": 8}"#),
+            ("tile", r#"{"size": 64, "overlap": -8}"#),
+            ("tile", r#"{"size": 64, "overlap": 1e300}"#),
+            ("nfe", "18446744073709551616"),
+            ("receptive_field", "99999999999999999999999"),
+            ("sr_scale", "-1"),
             ("sampler_params", r#"{"etaa": 0.1}"#),
             ("mean_network", r#"{"path": "../m.onnx", "sha256": "00", "t_net": 1, "inputs": {}, "outputs": {}}"#),
             ("spelling_mistake", "1"),
@@ -859,6 +884,9 @@ mod tests {
             (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[2, 2])], outs.clone()),
             (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1]), sig("extra", &[1])], outs.clone()),
             (vec![TensorSig { elem: Elem::F16, ..sig("x_t", &[-1, 3, -1, -1]) }, sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
+            (vec![sig("x_t", &[-1, 3, 1 << 40, 1 << 40]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
+            (vec![sig("x_t", &[1 << 20, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
+            (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[i64::MAX])], outs.clone()),
         ];
         for (i, (ins, outs)) in cases.iter().enumerate() {
             assert!(check_io(&io, 3, 8, ins, outs).is_err(), "case {i} passed");

@@ -2,6 +2,7 @@
 
 use super::cancel::CancelToken;
 use super::ep::ExecutionProvider;
+use super::model_package::ModelPackage;
 use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, TimeInput, check_io};
 use super::env;
 use crate::family::NetCall;
@@ -173,39 +174,55 @@ pub struct ModelInfo {
 }
 
 /// Load an ONNX file and report its metadata and signature (for `bridge info`).
+/// The file is read like a package ([`super::model_package::read_regular_file`]: regular
+/// files of bounded size) and its metadata must be within the limits of [`super::onnx_proto`].
 pub fn inspect(path: impl AsRef<Path>, cfg: &SessionConfig) -> Result<ModelInfo> {
-    let o = guard(|| open_session(path.as_ref(), None, cfg))?;
+    let path = path.as_ref();
+    let (bytes, _) = super::model_package::read_regular_file(path, super::model_package::MAX_MODEL_BYTES, true)?;
+    super::onnx_proto::read(&bytes).map_err(|r| Error::Package { path: path.display().to_string(), reason: r })?;
+    let o = guard(|| open_session(path, Some(&bytes), cfg))?;
     Ok(ModelInfo { props: o.props, inputs: o.inputs, outputs: o.outputs })
 }
 
 impl OnnxDenoiser {
-    /// Open a model package: load the session, parse and check the metadata against the graph.
+    /// Open a model package: read the file once ([`ModelPackage`]: bounded, regular files
+    /// only), parse and check the metadata against the graph, and build the session from those
+    /// bytes. The family and default sampler are not checked here (see [`ModelPackage::load`]).
     pub fn load_package(path: impl AsRef<Path>, cfg: &SessionConfig) -> Result<(OnnxDenoiser, PackageMeta)> {
-        let path = path.as_ref();
-        let shown = path.display().to_string();
-        let o = guard(|| open_session(path, None, cfg))?;
-        let meta = PackageMeta::from_props(&o.props, &shown)?;
-        let mut d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, shown)?;
-        d.set_conventions(&meta);
-        Ok((d, meta))
+        let pkg = ModelPackage::open_file(path.as_ref(), false)?;
+        let d = Self::from_package(&pkg, cfg)?;
+        Ok((d, pkg.meta().clone()))
     }
 
     /// Open a model package held in memory (e.g. embedded in an application); `label` names it
     /// in errors. ONNX Runtime copies what it needs: `bytes` may be dropped afterwards.
     pub fn load_package_from_memory(bytes: &[u8], label: &str, cfg: &SessionConfig) -> Result<(OnnxDenoiser, PackageMeta)> {
-        let o = guard(|| open_session(Path::new(label), Some(bytes), cfg))?;
-        let meta = PackageMeta::from_props(&o.props, label)?;
-        let mut d = Self::from_opened(o, &meta.io, meta.channels, meta.spatial_multiple, label.to_string())?;
-        d.set_conventions(&meta);
-        Ok((d, meta))
+        let pkg = ModelPackage::open(label.to_string(), None, Arc::from(bytes), None, false)?;
+        let d = Self::from_package(&pkg, cfg)?;
+        Ok((d, pkg.meta().clone()))
+    }
+
+    /// The bridge network of a loaded package, as a session built from the package's bytes,
+    /// fed as the package's conventions say (time input, class label, generator noise).
+    pub fn from_package(pkg: &ModelPackage, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
+        let m = pkg.meta();
+        let mut d = Self::from_memory_with_io(pkg.bytes(), pkg.label(), &m.io, m.channels, m.spatial_multiple, cfg)?;
+        d.set_conventions(m);
+        Ok(d)
     }
 
     /// Open an ONNX network whose tensor roles are given by the caller (e.g. NADB's mean
     /// network, whose roles the main package declares).
     pub fn load_with_io(path: impl AsRef<Path>, io: &IoNames, channels: usize, multiple: usize, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
         let path = path.as_ref();
-        let o = guard(|| open_session(path, None, cfg))?;
-        Self::from_opened(o, io, channels, multiple, path.display().to_string())
+        let (bytes, _) = super::model_package::read_regular_file(path, super::model_package::MAX_MODEL_BYTES, true)?;
+        Self::from_memory_with_io(&bytes, &path.display().to_string(), io, channels, multiple, cfg)
+    }
+
+    /// As [`OnnxDenoiser::load_with_io`], from bytes; `label` names it in errors.
+    pub fn from_memory_with_io(bytes: &[u8], label: &str, io: &IoNames, channels: usize, multiple: usize, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
+        let o = guard(|| open_session(Path::new(label), Some(bytes), cfg))?;
+        Self::from_opened(o, io, channels, multiple, label.to_string())
     }
 
     fn from_opened(o: Opened, io: &IoNames, channels: usize, multiple: usize, path: String) -> Result<OnnxDenoiser> {
