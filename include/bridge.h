@@ -397,7 +397,11 @@ const char *bridge_version_string(void);
  Load ONNX Runtime from `path` (the library file, or a folder holding it) now, instead of
  searching for it at the first model load. Without this call libbridge searches, in order:
  `ORT_DYLIB_PATH`; the folder of libbridge itself (where `make install` puts it) and the
- executable's folder, with their `lib/` and `../lib/`; the project's `.deps/onnxruntime/`.
+ executable's folder, with their `lib/` and `../lib/`; the system loader
+ (`libonnxruntime.so.1`, e.g. NVIDIA's JetPack builds); in debug builds only, the source
+ tree's `.deps/onnxruntime/`. A library file another user could have planted (world- or
+ foreign-group-writable, owned by another non-root user, or under a world-writable folder
+ without the sticky bit) is refused with `BRIDGE_ERR_RUNTIME_NOT_FOUND`.
 
  Returns `BRIDGE_ERR_RUNTIME_NOT_FOUND` if the library cannot be loaded, or if a different
  one is already loaded (a process holds one ONNX Runtime).
@@ -447,9 +451,12 @@ const char *bridge_last_error(void);
 
 /*
  Load a model package (an ONNX file with libbridge metadata, see docs/model-package.md) from
- `path`. The package is opened and checked once with ONNX Runtime on the CPU; each restorer
- then opens its own sessions on its execution provider. The first load also loads ONNX Runtime
- (see `bridge_set_onnxruntime_library` for where it is searched).
+ `path`. The file (and a NADB package's mean network) is read once and validated fully: the
+ metadata, the graph's inputs and outputs, the family, the default sampler, the mean network's
+ place and SHA-256, and that ONNX Runtime loads it on the CPU. A package that loads can run.
+ Each restorer then builds its own sessions from the model's copy of the bytes, on its
+ execution provider: the file may be deleted or replaced afterwards. The first load also loads
+ ONNX Runtime (see `bridge_set_onnxruntime_library` for where it is searched).
 
  On success `*out` receives a model handle; on failure `*out` is set to NULL (when `out` is
  not NULL). Errors: `BRIDGE_ERR_NULL_ARGUMENT`, `BRIDGE_ERR_IO` (missing file),

@@ -71,7 +71,11 @@ pub extern "C" fn bridge_version_string() -> *const c_char {
 /// Load ONNX Runtime from `path` (the library file, or a folder holding it) now, instead of
 /// searching for it at the first model load. Without this call libbridge searches, in order:
 /// `ORT_DYLIB_PATH`; the folder of libbridge itself (where `make install` puts it) and the
-/// executable's folder, with their `lib/` and `../lib/`; the project's `.deps/onnxruntime/`.
+/// executable's folder, with their `lib/` and `../lib/`; the system loader
+/// (`libonnxruntime.so.1`, e.g. NVIDIA's JetPack builds); in debug builds only, the source
+/// tree's `.deps/onnxruntime/`. A library file another user could have planted (world- or
+/// foreign-group-writable, owned by another non-root user, or under a world-writable folder
+/// without the sticky bit) is refused with `BRIDGE_ERR_RUNTIME_NOT_FOUND`.
 ///
 /// Returns `BRIDGE_ERR_RUNTIME_NOT_FOUND` if the library cannot be loaded, or if a different
 /// one is already loaded (a process holds one ONNX Runtime).
