@@ -53,23 +53,10 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    /// The sampler's canonical name (as the CLI and model packages spell it).
+    /// The sampler's canonical name (as the CLI and model packages spell it), from the
+    /// registry ([`crate::family::registry::SAMPLERS`]).
     pub fn name(&self) -> &'static str {
-        match self {
-            Sampler::I2sb { ot_ode: false } => "i2sb",
-            Sampler::I2sb { ot_ode: true } => "i2sb-ot-ode",
-            Sampler::Heun { .. } => "heun",
-            Sampler::Dbim { .. } => "dbim",
-            Sampler::Implicit { .. } => "implicit",
-            Sampler::Euler { sde: true } => "euler-sde",
-            Sampler::Euler { sde: false } => "mean-ode",
-            Sampler::DataSolver1 { .. } => "data-solver-1",
-            Sampler::DataSolver2 { .. } => "data-solver-2",
-            Sampler::NoiseSolver1 { .. } => "noise-solver-1",
-            Sampler::Rdbm { .. } => "rdbm",
-            Sampler::Nadb => "nadb",
-            Sampler::Distilled => "distilled",
-        }
+        crate::family::registry::sampler_name(self)
     }
 }
 
