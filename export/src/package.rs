@@ -11,6 +11,7 @@ use crate::onnx_ops::{io, unet_graph};
 use crate::unet::UNetConfig;
 use crate::weights::{CONFIG_KEY, Weights};
 use bridge::family::Family;
+use bridge::family::registry;
 use bridge::runtime::package::{IoNames, MeanNetwork, PackageMeta, TileHint, Upsample};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -79,31 +80,17 @@ impl Task {
     }
 }
 
-/// `(schedule, parameterization, default sampler, default NFE)` of a trainable family.
+/// `(schedule, parameterization, default sampler, default NFE)` of a trainable family, from the
+/// SDK's registry (every family the SDK builds is trainable here).
 fn family_defaults(family: &str, parameterization: Option<&str>) -> Result<(&'static str, String, &'static str, usize)> {
-    let par = |default: &str, allowed: &[&str]| -> Result<String> {
-        let p = parameterization.unwrap_or(default);
-        if allowed.contains(&p) {
-            Ok(p.to_string())
-        } else {
-            Err(Error::Config(format!("family `{family}` has parameterization {}, not `{p}`", allowed.join(" or "))))
-        }
-    };
-    Ok(match family {
-        "i2sb" => ("i2sb-symmetric", par("i2sb", &["i2sb"])?, "i2sb-ot-ode", 5),
-        "ddbm-vp" => ("vp", par("ddbm-precond", &["ddbm-precond"])?, "dbim", 5),
-        "ddbm-ve" => ("ve", par("ddbm-precond", &["ddbm-precond"])?, "dbim", 5),
-        "dbim-i2sb" => ("i2sb", par("i2sb", &["i2sb"])?, "dbim", 5),
-        // data-solver-1 needs NFE + 1 to divide T = 100 (NFE ∈ {1, 3, 4, 9, 19, …}).
-        "goub" | "unidb" => ("cosine", par("eps", &["eps"])?, "data-solver-1-ode", 4),
-        "rdbm" => ("cosine", par("x0", &["x0", "eps"])?, "rdbm", 5),
-        "nadb" => ("nadb", par("drift", &["drift"])?, "nadb", 5),
-        o => {
-            return Err(Error::Config(format!(
-                "no trainable family `{o}` (i2sb, ddbm-vp, ddbm-ve, dbim-i2sb, goub, unidb, rdbm, nadb; ibmd distills a package)"
-            )));
-        }
-    })
+    let e = registry::family_entry(family).ok_or_else(|| {
+        Error::Config(format!("no trainable family `{family}` ({}; ibmd distills a package)", registry::family_names()))
+    })?;
+    let p = parameterization.unwrap_or(e.parameterizations[0]);
+    if !e.parameterizations.contains(&p) {
+        return Err(Error::Config(format!("family `{family}` has parameterization {}, not `{p}`", e.parameterizations.join(" or "))));
+    }
+    Ok((e.schedules[0], p.to_string(), e.default_sampler, e.default_nfe))
 }
 
 /// The package metadata of `family` (with `params` as `bridge.family_params`) for `task`, with a

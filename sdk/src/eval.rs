@@ -397,7 +397,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     let meta = restorer.package().clone();
     let samplers = if o.samplers.is_empty() { vec![meta.sampler.clone()] } else { o.samplers.clone() };
     let nfes = if o.nfes.is_empty() { vec![meta.nfe] } else { o.nfes.clone() };
-    let eta_of = |s: &str| o.eta.filter(|_| matches!(s, "dbim" | "implicit" | "ddim" | "i3sb" | "i3sb-ot-ode"));
+    let eta_of = |s: &str| o.eta.filter(|_| crate::family::registry::takes(s, crate::family::registry::Knob::Eta));
     let mut rows = vec![baseline(&pairs, meta.sr_scale, meta.sr_upsample)?];
     let mut notes = Vec::new();
     for s in &samplers {

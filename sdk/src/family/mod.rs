@@ -11,6 +11,7 @@ pub mod gou;
 pub mod i2sb;
 pub mod nadb;
 pub mod rdbm;
+pub mod registry;
 
 use crate::Result;
 use std::any::Any;

@@ -1,191 +1,26 @@
-//! Package metadata → the family (through the families' own constructors) and the sampler.
+//! Package metadata → the family and the sampler, through the one registry
+//! ([`crate::family::registry`]).
 
 use super::package::PackageMeta;
 use crate::family::Family;
+use crate::family::registry::{self, FamilyArgs, Knob, Knobs};
 use crate::sampler::Sampler;
-use crate::{Error, Result};
+use crate::Result;
 
-/// Sampler names accepted by [`parse_sampler`] (the CLI's `--sampler`, `bridge.sampler`).
-pub const SAMPLER_NAMES: [&str; 26] = [
-    "i2sb",
-    "i2sb-ot-ode",
-    "heun",
-    "dbim",
-    "dbim-2",
-    "dbim-3",
-    "implicit",
-    "euler-sde",
-    "mean-ode",
-    "data-solver-1",
-    "data-solver-1-ode",
-    "data-solver-2",
-    "data-solver-2-ode",
-    "noise-solver-1",
-    "noise-solver-1-ode",
-    "rdbm",
-    "rdbm-eps",
-    "nadb",
-    "distilled",
-    "ddim",
-    "dbmsolver",
-    "dbmsolver-time",
-    "dbmsolver-sde2",
-    "dbmsolver-time-sde2",
-    "i3sb",
-    "i3sb-ot-ode",
-];
-
-/// I3SB's η when none is given: the official `scripts/sample.sh` value (its CLI default is 1).
-pub const I3SB_DEFAULT_ETA: f64 = 0.6;
+pub use crate::family::registry::{I3SB_DEFAULT_ETA, SAMPLER_NAMES, sampler_label};
 
 /// A sampler from its name and knobs: `eta` (DBIM, implicit: in [0, 1], default 0; I3SB: ≥ 0,
 /// default [`I3SB_DEFAULT_ETA`]) and `churn` (Heun; default 0). A knob the sampler does not have
 /// is an error rather than silently ignored. DBMSolver's options are spelled in the name
 /// (`dbmsolver[-time][-sde2]`: λ-midpoint unless `-time`, sde_order 1 unless `-sde2`).
 pub fn parse_sampler(name: &str, eta: Option<f64>, churn: Option<f64>) -> Result<Sampler> {
-    let name = name.trim().to_ascii_lowercase();
-    let takes_eta = matches!(name.as_str(), "dbim" | "implicit" | "ddim" | "i3sb" | "i3sb-ot-ode");
-    let takes_churn = name == "heun";
-    if eta.is_some() && !takes_eta {
-        return Err(Error::param("eta", format!("sampler `{name}` has no η (dbim, implicit and i3sb have)")));
-    }
-    if churn.is_some() && !takes_churn {
-        return Err(Error::param("churn", format!("sampler `{name}` has no churn (heun has)")));
-    }
-    if name.starts_with("i3sb") {
-        // η > 1 is I3SB's clamp branch, not an error.
-        let eta = eta.unwrap_or(I3SB_DEFAULT_ETA);
-        crate::sampler::i3sb::check_eta(eta)?;
-        return Ok(Sampler::I3sb { eta, ot_ode: name == "i3sb-ot-ode" });
-    }
-    let eta = eta.unwrap_or(0.0);
-    let churn = churn.unwrap_or(0.0);
-    if !eta.is_finite() || !(0.0..=1.0).contains(&eta) {
-        return Err(Error::param("eta", format!("{eta} is outside [0, 1]")));
-    }
-    if !churn.is_finite() || !(0.0..1.0).contains(&churn) {
-        return Err(Error::param("churn", format!("{churn} is outside [0, 1) (the reference requires churn < 1)")));
-    }
-    Ok(match name.as_str() {
-        "i2sb" => Sampler::I2sb { ot_ode: false },
-        "i2sb-ot-ode" => Sampler::I2sb { ot_ode: true },
-        "heun" => Sampler::Heun { churn },
-        "dbim" => Sampler::Dbim { eta, order: 1 },
-        "dbim-2" | "dbim-3" => {
-            // DBIM's high-order samplers are deterministic (η = 0).
-            Sampler::Dbim { eta: 0.0, order: if name == "dbim-2" { 2 } else { 3 } }
-        }
-        "implicit" | "ddim" => Sampler::Implicit { eta },
-        "euler-sde" => Sampler::Euler { sde: true },
-        "mean-ode" => Sampler::Euler { sde: false },
-        "data-solver-1" => Sampler::DataSolver1 { sde: true },
-        "data-solver-1-ode" => Sampler::DataSolver1 { sde: false },
-        "data-solver-2" => Sampler::DataSolver2 { sde: true },
-        "data-solver-2-ode" => Sampler::DataSolver2 { sde: false },
-        "noise-solver-1" => Sampler::NoiseSolver1 { sde: true },
-        "noise-solver-1-ode" => Sampler::NoiseSolver1 { sde: false },
-        "rdbm" => Sampler::Rdbm { eps_form: false },
-        "rdbm-eps" => Sampler::Rdbm { eps_form: true },
-        "nadb" => Sampler::Nadb,
-        "distilled" => Sampler::Distilled,
-        "dbmsolver" | "dbmsolver-time" | "dbmsolver-sde2" | "dbmsolver-time-sde2" => {
-            use crate::sampler::dbmsolver::Midpoint;
-            let midpoint = if name.contains("-time") { Midpoint::Time } else { Midpoint::Lambda };
-            Sampler::Dbmsolver { midpoint, sde_order: if name.ends_with("-sde2") { 2 } else { 1 } }
-        }
-        _ => return Err(Error::UnknownSampler(format!("{name} (known: {})", SAMPLER_NAMES.join(", ")))),
-    })
-}
-
-/// The name [`parse_sampler`] reads back, with its knobs (for logs and `bridge info`).
-pub fn sampler_label(s: &Sampler) -> String {
-    match *s {
-        Sampler::Heun { churn } => format!("heun (churn {churn})"),
-        Sampler::Dbim { eta, order: 1 } => format!("dbim (eta {eta})"),
-        Sampler::Dbim { order, .. } => format!("dbim-{order}"),
-        Sampler::Implicit { eta } => format!("implicit (eta {eta})"),
-        Sampler::DataSolver1 { sde: false } => "data-solver-1-ode".into(),
-        Sampler::DataSolver2 { sde: false } => "data-solver-2-ode".into(),
-        Sampler::NoiseSolver1 { sde: false } => "noise-solver-1-ode".into(),
-        Sampler::Rdbm { eps_form: true } => "rdbm-eps".into(),
-        Sampler::I3sb { eta, .. } => format!("{} (eta {eta})", s.name()),
-        ref other => other.name().to_string(),
-    }
+    registry::parse_sampler(name, &Knobs { eta, churn })
 }
 
 /// The package's default sampler (`bridge.sampler` + `bridge.sampler_params`).
 pub fn default_sampler(meta: &PackageMeta) -> Result<Sampler> {
-    let f = |k: &str| meta.sampler_params.get(k).and_then(serde_json::Value::as_f64);
-    parse_sampler(&meta.sampler, f("eta"), f("churn"))
-}
-
-/// Typed access to `bridge.family_params`; every key must be read (unknown keys are errors).
-struct Params<'a> {
-    map: &'a serde_json::Map<String, serde_json::Value>,
-    used: Vec<&'static str>,
-}
-
-impl<'a> Params<'a> {
-    fn new(meta: &'a PackageMeta) -> Self {
-        Params { map: &meta.family_params, used: Vec::new() }
-    }
-    fn bad(key: &str, want: &str, v: &serde_json::Value) -> Error {
-        Error::param(format!("bridge.family_params.{key}"), format!("expected {want}, got {v}"))
-    }
-    fn f64(&mut self, key: &'static str, default: f64) -> Result<f64> {
-        self.used.push(key);
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| Self::bad(key, "a finite number", v)),
-        }
-    }
-    fn f64_req(&mut self, key: &'static str) -> Result<f64> {
-        if !self.map.contains_key(key) {
-            return Err(Error::param(format!("bridge.family_params.{key}"), "required for this family"));
-        }
-        self.f64(key, 0.0)
-    }
-    fn usize(&mut self, key: &'static str, default: usize) -> Result<usize> {
-        self.used.push(key);
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| Self::bad(key, "a non-negative integer", v)),
-        }
-    }
-    fn bool(&mut self, key: &'static str, default: bool) -> Result<bool> {
-        self.used.push(key);
-        match self.map.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| Self::bad(key, "true or false", v)),
-        }
-    }
-    fn value(&mut self, key: &'static str) -> Option<&'a serde_json::Value> {
-        self.used.push(key);
-        self.map.get(key)
-    }
-    /// Error on keys the family did not read.
-    fn finish(self, family: &str) -> Result<()> {
-        for k in self.map.keys() {
-            if !self.used.contains(&k.as_str()) {
-                return Err(Error::param(
-                    format!("bridge.family_params.{k}"),
-                    format!("not a parameter of family `{family}` (known: {})", self.used.join(", ")),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn expect(meta: &PackageMeta, key: &str, value: &str, allowed: &[&str]) -> Result<()> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(Error::param(
-            format!("bridge.{key}"),
-            format!("`{value}` is not valid for family `{}` (expected one of: {})", meta.family, allowed.join(", ")),
-        ))
-    }
+    let f = |k: Knob| meta.sampler_params.get(k.name()).and_then(serde_json::Value::as_f64);
+    parse_sampler(&meta.sampler, f(Knob::Eta), f(Knob::Churn))
 }
 
 /// The family a package describes, built with the family's own constructor from
@@ -194,135 +29,19 @@ fn expect(meta: &PackageMeta, key: &str, value: &str, allowed: &[&str]) -> Resul
 /// rejects — is an error naming the package key. Parameters and defaults per family are listed
 /// in `docs/model-package.md`.
 pub fn build_family(meta: &PackageMeta) -> Result<Box<dyn Family>> {
-    use crate::family::{ddbm, gou, i2sb, nadb, rdbm};
-    let (sched, par) = (meta.schedule.as_str(), meta.parameterization.as_str());
-    let mut p = Params::new(meta);
-    let fam: Box<dyn Family> = match meta.family.as_str() {
-        "i2sb" => {
-            expect(meta, "schedule", sched, &["i2sb-symmetric"])?;
-            expect(meta, "parameterization", par, &["i2sb"])?;
-            let d = i2sb::I2sbParams::default();
-            let params = i2sb::I2sbParams {
-                interval: p.usize("interval", d.interval)?,
-                beta_max: p.f64("beta_max", d.beta_max)?,
-                t0: p.f64("t0", d.t0)?,
-                t_end: p.f64("t_end", d.t_end)?,
-                clip: p.bool("clip", d.clip)?,
-            };
-            Box::new(i2sb::I2sb::new(params)?)
-        }
-        name @ ("ddbm-vp" | "ddbm-ve" | "dbim-i2sb") => {
-            let (d, want_sched, want_par) = match name {
-                "ddbm-vp" => (ddbm::DdbmParams::vp(), "vp", "ddbm-precond"),
-                "ddbm-ve" => (ddbm::DdbmParams::ve(), "ve", "ddbm-precond"),
-                _ => (ddbm::DdbmParams::dbim_i2sb(), "i2sb", "i2sb"),
-            };
-            expect(meta, "schedule", sched, &[want_sched])?;
-            expect(meta, "parameterization", par, &[want_par])?;
-            let schedule = match d.schedule {
-                ddbm::Schedule::Vp { beta_d, beta_min } => {
-                    ddbm::Schedule::Vp { beta_d: p.f64("beta_d", beta_d)?, beta_min: p.f64("beta_min", beta_min)? }
-                }
-                ddbm::Schedule::Ve { sigma_max } => ddbm::Schedule::Ve { sigma_max: p.f64("sigma_max", sigma_max)? },
-                ddbm::Schedule::I2sb { n_timestep, beta_min, beta_max } => ddbm::Schedule::I2sb {
-                    n_timestep: p.usize("n_timestep", n_timestep)?,
-                    beta_min: p.f64("beta_min", beta_min)?,
-                    beta_max: p.f64("beta_max", beta_max)?,
-                },
-            };
-            let precond = match d.precond {
-                ddbm::Precond::Ddbm { sigma_data, cov_xy } => {
-                    ddbm::Precond::Ddbm { sigma_data: p.f64("sigma_data", sigma_data)?, cov_xy: p.f64("cov_xy", cov_xy)? }
-                }
-                ddbm::Precond::I2sb { t0, t_end } => ddbm::Precond::I2sb { t0: p.f64("t0", t0)?, t_end: p.f64("t_end", t_end)? },
-            };
-            // VE's top time is σ_max unless given.
-            let t_max_default = match schedule {
-                ddbm::Schedule::Ve { sigma_max } => sigma_max,
-                _ => d.t_max,
-            };
-            let params = ddbm::DdbmParams {
-                schedule,
-                precond,
-                t_min: p.f64("t_min", d.t_min)?,
-                t_max: p.f64("t_max", t_max_default)?,
-                clip: p.bool("clip", d.clip)?,
-            };
-            Box::new(ddbm::Ddbm::new(params)?)
-        }
-        name @ ("goub" | "unidb") => {
-            expect(meta, "schedule", sched, &["cosine", "linear", "constant"])?;
-            expect(meta, "parameterization", par, &["eps"])?;
-            let d = gou::GouParams::goub();
-            let gamma_inv = if name == "unidb" { p.f64_req("gamma_inv")? } else { 0.0 };
-            if name == "unidb" && gamma_inv <= 0.0 {
-                return Err(Error::param("bridge.family_params.gamma_inv", "UniDB needs γ⁻¹ > 0 (γ⁻¹ = 0 is GOUB: use family goub)"));
-            }
-            let params = gou::GouParams {
-                lambda_square: p.f64("lambda_square", d.lambda_square)?,
-                t_max: p.usize("t_max", d.t_max)?,
-                eps: p.f64("eps", d.eps)?,
-                schedule: match sched {
-                    "linear" => gou::ThetaSchedule::Linear,
-                    "constant" => gou::ThetaSchedule::Constant,
-                    _ => gou::ThetaSchedule::Cosine,
-                },
-                gamma_inv,
-            };
-            Box::new(gou::Gou::new(params)?)
-        }
-        "rdbm" => {
-            expect(meta, "schedule", sched, &["cosine"])?;
-            expect(meta, "parameterization", par, &["x0", "eps"])?;
-            let d = rdbm::RdbmParams::default();
-            let residual = match p.value("residual_eta") {
-                None => None,
-                Some(v) => Some(rdbm::ResidualNoise {
-                    eta: v.as_f64().ok_or_else(|| Params::bad("residual_eta", "a number in [0, 1]", v))?,
-                }),
-            };
-            let params = rdbm::RdbmParams {
-                t_max: p.usize("t_max", d.t_max)?,
-                lamb: p.f64("lamb", d.lamb)?,
-                objective: if par == "eps" { rdbm::Objective::PredNoise } else { rdbm::Objective::PredXStart },
-                clip: p.bool("clip", d.clip)?,
-                residual,
-            };
-            Box::new(rdbm::Rdbm::new(params)?)
-        }
-        "nadb" => {
-            expect(meta, "schedule", sched, &["nadb"])?;
-            expect(meta, "parameterization", par, &["drift"])?;
-            let d = nadb::NadbParams::default();
-            let threshold = match p.value("d") {
-                None => d.d,
-                Some(v) if v.as_str() == Some("smallest") => nadb::Threshold::Smallest,
-                Some(v) => nadb::Threshold::Value(v.as_f64().ok_or_else(|| Params::bad("d", "\"smallest\" or a number", v))?),
-            };
-            // Trained with a mean network ⇔ the package ships one.
-            let has_mean = meta.mean_network.is_some();
-            if p.bool("mean_network", has_mean)? != has_mean {
-                return Err(Error::param(
-                    "bridge.family_params.mean_network",
-                    "contradicts bridge.mean_network (a mean-network checkpoint must ship its mean network, and only then)",
-                ));
-            }
-            let params = nadb::NadbParams { alpha: p.f64("alpha", d.alpha)?, k: p.f64("k", d.k)?, d: threshold, mean_network: has_mean };
-            Box::new(nadb::Nadb::new(params)?)
-        }
-        other => {
-            return Err(Error::UnknownFamily(format!(
-                "{other} (bridge.family; this SDK builds: i2sb, ddbm-vp, ddbm-ve, dbim-i2sb, goub, unidb, rdbm, nadb)"
-            )));
-        }
-    };
-    p.finish(&meta.family)?;
-    Ok(fam)
+    registry::build_family(&FamilyArgs {
+        family: &meta.family,
+        schedule: &meta.schedule,
+        parameterization: &meta.parameterization,
+        params: &meta.family_params,
+        has_mean_network: meta.mean_network.is_some(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     /// Every listed name parses, and its label parses back to the same sampler.
     #[test]

@@ -61,29 +61,10 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    /// The sampler's canonical name (as the CLI and model packages spell it).
+    /// The sampler's canonical name (as the CLI and model packages spell it), from the
+    /// registry ([`crate::family::registry::SAMPLERS`]).
     pub fn name(&self) -> &'static str {
-        match self {
-            Sampler::I2sb { ot_ode: false } => "i2sb",
-            Sampler::I2sb { ot_ode: true } => "i2sb-ot-ode",
-            Sampler::Heun { .. } => "heun",
-            Sampler::Dbim { .. } => "dbim",
-            Sampler::Implicit { .. } => "implicit",
-            Sampler::Euler { sde: true } => "euler-sde",
-            Sampler::Euler { sde: false } => "mean-ode",
-            Sampler::DataSolver1 { .. } => "data-solver-1",
-            Sampler::DataSolver2 { .. } => "data-solver-2",
-            Sampler::NoiseSolver1 { .. } => "noise-solver-1",
-            Sampler::Rdbm { .. } => "rdbm",
-            Sampler::Nadb => "nadb",
-            Sampler::Distilled => "distilled",
-            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Lambda, sde_order: 2 } => "dbmsolver-sde2",
-            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Time, sde_order: 2 } => "dbmsolver-time-sde2",
-            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Lambda, .. } => "dbmsolver",
-            Sampler::Dbmsolver { midpoint: dbmsolver::Midpoint::Time, .. } => "dbmsolver-time",
-            Sampler::I3sb { ot_ode: false, .. } => "i3sb",
-            Sampler::I3sb { ot_ode: true, .. } => "i3sb-ot-ode",
-        }
+        crate::family::registry::sampler_name(self)
     }
 }
 
