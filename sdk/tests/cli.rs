@@ -269,3 +269,57 @@ fn sigint_cancels_a_network_that_never_ends() {
     assert_eq!(others(&dir, &[&input, &model]), Vec::<PathBuf>::new());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The samplers for existing checkpoints run from a package through the CLI: I3SB on an I2SB
+/// package (η from `--eta`, also > 1) and DBMSolver (both midpoint rules, sde_order 2) on DDBM
+/// VP/VE packages; the wrong family or an NFE the solver cannot take is a clean error exit.
+#[test]
+fn new_samplers_run_from_packages() {
+    let dir = tmp("samplers");
+    fx::ensure_ort();
+    let package = |family: &str, schedule: &str, param: &str, sampler: &str, nfe: &str| {
+        let mut g = fx::oracle(Some(3));
+        g.meta("bridge.family", family)
+            .meta("bridge.schedule", schedule)
+            .meta("bridge.parameterization", param)
+            .meta("bridge.sampler", sampler)
+            .meta("bridge.nfe", nfe);
+        fx::save(&g, &dir.join(format!("{family}.onnx")))
+    };
+    let i2sb = package("i2sb", "i2sb-symmetric", "i2sb", "i3sb", "5");
+    let vp = package("ddbm-vp", "vp", "ddbm-precond", "dbmsolver", "4");
+    let ve = package("ddbm-ve", "ve", "ddbm-precond", "dbmsolver", "4");
+    let input = dir.join("in.png");
+    gray_png(&input, 24, 16);
+    let runs: &[(&Path, &[&str])] = &[
+        (&i2sb, &[]),
+        (&i2sb, &["--sampler", "i3sb", "--eta", "1.4", "--nfe", "4"]),
+        (&i2sb, &["--sampler", "i3sb-ot-ode", "--eta", "0"]),
+        (&vp, &[]),
+        (&vp, &["--sampler", "dbmsolver-time", "--nfe", "6"]),
+        (&ve, &["--sampler", "dbmsolver-sde2", "--nfe", "5"]),
+        (&ve, &["--sampler", "dbmsolver-time-sde2", "--nfe", "3"]),
+    ];
+    for (k, (model, extra)) in runs.iter().enumerate() {
+        let out = dir.join(format!("out{k}.png"));
+        let o = restore(model, &input, &out, extra);
+        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
+        let img = image::open(&out).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
+    }
+    // Wrong family, impossible NFE, η < 0: error exits naming the problem, no output.
+    let bad: &[(&Path, &[&str], &str)] = &[
+        (&i2sb, &["--sampler", "dbmsolver"], "dbmsolver"),
+        (&vp, &["--sampler", "i3sb"], "i3sb"),
+        (&vp, &["--sampler", "dbmsolver", "--nfe", "5"], "5"),
+        (&i2sb, &["--sampler", "i3sb", "--eta=-0.5"], "eta"),
+    ];
+    for (k, (model, extra, needle)) in bad.iter().enumerate() {
+        let out = dir.join(format!("bad{k}.png"));
+        let o = restore(model, &input, &out, extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+        assert!(!out.exists(), "{extra:?} wrote an output");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
