@@ -459,6 +459,9 @@ impl Restorer {
         if options.nfe == 0 {
             return Err(Error::nfe(0, "at least one network evaluation is needed"));
         }
+        // The sampler, NFE and family must work together: refused here (a dry run of the
+        // coefficient tables on a 1×1 image), not at the first restore.
+        crate::runtime::model_package::dry_run(family.as_ref(), &options.sampler, options.nfe, meta.channels)?;
         Ok(Restorer {
             meta,
             family,

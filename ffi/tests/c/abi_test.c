@@ -787,6 +787,64 @@ static void test_memory_model(void) {
     bridge_model_free(mm);
 }
 
+/* The samplers for existing checkpoints, chosen by name: I3SB (η through options.eta, also
+ * > 1) on an I2SB package, DBMSolver variants on a DDBM-VP package; a sampler of another
+ * family, an NFE the solver cannot take and a class label for a network without a class input
+ * are refused at bridge_restorer_new. */
+static void test_checkpoint_samplers(void) {
+    static const struct {
+        const char *model, *sampler;
+        double eta;
+        uint32_t nfe;
+        bridge_status want;
+    } cases[] = {
+        {"i2sb.onnx", NULL, NAN, 0, BRIDGE_OK},
+        {"i2sb.onnx", "i3sb", 1.4, 4, BRIDGE_OK},
+        {"i2sb.onnx", "i3sb-ot-ode", 0.0, 3, BRIDGE_OK},
+        {"ddbm_vp.onnx", NULL, NAN, 0, BRIDGE_OK},
+        {"ddbm_vp.onnx", "dbmsolver-time", NAN, 6, BRIDGE_OK},
+        {"ddbm_vp.onnx", "dbmsolver-sde2", NAN, 5, BRIDGE_OK},
+        {"i2sb.onnx", "dbmsolver", NAN, 4, BRIDGE_ERR_INVALID_ARGUMENT},
+        {"ddbm_vp.onnx", "i3sb", NAN, 4, BRIDGE_ERR_INVALID_ARGUMENT},
+        {"ddbm_vp.onnx", "dbmsolver", NAN, 5, BRIDGE_ERR_INVALID_ARGUMENT},
+    };
+    size_t k;
+    unsigned char in[12 * 8 * 3], out[12 * 8 * 3];
+    fill_rgb(in, 12, 8, 36);
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        bridge_model *m = load(cases[k].model);
+        bridge_restorer *r = NULL;
+        bridge_restorer_options o;
+        bridge_status st;
+        bridge_restorer_options_init(&o);
+        o.threads = 1;
+        o.sampler = cases[k].sampler;
+        o.eta = cases[k].eta;
+        o.nfe = cases[k].nfe;
+        st = bridge_restorer_new(m, &o, &r);
+        EXPECT_STATUS(st, cases[k].want);
+        if (st != BRIDGE_OK) EXPECT(r == NULL);
+        if (st == BRIDGE_OK) {
+            bridge_image a = image(12, 8, 36, BRIDGE_FORMAT_RGB8, in, sizeof in);
+            bridge_image b = image(12, 8, 36, BRIDGE_FORMAT_RGB8, out, sizeof out);
+            EXPECT_STATUS(bridge_restore(r, &a, &b, NULL, NULL), BRIDGE_OK);
+            EXPECT_STATUS(bridge_restorer_free(r), BRIDGE_OK);
+        }
+        EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+    }
+    /* A class label for a network without a class input. */
+    {
+        bridge_model *m = load("i2sb.onnx");
+        bridge_restorer *r = NULL;
+        bridge_restorer_options o;
+        bridge_restorer_options_init(&o);
+        o.class_label = 7;
+        EXPECT_STATUS(bridge_restorer_new(m, &o, &r), BRIDGE_ERR_INVALID_ARGUMENT);
+        EXPECT(r == NULL);
+        EXPECT_STATUS(bridge_model_free(m), BRIDGE_OK);
+    }
+}
+
 int main(int argc, char **argv) {
     size_t live0;
     if (argc < 2) {
@@ -807,6 +865,7 @@ int main(int argc, char **argv) {
     test_cancel();
     test_shared_model();
     test_memory_model();
+    test_checkpoint_samplers();
     EXPECT(bridge_live_handle_count() == live0);
     /* Naming the library already loaded is fine; another one is refused. */
     EXPECT(bridge_onnxruntime_library() != NULL);

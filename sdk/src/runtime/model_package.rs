@@ -132,7 +132,7 @@ fn resolve_inside(dir: &Path, rel: &str) -> Result<PathBuf> {
 /// Run `sampler` for `nfe` evaluations on a 1×1 image with a zero network: errors that say the
 /// sampler, the NFE or the family cannot work together are the package's; anything else (a
 /// zero network may be outside a family's domain) is not a statement about the package.
-fn dry_run(family: &dyn Family, sampler: &Sampler, nfe: usize, channels: usize) -> Result<()> {
+pub(crate) fn dry_run(family: &dyn Family, sampler: &Sampler, nfe: usize, channels: usize) -> Result<()> {
     let x = Tensor::zeros((1, channels, 1, 1));
     let mut net = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(Tensor::zeros(x.raw_dim())));
     let mut model = Model::new(&mut net, family, x.view(), x.view())?;
