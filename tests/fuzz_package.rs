@@ -17,18 +17,15 @@
 use bridge::runtime::ModelPackage;
 use bridge_export::fixtures;
 use bridge_export::onnx::Graph;
+use bridge_export::weights::SplitMix;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// splitmix64: a tiny seeded generator, so every run draws the same cases.
-struct Rng(u64);
+/// A seeded generator (SplitMix64), so every run draws the same cases.
+struct Rng(SplitMix);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
@@ -195,7 +192,7 @@ fn mutated_packages_are_ok_or_typed_errors() {
         if only.is_some_and(|c| c != case) {
             continue;
         }
-        let mut rng = Rng(0x5EED_0000 + case as u64);
+        let mut rng = Rng(SplitMix(0x5EED_0000 + case as u64));
         let k = rng.below(bases.len());
         let bytes = if case % 2 == 0 { mutate_bytes(&encoded[k], &mut rng) } else { mutate_meta(&bases[k], &mut rng) };
         let r = catch_unwind(AssertUnwindSafe(|| ModelPackage::from_memory(bytes, "mutated").map(|_| ())));

@@ -32,11 +32,13 @@ pub struct Weights {
 }
 
 /// SplitMix64: a tiny, well-mixed 64-bit generator (one per parameter, seeded from the run seed and
-/// the parameter path, so adding a parameter never changes the others' values).
-struct SplitMix(u64);
+/// the parameter path, so adding a parameter never changes the others' values). Also the seeded
+/// case generator of the mutation tests (`tests/fuzz_package.rs`, `ffi/src/mutation_tests.rs`).
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -17,16 +17,12 @@ use crate::restorer::{OPTIONS_V1_SIZE, bridge_restorer_free, bridge_restorer_new
 use crate::status::bridge_status as S;
 use std::ffi::c_void;
 
-/// SplitMix64: a fixed, dependency-free generator (the cases must not change between runs).
-struct Rng(u64);
+/// A fixed generator (the project's SplitMix64; the cases must not change between runs).
+struct Rng(bridge_export::weights::SplitMix);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
@@ -278,7 +274,7 @@ fn mutated_descriptors_get_their_status() {
     const CASES: usize = 12_000;
     const NETWORK_RUNS: usize = 150;
     let r = crate::test_support::oracle_restorer();
-    let mut rng = Rng(0x5EED_0009);
+    let mut rng = Rng(bridge_export::weights::SplitMix(0x5EED_0009));
     let (mut ok, mut rejected, mut ran) = (0usize, std::collections::BTreeMap::<String, usize>::new(), 0usize);
     for case in 0..CASES {
         let (din, mut bin, ein) = descriptor(&mut rng, None);
@@ -350,7 +346,7 @@ fn mutated_options_struct_size() {
     let template = bridge_restorer_options { threads: 1, ..Default::default() };
     // SAFETY: a plain `repr(C)` struct viewed as bytes.
     let tbytes = unsafe { std::slice::from_raw_parts((&raw const template).cast::<u8>(), ours) }.to_vec();
-    let mut rng = Rng(0x0975_0009);
+    let mut rng = Rng(bridge_export::weights::SplitMix(0x0975_0009));
     let mut created = 0;
     for case in 0..1_000 {
         let size: u32 = match rng.below(8) {
