@@ -127,16 +127,9 @@ fn class_label_input() {
     let mut g = Graph::default();
     g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("label", INT64, &[B]).output("raw", FLOAT, &image(3));
     // RDBM x0 package: the restored image is clamp(raw) = clamp(0.5·cond + 0.01·label).
-    g.meta("bridge.schema_version", "1")
-        .meta("bridge.family", "rdbm")
-        .meta("bridge.schedule", "cosine")
-        .meta("bridge.parameterization", "x0")
-        .meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "label": "class"}"#)
-        .meta("bridge.outputs", r#"{"raw": "raw"}"#)
-        .meta("bridge.value_range", "[-1, 1]")
-        .meta("bridge.channel_order", "rgb")
-        .meta("bridge.sampler", "rdbm")
-        .meta("bridge.nfe", "3");
+    // The fixtures' RDBM x0 package metadata, with the class input's role.
+    bridge_export::fixtures::package(&mut g, None)
+        .meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "label": "class"}"#);
     g.floats("h", &[], &[0.5])
         .floats("k", &[], &[0.01])
         .floats("zero", &[], &[0.0])
@@ -175,14 +168,9 @@ fn generator_noise_input() {
     let dir = tmpdir("noise");
     let mut g = Graph::default();
     g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("z", FLOAT, &image(2)).output("raw", FLOAT, &image(3));
-    g.meta("bridge.schema_version", "1")
-        .meta("bridge.family", "rdbm")
-        .meta("bridge.schedule", "cosine")
-        .meta("bridge.parameterization", "x0")
+    // The fixtures' RDBM x0 package metadata, with the noise input's role and the generator's sampler.
+    bridge_export::fixtures::package(&mut g, None)
         .meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "z": "noise"}"#)
-        .meta("bridge.outputs", r#"{"raw": "raw"}"#)
-        .meta("bridge.value_range", "[-1, 1]")
-        .meta("bridge.channel_order", "rgb")
         .meta("bridge.sampler", "distilled")
         .meta("bridge.nfe", "2");
     // raw = 0.5·cond + 0.05·mean_c(z) + 0·t (pointwise).
