@@ -76,7 +76,7 @@ impl Task {
 
     /// Training pairs in the package's value range ([−1, 1]) at `crop × crop`.
     pub fn pairs(self, crop: usize, augment: bool) -> PairConfig {
-        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment }
+        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default() }
     }
 }
 
@@ -221,6 +221,30 @@ pub fn read_package(path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
     w.set_meta(CONFIG_KEY, &cfg.to_json());
     w.check_exact(&specs)?;
     Ok((cfg, w, meta))
+}
+
+/// Rewrite the package at `src` into `out` with another default sampler and/or NFE, keeping its
+/// weights, metadata and training record (`train.*`). The new defaults are checked by the same
+/// family build as any written package. NADB packages with a mean network are refused (their
+/// mean network file would have to be rewritten too).
+pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
+    let (cfg, w, mut meta) = read_package(src)?;
+    if meta.mean_network.is_some() {
+        return Err(Error::Config(format!("{}: a package with a mean network cannot be re-defaulted; export its checkpoint", src.display())));
+    }
+    if let Some(s) = sampler {
+        meta.sampler = s.to_string();
+    }
+    if let Some(n) = nfe {
+        meta.nfe = n;
+    }
+    let extra: BTreeMap<String, String> = read_model(src)?
+        .metadata_props
+        .iter()
+        .filter_map(|e| Some((e.key.clone()?, e.value.clone()?)))
+        .filter(|(k, _)| k.starts_with("train."))
+        .collect();
+    write_package(out, &cfg, &w, &meta, None, &extra)
 }
 
 #[cfg(test)]

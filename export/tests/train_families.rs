@@ -40,11 +40,13 @@ fn spec(family: &str, task: &str, steps: u64) -> Spec {
         nfe: None,
         max_side: 0,
         teacher: None,
+        gray_p: 0.0,
+        permute_channels: false,
     }
 }
 
 fn quiet(max_steps_now: Option<u64>) -> Reporting {
-    Reporting { log_every: 0, progress_bar: false, ckpt_every: 100, max_steps_now }
+    Reporting { log_every: 0, progress_bar: false, ckpt_every: 100, max_steps_now, data_threads: 1, time_budget: None }
 }
 
 /// Restore a 16×16 image with the package's defaults; the output must be finite and of size.
