@@ -29,7 +29,8 @@ pub struct Photo {
 }
 
 /// `$BRIDGE_DATA_DIR` if set, else the workspace's `.deps/data` (where `scripts/fetch-data.sh`
-/// puts the photos; its `train/` and `test/` subfolders are the two splits).
+/// puts the photos; its `train/`, `test/` (held out), `val/` (choosing defaults) and `unseen/`
+/// (a second quality check, never used to choose anything) subfolders are the splits).
 pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("BRIDGE_DATA_DIR") {
         Some(d) => PathBuf::from(d),
