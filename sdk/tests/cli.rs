@@ -300,13 +300,7 @@ fn new_samplers_run_from_packages() {
         (&ve, &["--sampler", "dbmsolver-sde2", "--nfe", "5"]),
         (&ve, &["--sampler", "dbmsolver-time-sde2", "--nfe", "3"]),
     ];
-    for (k, (model, extra)) in runs.iter().enumerate() {
-        let out = dir.join(format!("out{k}.png"));
-        let o = restore(model, &input, &out, extra);
-        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
-        let img = image::open(&out).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
-    }
+    restore_all(&dir, &input, runs);
     // Wrong family, impossible NFE, η < 0: error exits naming the problem, no output.
     let bad: &[(&Path, &[&str], &str)] = &[
         (&i2sb, &["--sampler", "dbmsolver"], "dbmsolver"),
@@ -314,13 +308,7 @@ fn new_samplers_run_from_packages() {
         (&vp, &["--sampler", "dbmsolver", "--nfe", "5"], "5"),
         (&i2sb, &["--sampler", "i3sb", "--eta=-0.5"], "eta"),
     ];
-    for (k, (model, extra, needle)) in bad.iter().enumerate() {
-        let out = dir.join(format!("bad{k}.png"));
-        let o = restore(model, &input, &out, extra);
-        assert!(!o.status.success(), "{extra:?} should fail");
-        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
-        assert!(!out.exists(), "{extra:?} wrote an output");
-    }
+    refused_all(&dir, &input, bad);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -355,15 +343,7 @@ fn unidbpp_samplers_run_from_packages() {
         (&goub, &[]),
         (&goub, &["--sampler", "euler-pf-ode"]),
     ];
-    let mut outputs = Vec::new();
-    for (k, (model, extra)) in runs.iter().enumerate() {
-        let out = dir.join(format!("out{k}.png"));
-        let o = restore(model, &input, &out, extra);
-        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
-        let img = image::open(&out).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
-        outputs.push(img.into_raw());
-    }
+    let outputs = restore_all(&dir, &input, runs);
     // The alias is the same sampler; the package default is what `--sampler` names.
     assert_eq!(outputs[3], outputs[4]);
     assert_ne!(outputs[0], outputs[2], "noise-solver-2 and pf-ode gave the same image");
@@ -373,12 +353,33 @@ fn unidbpp_samplers_run_from_packages() {
         (&unidb, &["--sampler", "noise-solver-2", "--nfe", "16"], "2·solver_step − 3"),
         (&unidb, &["--sampler", "pf-ode", "--nfe", "10"], "pf-ode"),
     ];
+    refused_all(&dir, &input, bad);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Restore the 24×16 `input` with each `(model, extra arguments)`; every run must succeed with a
+/// 24×16 output. Returns the outputs' RGB bytes in order.
+fn restore_all(dir: &Path, input: &Path, runs: &[(&Path, &[&str])]) -> Vec<Vec<u8>> {
+    let mut outputs = Vec::new();
+    for (k, (model, extra)) in runs.iter().enumerate() {
+        let out = dir.join(format!("out{k}.png"));
+        let o = restore(model, input, &out, extra);
+        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
+        let img = image::open(&out).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
+        outputs.push(img.into_raw());
+    }
+    outputs
+}
+
+/// Each `(model, extra arguments, needle)` must exit with an error whose message contains
+/// `needle`, writing no output.
+fn refused_all(dir: &Path, input: &Path, bad: &[(&Path, &[&str], &str)]) {
     for (k, (model, extra, needle)) in bad.iter().enumerate() {
         let out = dir.join(format!("bad{k}.png"));
-        let o = restore(model, &input, &out, extra);
+        let o = restore(model, input, &out, extra);
         assert!(!o.status.success(), "{extra:?} should fail");
         assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
         assert!(!out.exists(), "{extra:?} wrote an output");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
