@@ -128,19 +128,44 @@ fn rgba_alpha_is_passed_through_and_enlarged_with_the_image() {
     }
 }
 
+/// The first error message on `pipeline`'s bus after it is set to `state`, as (source, text).
+fn first_error(pipeline: &gst::Element, state: gst::State) -> (String, String, bool) {
+    let bus = pipeline.bus().unwrap();
+    let failed = pipeline.set_state(state).is_err();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Error]).expect("an error message");
+    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
+    pipeline.set_state(gst::State::Null).unwrap();
+    (msg.src().unwrap().name().to_string(), err.error().to_string(), failed)
+}
+
 #[test]
-fn a_missing_model_is_an_error_message_and_a_failed_state_change() {
+fn a_bad_model_or_setting_is_an_error_message_and_a_failed_state_change() {
     init();
-    for props in ["model=/nonexistent/model.onnx", "", "model=MODEL device=nosuchdevice"] {
-        let props = props.replace("MODEL", &model("denoise.onnx"));
+    let m = model("denoise.onnx");
+    for (props, want) in [
+        ("model=/nonexistent/model.onnx".to_string(), "cannot load model package /nonexistent/model.onnx"),
+        (String::new(), "no model set"),
+        (format!("model={m} device=nosuchdevice"), "`nosuchdevice` is not one of cpu, cuda, tensorrt"),
+        (format!("model={m} sampler=nosuchsampler"), "nosuchsampler"),
+    ] {
         let pipeline = gst::parse::launch(&format!("videotestsrc num-buffers=1 ! bridgerestore name=restore {props} ! fakesink")).unwrap();
-        let bus = pipeline.bus().unwrap();
-        assert!(pipeline.set_state(gst::State::Paused).is_err(), "{props}: the state change succeeded");
-        let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error]).expect("an error message");
-        let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
-        assert_eq!(msg.src().unwrap().name(), "restore");
-        let text = format!("{} {:?}", err.error(), err.debug());
-        assert!(text.contains("model") || text.contains("provider"), "{props}: {text}");
-        pipeline.set_state(gst::State::Null).unwrap();
+        let (src, text, failed) = first_error(&pipeline, gst::State::Paused);
+        assert!(failed, "{props}: the state change succeeded");
+        assert_eq!(src, "restore");
+        assert!(text.contains(want), "{props}: {text}");
     }
+}
+
+#[test]
+fn caps_the_restorer_refuses_are_an_element_error_naming_the_reason() {
+    init();
+    // ×4 of 20000 pixels is more than the SDK's largest side (65536).
+    let launch = format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,format=RGB,width=20000,height=8 ! bridgerestore name=restore model={} ! fakesink",
+        model("sr4.onnx")
+    );
+    let pipeline = gst::parse::launch(&launch).unwrap();
+    let (src, text, _) = first_error(&pipeline, gst::State::Playing);
+    assert_eq!(src, "restore");
+    assert!(text.contains("incompatible caps") && text.contains("exceeds the largest side"), "{text}");
 }

@@ -112,9 +112,9 @@ impl BaseTransformImpl for BridgeRestore {
         let model = settings
             .model
             .clone()
-            .ok_or_else(|| gst::error_msg!(gst::ResourceError::NotFound, ["no model set: set the `model` property to a model package (.onnx)"]))?;
+            .ok_or_else(|| gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property to a model package (.onnx)")))?;
         let restorer = settings.builder(&model).and_then(|b| b.build()).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ["cannot load model package {}: {}", model, e])
+            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot load model package {}: {}", model, e))
         })?;
         let scale = restorer.package().sr_scale;
         gst::info!(CAT, imp = self, "loaded {model}: SR ×{scale}, provider {}, options {:?}", restorer.provider(), restorer.options());
@@ -172,7 +172,7 @@ impl VideoFilterImpl for BridgeRestore {
             Err(e) => {
                 // An element error, not only a log line: the application sees why the caps
                 // were refused (odd NV12 size, a frame over the size limit, …).
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ["incompatible caps: {}", e]);
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("incompatible caps: {}", e));
                 Err(gst::loggable_error!(CAT, "incompatible caps: {e}"))
             }
         }
@@ -185,11 +185,11 @@ impl VideoFilterImpl for BridgeRestore {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut state = lock(&self.state);
         let Some(state) = state.as_mut() else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["frame before the model was loaded"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("frame before the model was loaded"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let Some((lin, lout)) = state.layouts else {
-            gst::element_imp_error!(self, gst::CoreError::Negotiation, ["frame before caps were negotiated"]);
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("frame before caps were negotiated"));
             return Err(gst::FlowError::NotNegotiated);
         };
         let result = (|| {
@@ -199,7 +199,7 @@ impl VideoFilterImpl for BridgeRestore {
             frame::write(&Planar { rgb, alpha }, outframe, &lout)
         })();
         result.map(|()| gst::FlowSuccess::Ok).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["restore failed: {}", e]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("restore failed: {}", e));
             gst::FlowError::Error
         })
     }
