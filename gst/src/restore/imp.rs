@@ -12,6 +12,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::subclass::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 /// What exists while the element runs.
@@ -26,11 +27,14 @@ struct State {
 pub struct BridgeRestore {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// The loaded package's SR scale (0: none loaded), outside `state` so that caps queries
+    /// and the `scale` property do not wait for a frame being restored.
+    scale: AtomicU32,
 }
 
 impl Default for BridgeRestore {
     fn default() -> Self {
-        BridgeRestore { settings: Mutex::new(Settings::new()), state: Mutex::new(None) }
+        BridgeRestore { settings: Mutex::new(Settings::new()), state: Mutex::new(None), scale: AtomicU32::new(0) }
     }
 }
 
@@ -62,7 +66,7 @@ impl ObjectImpl for BridgeRestore {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "scale" => (lock(&self.state).as_ref().map_or(0, |s| s.scale) as u32).to_value(),
+            "scale" => self.scale.load(Ordering::Acquire).to_value(),
             name => lock(&self.settings).get(name),
         }
     }
@@ -118,17 +122,22 @@ impl BaseTransformImpl for BridgeRestore {
         })?;
         let scale = restorer.package().sr_scale;
         gst::info!(CAT, imp = self, "loaded {model}: SR ×{scale}, provider {}, options {:?}", restorer.provider(), restorer.options());
+        let Ok(scale32) = u32::try_from(scale) else {
+            return Err(gst::error_msg!(gst::ResourceError::Settings, ("model package {}: SR scale {} is out of range", model, scale)));
+        };
         *lock(&self.state) = Some(State { restorer, scale, layouts: None });
+        self.scale.store(scale32, Ordering::Release);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         *lock(&self.state) = None;
+        self.scale.store(0, Ordering::Release);
         Ok(())
     }
 
     fn transform_caps(&self, direction: gst::PadDirection, caps: &gst::Caps, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let scale = lock(&self.state).as_ref().and_then(|s| u32::try_from(s.scale).ok());
+        let scale = Some(self.scale.load(Ordering::Acquire)).filter(|&s| s > 0);
         let other = caps::transform(caps, direction, scale);
         gst::debug!(CAT, imp = self, "transformed {caps:?} ({direction:?}, scale {scale:?}) to {other:?}");
         Some(match filter {
