@@ -70,6 +70,39 @@ fn nv12_frames_are_restored_exactly_as_the_sdk_restores_them() {
 }
 
 #[test]
+fn nv12_with_padded_rows_and_separate_planes_is_read_through_its_video_meta() {
+    // Luma rows of 80 bytes, the chroma plane 512 bytes after the luma plane's end: what a
+    // camera or hardware decoder hands out. The element must read the frame through the
+    // buffer's video meta, not assume GStreamer's default layout.
+    let (w, h, stride, gap) = (64usize, 32usize, 80usize, 512usize);
+    let m = model("denoise.onnx");
+    let mut hs = harness(&format!("model={m} nfe=1"), "video/x-raw,format=NV12,width=64,height=32,framerate=30/1");
+    let l = Layout::packed(w, h, PixelFormat::Nv12).unwrap();
+    let packed = pattern(l.required_len().unwrap(), 9);
+    let uv_offset = h * stride + gap;
+    let mut padded = vec![0xEEu8; uv_offset + h / 2 * stride];
+    for (r, row) in packed.chunks_exact(w).enumerate() {
+        let o = if r < h { r * stride } else { uv_offset + (r - h) * stride };
+        padded[o..o + w].copy_from_slice(row);
+    }
+    let mut buf = gst::Buffer::from_slice(padded);
+    gst_video::VideoMeta::add_full(
+        buf.get_mut().unwrap(),
+        gst_video::VideoFrameFlags::empty(),
+        gst_video::VideoFormat::Nv12,
+        w as u32,
+        h as u32,
+        &[0, uv_offset],
+        &[stride as i32, stride as i32],
+    )
+    .unwrap();
+    let out = hs.push_and_pull(buf).unwrap();
+    let got = out.map_readable().unwrap();
+    let want = expected(&m, 1, &packed, &l, &l);
+    assert!(got.as_slice() == want.as_slice(), "element output differs from the SDK's for the packed frame");
+}
+
+#[test]
 fn rgb_with_padded_rows_is_read_and_written_with_the_frame_stride() {
     // 30 pixels of RGB = 90 bytes; GStreamer pads rows to 92.
     let (w, h) = (30, 18);
