@@ -1,5 +1,5 @@
 //! GOUB / UniDB reverse SDE and Mean-ODE (row plans, [`super::plan`]): one Euler step of the h-transformed reverse SDE per
-//! integer step `t = T, …, 1` (math-B §1.6, §2.6; `reverse_sde`, `reverse_mean_ode`,
+//! integer step `t = T, …, 1` (`docs/math/goub.md` §4, §6; `reverse_sde`, `reverse_mean_ode`,
 //! `sde_reverse_drift_1`, `dispersion` in the official `sde_utils.py`).
 //!
 //! Kept in noise (`ε`) form — `x0̂` is undefined at `t = T` and ill-conditioned near it:
