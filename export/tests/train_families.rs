@@ -40,6 +40,7 @@ fn spec(family: &str, task: &str, steps: u64) -> Spec {
         nfe: None,
         max_side: 0,
         teacher: None,
+        noise_channels: None,
     }
 }
 
