@@ -362,9 +362,16 @@ mod tests {
         let gr = m.graph.as_ref().unwrap();
         let names: Vec<&str> = gr.input.iter().filter_map(|v| v.name.as_deref()).collect();
         assert_eq!(names, vec!["x", "cond", "t", "z"]);
-        let z = gr.input.iter().find(|v| v.name.as_deref() == Some("z")).unwrap();
+        let z = gr
+            .input
+            .iter()
+            .find(|v| v.name.as_deref() == Some("z"))
+            .unwrap();
         let dims = format!("{:?}", z.r#type);
-        assert!(dims.contains("DimValue(2)"), "noise channels not static: {dims}");
+        assert!(
+            dims.contains("DimValue(2)"),
+            "noise channels not static: {dims}"
+        );
     }
 
     #[test]

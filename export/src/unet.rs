@@ -379,12 +379,19 @@ pub fn unet_forward_with_noise<O: Ops>(
 ) -> Result<O::T> {
     cfg.validate()?;
     let mut parts = vec![x];
-    for (what, given, n) in [("a conditioning input", cond, cfg.cond_channels), ("a noise input", z, cfg.noise_channels)] {
+    for (field, what, given, n) in [
+        (
+            "cond_channels",
+            "a conditioning input",
+            cond,
+            cfg.cond_channels,
+        ),
+        ("noise_channels", "a noise input", z, cfg.noise_channels),
+    ] {
         match (given, n) {
             (None, 0) => {}
             (Some(c), n) if n > 0 => parts.push(c),
             (c, n) => {
-                let field = if what == "a noise input" { "noise_channels" } else { "cond_channels" };
                 return Err(Error::Config(format!(
                     "{field} = {n} but {what} was {}",
                     if c.is_some() { "given" } else { "not given" }
@@ -392,7 +399,11 @@ pub fn unet_forward_with_noise<O: Ops>(
             }
         }
     }
-    let input = if parts.len() == 1 { o.share(x) } else { o.concat(&parts, 1)? };
+    let input = if parts.len() == 1 {
+        o.share(x)
+    } else {
+        o.concat(&parts, 1)?
+    };
     let levels = cfg.levels();
     let groups = cfg.groups;
 
@@ -478,8 +489,15 @@ mod tests {
                 + if ci != co { conv(ci, co, 1) } else { 0 }
         };
         let attn = |ch: usize| 2 * ch + 4 * conv(ch, ch, 1);
-        let mut n =
-            c.channels * t + t + t * t + t + conv(c.in_channels + c.cond_channels + c.noise_channels, c.channels, 3);
+        let mut n = c.channels * t
+            + t
+            + t * t
+            + t
+            + conv(
+                c.in_channels + c.cond_channels + c.noise_channels,
+                c.channels,
+                3,
+            );
         let (mut ch, mut skips) = (c.channels, vec![]);
         for (i, m) in c.channel_mult.iter().enumerate() {
             let w = c.channels * m;
@@ -619,9 +637,19 @@ mod tests {
         let mut g = c.clone();
         g.noise_channels = 2;
         assert_eq!(UNetConfig::from_json(&g.to_json()).unwrap(), g);
-        let conv_in = |cfg: &UNetConfig| cfg.params().unwrap().into_iter().find(|p| p.path == "conv_in.weight").unwrap().shape;
+        let conv_in = |cfg: &UNetConfig| {
+            cfg.params()
+                .unwrap()
+                .into_iter()
+                .find(|p| p.path == "conv_in.weight")
+                .unwrap()
+                .shape
+        };
         assert_eq!(conv_in(&g), vec![c.channels, 3 + 3 + 2, 3, 3]);
-        assert_eq!(g.param_count().unwrap(), c.param_count().unwrap() + 2 * 9 * c.channels);
+        assert_eq!(
+            g.param_count().unwrap(),
+            c.param_count().unwrap() + 2 * 9 * c.channels
+        );
         let mut col = Collect::default();
         let e = unet_forward(&mut col, &g, &(), Some(&()), &()).unwrap_err();
         assert!(e.to_string().contains("noise_channels = 2"), "{e}");
