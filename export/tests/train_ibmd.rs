@@ -108,7 +108,7 @@ fn generator_noise_is_trained_exported_and_drawn_per_seed() {
     assert_eq!(max_diff(&a, &a2), 0.0, "the same seed gave different outputs");
     assert!(max_diff(&a, &b) > 1e-5, "the seed does not reach the generator: {}", max_diff(&a, &b));
     // Only the distilled sampler may run a network with a noise input.
-    let e = Restorer::builder(&noisy).threads(1).sampler("rdbm").build().err().expect("rdbm sampler accepted a generator");
+    let Err(e) = Restorer::builder(&noisy).threads(1).sampler("rdbm").build() else { panic!("the rdbm sampler accepted a generator") };
     assert!(matches!(e, bridge::Error::Incompatible { .. }), "{e}");
 
     // The default is one noise channel per image channel.
