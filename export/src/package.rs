@@ -114,7 +114,7 @@ pub fn package_meta(
         cond: (cfg.cond_channels > 0).then(|| io::COND.to_string()),
         time: Some(io::T.into()),
         class: None,
-        noise: None,
+        noise: (cfg.noise_channels > 0).then(|| io::Z.to_string()),
         output: io::OUT.into(),
     };
     m.sr_scale = task.sr_scale();
@@ -188,11 +188,22 @@ pub fn write_package(
         });
         meta.family_params.remove("mean_network");
     }
+    // The graph has a noise input exactly when the network has noise channels; the metadata
+    // must give it its role (the SDK reads the channel count from the graph).
+    let want_noise = (cfg.noise_channels > 0).then(|| io::Z.to_string());
+    if meta.io.noise != want_noise {
+        return Err(Error::Config(format!(
+            "the network has {} noise channels but bridge.inputs gives the noise role to {:?}",
+            cfg.noise_channels, meta.io.noise
+        )));
+    }
     // The metadata must parse back exactly as the runtime reads it, and build its family.
     let back = PackageMeta::from_props(&meta.to_props(), &path.display().to_string()).map_err(|e| Error::Config(e.to_string()))?;
     bridge::runtime::build_family(&back).map_err(|e| Error::Config(format!("package family: {e}")))?;
     let mut g = unet_graph(cfg, weights)?;
-    g.metas(meta.to_props());
+    // The graph's own `unet.*` keys describe the network written; a package read back (an IBMD
+    // teacher's metadata) must not overwrite them with another network's.
+    g.metas(meta.to_props().into_iter().filter(|(k, _)| !k.starts_with("unet.")));
     g.metas(extra.iter());
     g.write(path)
 }

@@ -42,6 +42,7 @@ fn spec(family: &str, task: &str, steps: u64) -> Spec {
         teacher: None,
         gray_p: 0.0,
         permute_channels: false,
+        noise_channels: None,
     }
 }
 

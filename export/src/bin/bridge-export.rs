@@ -171,6 +171,9 @@ struct TrainArgs {
     /// IBMD: the teacher package.
     #[arg(long)]
     teacher: Option<PathBuf>,
+    /// IBMD: channels of the generator's noise input (0: deterministic; default: the image's).
+    #[arg(long)]
+    noise_channels: Option<usize>,
     /// Log every this many steps.
     #[arg(long, default_value_t = 50)]
     log_every: u64,
@@ -274,6 +277,7 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         teacher: a.teacher.clone(),
         gray_p: a.gray_p,
         permute_channels: a.permute_channels,
+        noise_channels: a.noise_channels,
     };
     let ckpt = a.ckpt.clone().unwrap_or_else(|| {
         let mut s = a.out.clone().into_os_string();

@@ -17,7 +17,7 @@
 //! * **Degraded inputs** are clipped to the value range (noise included), as any image file would
 //!   hold them.
 
-use super::ibmd::Ibmd;
+use super::ibmd::{Ibmd, generator_weights};
 use super::optim::{Adam, clip_grad_norm, ema_decay, ema_update, learning_rate};
 use super::tch_ops::{ParamSet, backend, tensor, values};
 use crate::data::{PairSampler, Photo, default_data_dir, load_dir};
@@ -89,11 +89,21 @@ pub struct Spec {
     /// Random RGB channel permutations of the training crops ([`crate::data::Colour`]).
     #[serde(default)]
     pub permute_channels: bool,
+    /// IBMD: channels of the generator's noise input (0: a deterministic generator); `None`: as
+    /// many as the image has ([`Spec::generator_noise`]). Other families take none.
+    #[serde(default)]
+    pub noise_channels: Option<usize>,
 }
 
 impl Spec {
     fn task(&self) -> Result<Task> {
         Task::parse(&self.task)
+    }
+
+    /// The IBMD generator's noise channels for a teacher of `teacher`'s architecture: the
+    /// spec's, else one per image channel (`docs/math/ibmd.md`).
+    pub fn generator_noise(&self, teacher: &UNetConfig) -> usize {
+        self.noise_channels.unwrap_or(teacher.in_channels)
     }
 
     /// Same run, possibly with more steps.
@@ -354,13 +364,22 @@ pub fn spec_meta(spec: &Spec) -> Result<(PackageMeta, UNetConfig)> {
     let task = spec.task()?;
     let (mut meta, cfg) = if spec.family == "ibmd" {
         let t = spec.teacher.as_ref().ok_or_else(|| Error::Config("ibmd needs a teacher package".into()))?;
-        let (cfg, _, mut meta) = read_package(t)?;
+        let (tcfg, _, mut meta) = read_package(t)?;
         meta.sampler = "distilled".into();
         meta.nfe = 1;
         meta.sampler_params.clear();
+        // The teacher's network description and training record are not the generator's.
+        meta.other.retain(|k, _| !k.starts_with("unet.") && !k.starts_with("train."));
         meta.info.insert("name".into(), format!("libbridge IBMD ({}) {} demo", meta.family, task.name()));
+        // The generator: the teacher's network plus its noise input (role `noise`).
+        let mut cfg = tcfg.clone();
+        cfg.noise_channels = spec.generator_noise(&tcfg);
+        meta.io.noise = (cfg.noise_channels > 0).then(|| crate::onnx_ops::io::Z.to_string());
         (meta, cfg)
     } else {
+        if spec.noise_channels.is_some_and(|n| n > 0) {
+            return Err(Error::Config(format!("noise channels are an IBMD generator's input; family `{}` takes none", spec.family)));
+        }
         let m = package_meta(&spec.family, spec.parameterization.as_deref(), spec.family_params.clone(), task, &spec.unet)?;
         (m, spec.unet.clone())
     };
@@ -409,7 +428,11 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         let t = spec.teacher.as_ref().ok_or_else(|| Error::Config("ibmd needs --teacher".into()))?;
         let (tcfg, tw, _) = read_package(t)?;
         let i = Ibmd::new(&tcfg, &tw, family.as_ref(), spec.nfe.unwrap_or(1), device)?;
-        let g = Net::from_weights(&tcfg, &tw, device)?;
+        let (gcfg, gw) = generator_weights(&tcfg, &tw, spec.generator_noise(&tcfg))?;
+        if gcfg != cfg {
+            return Err(Error::Config("the teacher package changed since the spec was read".into()));
+        }
+        let g = Net::from_weights(&gcfg, &gw, device)?;
         ibmd = Some(i);
         g
     } else {

@@ -1,6 +1,6 @@
 //! GOUB / UniDB reverse SDE, Mean-ODE and probability-flow ODE (row plans, [`super::plan`]): one
-//! Euler step of the h-transformed reverse SDE per integer step `t = T, …, 1` (math-B §1.6, §2.6,
-//! §2.7; `reverse_sde`, `reverse_mean_ode`, `sde_reverse_drift_1`, `dispersion` in the official
+//! Euler step of the h-transformed reverse SDE per integer step `t = T, …, 1` (`docs/math/goub.md`
+//! §4, §6, §7; `reverse_sde`, `reverse_mean_ode`, `sde_reverse_drift_1`, `dispersion` in the official
 //! GOUB/UniDB `sde_utils.py`; UniDB++'s adds `reverse_pf_ode`, `sde_reverse_drift_2`).
 //!
 //! Kept in noise (`ε`) form — `x0̂` is undefined at `t = T` and ill-conditioned near it:

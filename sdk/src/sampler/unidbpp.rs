@@ -1,7 +1,7 @@
 //! UniDB++'s fast solvers for GOUB/UniDB models (data-solver-1 and noise-solver-1 are row plans,
 //! [`super::plan`]; data-solver-2 and noise-solver-2 are loops: the first combines two `x0̂`, the
 //! second calls the network twice per step) (Pan, Zhu et al., arXiv 2505.21528; code
-//! 2769433owo/UniDB-plusplus @b128385, `UniDB/utils/sde_utils.py`; math-B §2.7).
+//! 2769433owo/UniDB-plusplus @b128385, `UniDB/utils/sde_utils.py`; `docs/math/goub.md` §7).
 //!
 //! All work on a [`Gou`] family (UniDB with `γ⁻¹`, or GOUB with `γ⁻¹ = 0`) with the helper
 //! tables `A_t`, `A^γ_t`, `S_t`, `β^γ_t` (`Gou::ode_*`), on the grid `t = T, T − h, …, h` with
@@ -13,7 +13,7 @@
 //!   `x_s = (S_s/S_t)·x_t + C_μ·μ + C_0·x0̂ + δ·z` with `C_0 = A^γ_s/S_T − S_s A^γ_t/(S_T S_t)`,
 //!   `C_μ = 1 − S_s/S_t − C_0`, `δ = L·S_s·sqrt(1/(e^{2τ_s} − 1) − 1/(e^{2τ_t} − 1))` (SDE; 0 on
 //!   the last step and for the Mean-ODE). The update uses `ã_t = A^γ_t/S_T` while `x0̂` uses
-//!   `m_t = A^γ_t/A^γ_0` — two different `a_t` in one step (math-B §5.3 item 3); we keep both,
+//!   `m_t = A^γ_t/A^γ_0` — two different `a_t` in one step (`docs/math/goub.md` §7.3); we keep both,
 //!   so the last step's `x0̂` coefficient is `1.000007` at `γ⁻¹ = 1e-7`, as in the reference.
 //!   NFE = `solver_step − 1`. Draws: one per step (the last one's multiplied by 0, not drawn).
 //! * **data-solver-2** (`unidb_reverse_sde_solver_2_data_prediction`, multistep, `r = 1`):
@@ -367,7 +367,7 @@ mod tests {
     }
 
     /// Data-solver-1's row is the implicit step with ρ = sinh τ_s/sinh τ_t and the exact posterior
-    /// noise, on the mean ã_t = A^γ_t/S_T (math-B §2.7); for GOUB ã = m, the exact posterior.
+    /// noise, on the mean ã_t = A^γ_t/S_T (docs/math/goub.md §7.3); for GOUB ã = m, the exact posterior.
     #[test]
     fn data_solver_1_is_the_ancestral_step() {
         for gi in [0.0, 1e-3] {
