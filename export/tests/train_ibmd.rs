@@ -6,46 +6,28 @@
 //! noise is the only randomness of the run.
 #![cfg(feature = "train")]
 
+mod common;
+
 use bridge::restorer::Restorer;
 use bridge_export::UNetConfig;
-use bridge_export::data::save_png;
 use bridge_export::package::{Task, package_meta, read_package, write_package};
 use bridge_export::train::trainer::{Reporting, Spec, train};
 use bridge_export::weights::{InitMode, Weights};
-use ndarray::Array3;
 use serde_json::Map;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 fn spec(teacher: &Path, noise_channels: Option<usize>) -> Spec {
-    Spec {
-        family: "ibmd".into(),
-        parameterization: None,
-        family_params: Map::new(),
-        task: "denoise".into(),
-        unet: UNetConfig::tiny(3, 3, 3),
-        mean_unet: None,
-        steps: 3,
-        mean_steps: 0,
-        batch: 2,
-        crop: 16,
-        lr: 1e-3,
-        warmup: 1,
-        ema: 0.9,
-        grad_clip: 1.0,
-        seed: 7,
-        focus_nfe: None,
-        focus_p: 0.5,
-        sampler: None,
-        nfe: Some(1),
-        max_side: 0,
-        teacher: Some(teacher.to_path_buf()),
-        noise_channels,
-    }
+    let mut s = common::tiny_spec("ibmd", "denoise", 3);
+    s.seed = 7;
+    s.nfe = Some(1);
+    s.teacher = Some(teacher.to_path_buf());
+    s.noise_channels = noise_channels;
+    s
 }
 
 fn quiet() -> Reporting {
-    Reporting { log_every: 0, progress_bar: false, ckpt_every: 100, max_steps_now: None }
+    common::quiet(None)
 }
 
 /// Restore one 16×16 frame with the package's defaults (the distilled sampler) and `seed`.
@@ -63,18 +45,7 @@ fn max_diff(a: &bridge::Tensor, b: &bridge::Tensor) -> f32 {
 
 #[test]
 fn generator_noise_is_trained_exported_and_drawn_per_seed() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-ibmd");
-    let _ = std::fs::remove_dir_all(&dir);
-    let photos = dir.join("data/train");
-    std::fs::create_dir_all(&photos).unwrap();
-    for k in 0..2 {
-        let img = Array3::from_shape_fn((3, 40, 48), |(c, y, x)| {
-            (0.5 + 0.4 * ((x as f32 * 0.3 + k as f32).sin() * (y as f32 * 0.2 + c as f32).cos())).clamp(0.0, 1.0)
-        });
-        save_png(img.view(), &photos.join(format!("p{k}.png")), false).unwrap();
-    }
-    // SAFETY: the only test in this binary, set before any thread reads the environment.
-    unsafe { std::env::set_var("BRIDGE_DATA_DIR", dir.join("data")) };
+    let dir = common::synthetic_data("train-ibmd", 2);
 
     // The teacher: an (untrained) RDBM x0 package of the tiny U-Net.
     let tcfg = UNetConfig::tiny(3, 3, 3);

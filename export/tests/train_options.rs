@@ -3,40 +3,18 @@
 //! count so the run ends in time and records it; colour augmentation trains and exports.
 #![cfg(feature = "train")]
 
-use bridge_export::UNetConfig;
-use bridge_export::data::save_png;
+mod common;
+
 use bridge_export::package::read_package;
 use bridge_export::train::trainer::{Reporting, Spec, train};
-use ndarray::Array3;
-use serde_json::Map;
 use std::path::Path;
 
 fn spec(steps: u64) -> Spec {
-    Spec {
-        family: "rdbm".into(),
-        parameterization: None,
-        family_params: Map::new(),
-        task: "denoise".into(),
-        unet: UNetConfig::tiny(3, 3, 3),
-        mean_unet: None,
-        steps,
-        mean_steps: 0,
-        batch: 2,
-        crop: 16,
-        lr: 1e-3,
-        warmup: 20,
-        ema: 0.9,
-        grad_clip: 1.0,
-        seed: 5,
-        focus_nfe: None,
-        focus_p: 0.5,
-        sampler: None,
-        nfe: None,
-        max_side: 0,
-        teacher: None,
-        gray_p: 0.0,
-        permute_channels: false,
-    }
+    let mut s = common::tiny_spec("rdbm", "denoise", steps);
+    s.seed = 5;
+    // A time budget measures the rate during the warm-up.
+    s.warmup = 20;
+    s
 }
 
 fn rep(data_threads: usize, time_budget: Option<f64>) -> Reporting {
@@ -50,18 +28,7 @@ fn weights(pkg: &Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn data_threads_time_budget_and_colour() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-options");
-    let _ = std::fs::remove_dir_all(&dir);
-    let photos = dir.join("data/train");
-    std::fs::create_dir_all(&photos).unwrap();
-    for k in 0..3 {
-        let img = Array3::from_shape_fn((3, 40, 48), |(c, y, x)| {
-            (0.5 + 0.4 * ((x as f32 * 0.3 + k as f32).sin() * (y as f32 * 0.2 + c as f32).cos())).clamp(0.0, 1.0)
-        });
-        save_png(img.view(), &photos.join(format!("p{k}.png")), false).unwrap();
-    }
-    // SAFETY: the only test in this binary, set before any thread reads the environment.
-    unsafe { std::env::set_var("BRIDGE_DATA_DIR", dir.join("data")) };
+    let dir = common::synthetic_data("train-options", 3);
 
     // The same 9 steps with batches made on one thread and on three.
     let run = |threads: usize, name: &str| {
