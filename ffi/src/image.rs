@@ -4,7 +4,7 @@
 use crate::handles::{self, bridge_restorer};
 use crate::restorer::{RestorerEntry, output_size};
 use crate::status::{Failure, bridge_status, guard, put};
-use sdk::pixel::{self, Layout, PixelFormat, Planar, YuvMatrix};
+use sdk::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 use sdk::restorer::{Progress, Restorer, Stage};
 use std::ffi::c_void;
 use std::sync::{MutexGuard, TryLockError};
@@ -62,7 +62,7 @@ pub struct bridge_image {
 /// `bridge_restorer_cancel`; other calls on the same restorer return `BRIDGE_ERR_BUSY`.
 pub type bridge_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64, fraction: f64) -> i32>;
 
-fn format(code: u32) -> Result<PixelFormat, Failure> {
+pub(crate) fn format(code: u32) -> Result<PixelFormat, Failure> {
     Ok(match code {
         BRIDGE_FORMAT_RGB8 => PixelFormat::Rgb8,
         BRIDGE_FORMAT_RGBA8 => PixelFormat::Rgba8,
@@ -82,7 +82,7 @@ fn format(code: u32) -> Result<PixelFormat, Failure> {
 }
 
 /// The SDK layout of a descriptor and the bytes it needs. `what` names it in messages.
-fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+pub(crate) fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
     let format = format(d.format).map_err(|e| Failure { message: format!("{what}: {}", e.message), ..e })?;
     if d.flags & !(BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE) != 0 {
         return Err(Failure::invalid(format!("{what}: unknown flags {:#x}", d.flags)));
@@ -99,17 +99,24 @@ fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
         yuv_full_range: d.flags & BRIDGE_IMAGE_YUV_FULL_RANGE != 0,
     };
     let need = layout.required_len().map_err(|e| {
-        let status = match &e {
-            sdk::Error::InvalidParam { name, .. } if name == "stride" => bridge_status::BRIDGE_ERR_STRIDE,
-            _ => bridge_status::BRIDGE_ERR_IMAGE_SIZE,
-        };
-        Failure::new(status, format!("{what}: {e}"))
+        Failure::new(layout_status(&e), format!("{what}: {e}"))
     })?;
     Ok((layout, need))
 }
 
+/// The status of an SDK layout error: a stride/pitch named as the cause is
+/// `BRIDGE_ERR_STRIDE`, anything else (sizes, overflow) `BRIDGE_ERR_IMAGE_SIZE`.
+pub(crate) fn layout_status(e: &sdk::Error) -> bridge_status {
+    match e {
+        sdk::Error::InvalidParam { name, .. } if matches!(name.as_str(), "stride" | "y_pitch" | "uv_pitch") => {
+            bridge_status::BRIDGE_ERR_STRIDE
+        }
+        _ => bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+    }
+}
+
 /// Check a descriptor's buffer pointer and size; the bytes it needs.
-fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+pub(crate) fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
     let (l, need) = layout(d, what)?;
     if d.data.is_null() {
         return Err(Failure::null(&format!("{what}.data")));
@@ -260,49 +267,125 @@ pub unsafe extern "C" fn bridge_restore(
         }
         // SAFETY: non-NULL descriptors by contract.
         let (din, dout) = unsafe { (input.read_unaligned(), output.read_unaligned()) };
-        let (lin, need_in) = buffer(&din, "input")?;
-        let (ow, oh) = output_size(entry.sr_scale, din.width, din.height)?;
-        if (dout.width, dout.height) != (ow, oh) {
-            return Err(Failure::new(
-                bridge_status::BRIDGE_ERR_IMAGE_SIZE,
-                format!(
-                    "output: {}x{}, but this restorer makes {ow}x{oh} from a {}x{} input (see bridge_restorer_output_size)",
-                    dout.width, dout.height, din.width, din.height
-                ),
-            ));
-        }
-        let (lout, need_out) = buffer(&dout, "output")?;
-        let mut r = lock(&entry)?;
-        let channels = r.package().channels;
-        if channels != 3 {
-            return Err(Failure::new(
-                bridge_status::BRIDGE_ERR_MODEL_MISMATCH,
-                format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
-            ));
-        }
-        // The restorer's limits before any allocation: a frame over them is refused here, not
-        // after its planar copy (12 bytes per pixel) was allocated.
-        r.check_size(lin.width, lin.height)?;
-        let planar = {
-            // SAFETY: non-NULL, `need_in <= size` readable bytes by contract; the slice ends
-            // before the output is written.
-            let bytes = unsafe { std::slice::from_raw_parts(din.data.cast::<u8>(), need_in) };
-            pixel::decode(bytes, &lin)?
+        let fin = {
+            let (layout, len) = buffer(&din, "input")?;
+            Frame::Packed { layout, data: din.data.cast(), len }
         };
-        r.set_progress(progress.map(|f| {
-            let cb = Callback { f, user: user_data };
-            Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
-        }));
-        let restored = r.restore_rgb(planar.rgb.view());
-        r.set_progress(None);
-        drop(r);
-        let rgb = restored?;
-        let alpha = planar.alpha.map(|a| scale_alpha(a, lin.width, lin.height, entry.sr_scale)).transpose()?;
-        // SAFETY: non-NULL, `need_out <= size` writable bytes by contract.
-        let out = unsafe { std::slice::from_raw_parts_mut(dout.data.cast::<u8>(), need_out) };
-        pixel::encode(&Planar { rgb, alpha }, &lout, out)?;
-        Ok(())
+        let read_out = || {
+            let (layout, len) = buffer(&dout, "output")?;
+            Ok(Frame::Packed { layout, data: dout.data.cast(), len })
+        };
+        // SAFETY: the descriptors' buffers are readable / writable for `size` ≥ the checked
+        // lengths by contract.
+        unsafe { restore_frames(&entry, &fin, (dout.width, dout.height), read_out, progress, user_data) }
     })
+}
+
+/// A checked caller image: its layout and where its bytes are. Built only after the
+/// descriptor's layout, pointers and sizes were checked; the pointers are the caller's and
+/// are used during one call only.
+pub(crate) enum Frame {
+    /// One buffer of `len` bytes: every `bridge_image`, and single-plane formats of
+    /// `bridge_image_planes`.
+    Packed { layout: Layout, data: *mut u8, len: usize },
+    /// NV12 in two planes of `y_len` and `uv_len` bytes.
+    Nv12 { layout: Nv12Layout, y: *mut u8, y_len: usize, uv: *mut u8, uv_len: usize },
+}
+
+impl Frame {
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Frame::Packed { layout, .. } => (layout.width, layout.height),
+            Frame::Nv12 { layout, .. } => (layout.width, layout.height),
+        }
+    }
+
+    /// Convert to planar RGB.
+    ///
+    /// # Safety
+    /// The planes must be readable for their lengths for the duration of the call.
+    unsafe fn decode(&self) -> Result<Planar, Failure> {
+        // SAFETY (all slices): non-NULL, readable for the checked lengths by contract; shared
+        // slices may overlap each other and end before anything is written.
+        Ok(match *self {
+            Frame::Packed { ref layout, data, len } => pixel::decode(unsafe { std::slice::from_raw_parts(data, len) }, layout)?,
+            Frame::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+                let (y, uv) = unsafe { (std::slice::from_raw_parts(y, y_len), std::slice::from_raw_parts(uv, uv_len)) };
+                pixel::decode_nv12(y, uv, layout)?
+            }
+        })
+    }
+
+    /// Write planar RGB.
+    ///
+    /// # Safety
+    /// The planes must be writable for their lengths, not aliased by any live reference, and
+    /// (two planes) not overlapping each other — checked when the frame was built.
+    unsafe fn encode(&self, p: &Planar) -> Result<(), Failure> {
+        match *self {
+            Frame::Packed { ref layout, data, len } => pixel::encode(p, layout, unsafe { std::slice::from_raw_parts_mut(data, len) })?,
+            Frame::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+                let (y, uv) = unsafe { (std::slice::from_raw_parts_mut(y, y_len), std::slice::from_raw_parts_mut(uv, uv_len)) };
+                pixel::encode_nv12(p, layout, y, uv)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The restore shared by `bridge_restore` and `bridge_restore_planes`, after the input was
+/// checked: the output's size against the restorer's (`out_size`, before the output
+/// descriptor is checked by `read_out`), the model and the restorer's limits, then decode,
+/// restore, encode.
+///
+/// # Safety
+/// The frames' planes must be readable (input) / writable (output) for their lengths.
+pub(crate) unsafe fn restore_frames(
+    entry: &RestorerEntry,
+    fin: &Frame,
+    out_size: (u32, u32),
+    read_out: impl FnOnce() -> Result<Frame, Failure>,
+    progress: bridge_progress_fn,
+    user_data: *mut c_void,
+) -> Result<(), Failure> {
+    let (w, h) = fin.size();
+    // The sides came from `u32` descriptor fields.
+    let (ow, oh) = output_size(entry.sr_scale, w as u32, h as u32)?;
+    if out_size != (ow, oh) {
+        return Err(Failure::new(
+            bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+            format!(
+                "output: {}x{}, but this restorer makes {ow}x{oh} from a {w}x{h} input (see bridge_restorer_output_size)",
+                out_size.0, out_size.1
+            ),
+        ));
+    }
+    let fout = read_out()?;
+    let mut r = lock(entry)?;
+    let channels = r.package().channels;
+    if channels != 3 {
+        return Err(Failure::new(
+            bridge_status::BRIDGE_ERR_MODEL_MISMATCH,
+            format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
+        ));
+    }
+    // The restorer's limits before any allocation: a frame over them is refused here, not
+    // after its planar copy (12 bytes per pixel) was allocated.
+    r.check_size(w, h)?;
+    // SAFETY: readable by contract; the input slices end inside `decode`, before the output
+    // (which may overlap the input) is written.
+    let planar = unsafe { fin.decode()? };
+    r.set_progress(progress.map(|f| {
+        let cb = Callback { f, user: user_data };
+        Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
+    }));
+    let restored = r.restore_rgb(planar.rgb.view());
+    r.set_progress(None);
+    drop(r);
+    let rgb = restored?;
+    let alpha = planar.alpha.map(|a| scale_alpha(a, w, h, entry.sr_scale)).transpose()?;
+    // SAFETY: writable by contract, planes disjoint (checked by `read_out`).
+    unsafe { fout.encode(&Planar { rgb, alpha }) }
 }
 
 #[cfg(test)]
