@@ -130,6 +130,18 @@
 #define BRIDGE_IMAGE_YUV_FULL_RANGE 2
 
 /*
+ `bridge_image_planes.flags` only (in `bridge_image` it is an unknown flag,
+ `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
+ restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
+ TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
+ returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
+ copied back (through ONNX Runtime; the output plane is read first so its row padding is
+ kept): the same pixels as host memory, plus the copies. The caller must have finished its
+ own work on the planes (e.g. synchronised its CUDA stream) before the call.
+ */
+#define BRIDGE_IMAGE_MEMORY_CUDA 4
+
+/*
  Number of plane slots in a `bridge_image_planes` (the most any format uses is 2 today; the
  spare slots keep room for 3-plane formats without a new struct).
  */
@@ -423,7 +435,8 @@ typedef struct bridge_image_planes {
    */
   uint32_t height;
   /*
-   `BRIDGE_IMAGE_*` bits (0 for none), as in `bridge_image`.
+   `BRIDGE_IMAGE_*` bits (0 for none): the YUV bits as in `bridge_image`, and
+   `BRIDGE_IMAGE_MEMORY_CUDA` when the planes are CUDA device pointers.
    */
   uint32_t flags;
   /*
@@ -804,7 +817,13 @@ enum bridge_status bridge_image_planes_required_sizes(const struct bridge_image_
  byte ranges overlap (`BRIDGE_ERR_INVALID_ARGUMENT`). The full order: the restorer handle;
  both descriptor pointers (`BRIDGE_ERR_NULL_ARGUMENT`); the input descriptor; the output's
  `struct_size`, then its width and height against the restorer's output size
- (`BRIDGE_ERR_IMAGE_SIZE`); the rest of the output descriptor; then as `bridge_restore`.
+ (`BRIDGE_ERR_IMAGE_SIZE`); the rest of the output descriptor; `BRIDGE_ERR_UNSUPPORTED` if a
+ descriptor has `BRIDGE_IMAGE_MEMORY_CUDA` and the restorer does not run on the CUDA or
+ TensorRT provider; then as `bridge_restore`.
+
+ Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are copied to the host and
+ back through ONNX Runtime; copy failures are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
+ that a device pointer is valid: an invalid one is the caller's bug, as for host memory.
 
  The input planes are only read and may overlap each other and the output (the input is
  converted before anything is written). libbridge reads at most the required bytes of each

@@ -6,6 +6,7 @@ use crate::restorer::{RestorerEntry, output_size};
 use crate::status::{Failure, bridge_status, guard, put};
 use sdk::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 use sdk::restorer::{Progress, Restorer, Stage};
+use sdk::runtime::device_memory::{self, Memory};
 use std::ffi::c_void;
 use std::sync::{MutexGuard, TryLockError};
 
@@ -33,6 +34,15 @@ pub const BRIDGE_FORMAT_NV12: u32 = 8;
 pub const BRIDGE_IMAGE_YUV_BT709: u32 = 1;
 /// `bridge_image.flags`, NV12 only: full-range YUV (0–255) instead of video range.
 pub const BRIDGE_IMAGE_YUV_FULL_RANGE: u32 = 2;
+/// `bridge_image_planes.flags` only (in `bridge_image` it is an unknown flag,
+/// `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
+/// restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
+/// TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
+/// returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
+/// copied back (through ONNX Runtime; the output plane is read first so its row padding is
+/// kept): the same pixels as host memory, plus the copies. The caller must have finished its
+/// own work on the planes (e.g. synchronised its CUDA stream) before the call.
+pub const BRIDGE_IMAGE_MEMORY_CUDA: u32 = 4;
 
 /// A caller-owned image buffer. libbridge never keeps the pointer after a call returns.
 #[repr(C)]
@@ -269,11 +279,11 @@ pub unsafe extern "C" fn bridge_restore(
         let (din, dout) = unsafe { (input.read_unaligned(), output.read_unaligned()) };
         let fin = {
             let (layout, len) = buffer(&din, "input")?;
-            Frame::Packed { layout, data: din.data.cast(), len }
+            Frame::host(FrameKind::Packed { layout, data: din.data.cast(), len })
         };
         let read_out = || {
             let (layout, len) = buffer(&dout, "output")?;
-            Ok(Frame::Packed { layout, data: dout.data.cast(), len })
+            Ok(Frame::host(FrameKind::Packed { layout, data: dout.data.cast(), len }))
         };
         // SAFETY: the descriptors' buffers are readable / writable for `size` ≥ the checked
         // lengths by contract.
@@ -281,10 +291,16 @@ pub unsafe extern "C" fn bridge_restore(
     })
 }
 
-/// A checked caller image: its layout and where its bytes are. Built only after the
-/// descriptor's layout, pointers and sizes were checked; the pointers are the caller's and
-/// are used during one call only.
-pub(crate) enum Frame {
+/// A checked caller image: its layout, where its bytes are and in which memory. Built only
+/// after the descriptor's layout, pointers and sizes were checked; the pointers are the
+/// caller's and are used during one call only.
+pub(crate) struct Frame {
+    pub(crate) kind: FrameKind,
+    /// The planes are CUDA device pointers (`BRIDGE_IMAGE_MEMORY_CUDA`).
+    pub(crate) cuda: bool,
+}
+
+pub(crate) enum FrameKind {
     /// One buffer of `len` bytes: every `bridge_image`, and single-plane formats of
     /// `bridge_image_planes`.
     Packed { layout: Layout, data: *mut u8, len: usize },
@@ -293,38 +309,90 @@ pub(crate) enum Frame {
 }
 
 impl Frame {
+    /// A host frame.
+    pub(crate) fn host(kind: FrameKind) -> Self {
+        Frame { kind, cuda: false }
+    }
+
     fn size(&self) -> (usize, usize) {
-        match self {
-            Frame::Packed { layout, .. } => (layout.width, layout.height),
-            Frame::Nv12 { layout, .. } => (layout.width, layout.height),
+        match &self.kind {
+            FrameKind::Packed { layout, .. } => (layout.width, layout.height),
+            FrameKind::Nv12 { layout, .. } => (layout.width, layout.height),
         }
     }
 
-    /// Convert to planar RGB.
+    /// Each plane's address and byte count.
+    fn planes(&self) -> Vec<(*mut u8, usize)> {
+        match self.kind {
+            FrameKind::Packed { data, len, .. } => vec![(data, len)],
+            FrameKind::Nv12 { y, y_len, uv, uv_len, .. } => vec![(y, y_len), (uv, uv_len)],
+        }
+    }
+
+    /// The same layout over host copies of the planes (`staged[k]` holds plane k's bytes).
+    fn staged_on(&self, staged: &mut [Vec<u8>]) -> Frame {
+        let kind = match (&self.kind, staged) {
+            (FrameKind::Packed { layout, .. }, [d]) => FrameKind::Packed { layout: *layout, data: d.as_mut_ptr(), len: d.len() },
+            (FrameKind::Nv12 { layout, .. }, [y, uv]) => {
+                FrameKind::Nv12 { layout: *layout, y: y.as_mut_ptr(), y_len: y.len(), uv: uv.as_mut_ptr(), uv_len: uv.len() }
+            }
+            _ => unreachable!("one staged buffer per plane"),
+        };
+        Frame::host(kind)
+    }
+
+    /// Host copies of device planes.
     ///
     /// # Safety
-    /// The planes must be readable for their lengths for the duration of the call.
-    unsafe fn decode(&self) -> Result<Planar, Failure> {
+    /// The planes must be readable device memory of `memory` for their lengths.
+    unsafe fn download(&self, memory: Memory) -> Result<Vec<Vec<u8>>, Failure> {
+        let mut staged = Vec::new();
+        for (p, len) in self.planes() {
+            staged.push(unsafe { device_memory::download(p, len, memory)? });
+        }
+        Ok(staged)
+    }
+
+    /// Convert to planar RGB; device planes (`memory`) are staged on the host first.
+    ///
+    /// # Safety
+    /// The planes must be readable (host, or device memory of `memory`) for their lengths for
+    /// the duration of the call.
+    unsafe fn decode(&self, memory: Option<Memory>) -> Result<Planar, Failure> {
+        if let Some(m) = memory {
+            let mut staged = unsafe { self.download(m)? };
+            return unsafe { self.staged_on(&mut staged).decode(None) };
+        }
         // SAFETY (all slices): non-NULL, readable for the checked lengths by contract; shared
         // slices may overlap each other and end before anything is written.
-        Ok(match *self {
-            Frame::Packed { ref layout, data, len } => pixel::decode(unsafe { std::slice::from_raw_parts(data, len) }, layout)?,
-            Frame::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+        Ok(match self.kind {
+            FrameKind::Packed { ref layout, data, len } => pixel::decode(unsafe { std::slice::from_raw_parts(data, len) }, layout)?,
+            FrameKind::Nv12 { ref layout, y, y_len, uv, uv_len } => {
                 let (y, uv) = unsafe { (std::slice::from_raw_parts(y, y_len), std::slice::from_raw_parts(uv, uv_len)) };
                 pixel::decode_nv12(y, uv, layout)?
             }
         })
     }
 
-    /// Write planar RGB.
+    /// Write planar RGB; device planes (`memory`) are read to the host (keeping their row
+    /// padding), written there and copied back.
     ///
     /// # Safety
-    /// The planes must be writable for their lengths, not aliased by any live reference, and
-    /// (two planes) not overlapping each other — checked when the frame was built.
-    unsafe fn encode(&self, p: &Planar) -> Result<(), Failure> {
-        match *self {
-            Frame::Packed { ref layout, data, len } => pixel::encode(p, layout, unsafe { std::slice::from_raw_parts_mut(data, len) })?,
-            Frame::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+    /// The planes must be writable (host, or device memory of `memory`) for their lengths, not
+    /// aliased by any live reference, and (two planes) not overlapping each other — checked
+    /// when the frame was built.
+    unsafe fn encode(&self, p: &Planar, memory: Option<Memory>) -> Result<(), Failure> {
+        if let Some(m) = memory {
+            let mut staged = unsafe { self.download(m)? };
+            unsafe { self.staged_on(&mut staged).encode(p, None)? };
+            for ((dst, _), bytes) in self.planes().into_iter().zip(&staged) {
+                unsafe { device_memory::upload(bytes, dst, m)? };
+            }
+            return Ok(());
+        }
+        match self.kind {
+            FrameKind::Packed { ref layout, data, len } => pixel::encode(p, layout, unsafe { std::slice::from_raw_parts_mut(data, len) })?,
+            FrameKind::Nv12 { ref layout, y, y_len, uv, uv_len } => {
                 let (y, uv) = unsafe { (std::slice::from_raw_parts_mut(y, y_len), std::slice::from_raw_parts_mut(uv, uv_len)) };
                 pixel::encode_nv12(p, layout, y, uv)?
             }
@@ -361,6 +429,18 @@ pub(crate) unsafe fn restore_frames(
         ));
     }
     let fout = read_out()?;
+    // Device planes need a restorer on that device.
+    let memory = |f: &Frame| -> Result<Option<Memory>, Failure> {
+        match (f.cuda, entry.cuda_device) {
+            (false, _) => Ok(None),
+            (true, Some(device_id)) => Ok(Some(Memory::Cuda { device_id })),
+            (true, None) => Err(Failure::new(
+                bridge_status::BRIDGE_ERR_UNSUPPORTED,
+                "BRIDGE_IMAGE_MEMORY_CUDA planes need a restorer on the CUDA or TensorRT provider; this one runs on the CPU",
+            )),
+        }
+    };
+    let (mem_in, mem_out) = (memory(fin)?, memory(&fout)?);
     let mut r = lock(entry)?;
     let channels = r.package().channels;
     if channels != 3 {
@@ -374,7 +454,7 @@ pub(crate) unsafe fn restore_frames(
     r.check_size(w, h)?;
     // SAFETY: readable by contract; the input slices end inside `decode`, before the output
     // (which may overlap the input) is written.
-    let planar = unsafe { fin.decode()? };
+    let planar = unsafe { fin.decode(mem_in)? };
     r.set_progress(progress.map(|f| {
         let cb = Callback { f, user: user_data };
         Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
@@ -385,7 +465,7 @@ pub(crate) unsafe fn restore_frames(
     let rgb = restored?;
     let alpha = planar.alpha.map(|a| scale_alpha(a, w, h, entry.sr_scale)).transpose()?;
     // SAFETY: writable by contract, planes disjoint (checked by `read_out`).
-    unsafe { fout.encode(&Planar { rgb, alpha }) }
+    unsafe { fout.encode(&Planar { rgb, alpha }, mem_out) }
 }
 
 #[cfg(test)]
@@ -431,6 +511,36 @@ mod tests {
         assert_eq!(units(&p), (3, 24));
         let p = Progress { stage: Stage::Sampling, call: 4, calls: 5, tile: 0, tiles: 0, has_mean: false };
         assert_eq!(units(&p), (4, 5));
+    }
+
+    /// The device-memory staging of `bridge_restore_planes`, run on host memory through the
+    /// same ONNX Runtime copies (only the CUDA provider itself needs a GPU): decoding and
+    /// encoding staged planes gives the host path's floats and bytes, and keeps the output's
+    /// row padding.
+    #[test]
+    fn staged_planes_match_host_planes() {
+        use sdk::runtime::device_memory::DeviceBytes;
+        let _ = crate::test_support::oracle_path(); // loads ONNX Runtime
+        sdk::runtime::env::environment(None).unwrap();
+        let layout = Nv12Layout { y_pitch: 13, uv_pitch: 16, ..Nv12Layout::new(10, 6) };
+        let (ny, nuv) = layout.plane_lens().unwrap();
+        let y: Vec<u8> = (0..ny).map(|i| (i * 29 + 5) as u8).collect();
+        let uv: Vec<u8> = (0..nuv).map(|i| (i * 53 + 77) as u8).collect();
+        let frame = |y: *mut u8, uv: *mut u8| Frame::host(FrameKind::Nv12 { layout, y, y_len: ny, uv, uv_len: nuv });
+        let (mut hy, mut huv) = (y.clone(), uv.clone());
+        let want = unsafe { frame(hy.as_mut_ptr(), huv.as_mut_ptr()).decode(None) }.unwrap();
+        let (mut dy, mut duv) = (DeviceBytes::from_host(&y, Memory::Host).unwrap(), DeviceBytes::from_host(&uv, Memory::Host).unwrap());
+        let got = unsafe { frame(dy.ptr(), duv.ptr()).decode(Some(Memory::Host)) }.unwrap();
+        assert_eq!(got, want);
+
+        let p = Planar { rgb: want.rgb.mapv(|v| 1.0 - v), alpha: None };
+        let (mut oy, mut ouv) = (vec![0xEEu8; ny], vec![0xEEu8; nuv]);
+        unsafe { frame(oy.as_mut_ptr(), ouv.as_mut_ptr()).encode(&p, None) }.unwrap();
+        let (mut doy, mut douv) = (DeviceBytes::from_host(&vec![0xEE; ny], Memory::Host).unwrap(), DeviceBytes::from_host(&vec![0xEE; nuv], Memory::Host).unwrap());
+        unsafe { frame(doy.ptr(), douv.ptr()).encode(&p, Some(Memory::Host)) }.unwrap();
+        assert_eq!(doy.to_host().unwrap(), oy);
+        assert_eq!(douv.to_host().unwrap(), ouv);
+        assert!(oy[10..13].iter().all(|&b| b == 0xEE), "padding kept");
     }
 
     #[test]

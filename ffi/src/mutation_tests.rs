@@ -403,7 +403,8 @@ fn model_plane_sizes(d: &crate::planes::bridge_image_planes) -> Result<[usize; 4
     if d.format != BRIDGE_FORMAT_NV12 && d.format != BRIDGE_FORMAT_GRAY8 {
         return Err(S::BRIDGE_ERR_UNSUPPORTED_FORMAT);
     }
-    if d.flags & !3 != 0 {
+    // The YUV bits and BRIDGE_IMAGE_MEMORY_CUDA.
+    if d.flags & !7 != 0 {
         return Err(S::BRIDGE_ERR_INVALID_ARGUMENT);
     }
     if d.width == 0 || d.height == 0 {
@@ -472,6 +473,10 @@ fn model_restore_planes(
     }
     if let Some(s) = check(dout, true) {
         return Some(s);
+    }
+    // CUDA device planes on the (CPU) oracle restorer.
+    if (din.flags | dout.flags) & BRIDGE_IMAGE_MEMORY_CUDA != 0 {
+        return Some(S::BRIDGE_ERR_UNSUPPORTED);
     }
     let (w, h) = (din.width as usize, din.height as usize);
     if w > sdk::restorer::MAX_SIDE || h > sdk::restorer::MAX_SIDE || w * h > sdk::restorer::DEFAULT_MAX_PIXELS {
@@ -584,6 +589,7 @@ fn mutated_plane_descriptors_get_their_status() {
     for s in ["BRIDGE_ERR_UNSUPPORTED_FORMAT", "BRIDGE_ERR_INVALID_ARGUMENT", "BRIDGE_ERR_IMAGE_SIZE", "BRIDGE_ERR_STRIDE", "BRIDGE_ERR_BUFFER_TOO_SMALL", "BRIDGE_ERR_NULL_ARGUMENT"] {
         assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
     }
+    assert!(rejected.get("BRIDGE_ERR_UNSUPPORTED").is_some_and(|&n| n >= 5), "too few CUDA-memory cases: {rejected:?}");
 }
 
 /// A valid two-plane NV12 → NV12 restore wrote the same pixels as `bridge_restore` on the

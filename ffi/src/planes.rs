@@ -7,8 +7,8 @@
 //! from the start (`struct_size`, set by `bridge_image_planes_init`).
 
 use crate::handles::{self, bridge_restorer};
-use crate::image::{Frame, bridge_image, bridge_progress_fn, buffer, layout_status, restore_frames};
-use crate::image::{BRIDGE_FORMAT_NV12, BRIDGE_IMAGE_YUV_BT709, BRIDGE_IMAGE_YUV_FULL_RANGE};
+use crate::image::{Frame, FrameKind, bridge_image, bridge_progress_fn, buffer, layout_status, restore_frames};
+use crate::image::{BRIDGE_FORMAT_NV12, BRIDGE_IMAGE_MEMORY_CUDA, BRIDGE_IMAGE_YUV_BT709, BRIDGE_IMAGE_YUV_FULL_RANGE};
 use crate::status::{Failure, bridge_status, guard};
 use sdk::pixel::{Nv12Layout, YuvMatrix};
 use std::ffi::c_void;
@@ -49,7 +49,8 @@ pub struct bridge_image_planes {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// `BRIDGE_IMAGE_*` bits (0 for none), as in `bridge_image`.
+    /// `BRIDGE_IMAGE_*` bits (0 for none): the YUV bits as in `bridge_image`, and
+    /// `BRIDGE_IMAGE_MEMORY_CUDA` when the planes are CUDA device pointers.
     pub flags: u32,
     /// The planes' pixels: read for an input, written for an output.
     pub data: [*mut c_void; BRIDGE_MAX_PLANES],
@@ -114,14 +115,15 @@ fn plane_count(format: u32) -> usize {
     if format == BRIDGE_FORMAT_NV12 { 2 } else { 1 }
 }
 
-/// Plane 0 of a single-plane descriptor as the `bridge_image` it is equivalent to.
+/// Plane 0 of a single-plane descriptor as the `bridge_image` it is equivalent to (the memory
+/// flag, which `bridge_image` does not have, aside).
 fn as_image(d: &bridge_image_planes) -> bridge_image {
     bridge_image {
         width: d.width,
         height: d.height,
         stride: d.stride[0],
         format: d.format,
-        flags: d.flags,
+        flags: d.flags & !BRIDGE_IMAGE_MEMORY_CUDA,
         data: d.data[0],
         size: d.size[0],
     }
@@ -130,7 +132,7 @@ fn as_image(d: &bridge_image_planes) -> bridge_image {
 /// The two-plane NV12 layout of a descriptor (format already known to be NV12), its flags
 /// checked, and the bytes each plane needs.
 fn nv12_layout(d: &bridge_image_planes, what: &str) -> Result<(Nv12Layout, [usize; 2]), Failure> {
-    if d.flags & !(BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE) != 0 {
+    if d.flags & !(BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE | BRIDGE_IMAGE_MEMORY_CUDA) != 0 {
         return Err(Failure::invalid(format!("{what}: unknown flags {:#x}", d.flags)));
     }
     let layout = Nv12Layout {
@@ -197,13 +199,14 @@ fn frame(d: &bridge_image_planes, what: &str, output: bool) -> Result<Frame, Fai
             ranges[0].0, ranges[0].1, ranges[1].0, ranges[1].1
         )));
     }
-    if d.format == BRIDGE_FORMAT_NV12 {
+    let kind = if d.format == BRIDGE_FORMAT_NV12 {
         let (layout, _) = nv12_layout(d, what)?;
-        Ok(Frame::Nv12 { layout, y: d.data[0].cast(), y_len: need[0], uv: d.data[1].cast(), uv_len: need[1] })
+        FrameKind::Nv12 { layout, y: d.data[0].cast(), y_len: need[0], uv: d.data[1].cast(), uv_len: need[1] }
     } else {
         let (layout, len) = buffer(&as_image(d), what)?;
-        Ok(Frame::Packed { layout, data: d.data[0].cast(), len })
-    }
+        FrameKind::Packed { layout, data: d.data[0].cast(), len }
+    };
+    Ok(Frame { kind, cuda: d.flags & BRIDGE_IMAGE_MEMORY_CUDA != 0 })
 }
 
 /// Fill `*image` with an empty descriptor: `struct_size` set, every other field 0 / NULL.
@@ -268,7 +271,13 @@ pub unsafe extern "C" fn bridge_image_planes_required_sizes(image: *const bridge
 /// byte ranges overlap (`BRIDGE_ERR_INVALID_ARGUMENT`). The full order: the restorer handle;
 /// both descriptor pointers (`BRIDGE_ERR_NULL_ARGUMENT`); the input descriptor; the output's
 /// `struct_size`, then its width and height against the restorer's output size
-/// (`BRIDGE_ERR_IMAGE_SIZE`); the rest of the output descriptor; then as `bridge_restore`.
+/// (`BRIDGE_ERR_IMAGE_SIZE`); the rest of the output descriptor; `BRIDGE_ERR_UNSUPPORTED` if a
+/// descriptor has `BRIDGE_IMAGE_MEMORY_CUDA` and the restorer does not run on the CUDA or
+/// TensorRT provider; then as `bridge_restore`.
+///
+/// Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are copied to the host and
+/// back through ONNX Runtime; copy failures are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
+/// that a device pointer is valid: an invalid one is the caller's bug, as for host memory.
 ///
 /// The input planes are only read and may overlap each other and the output (the input is
 /// converted before anything is written). libbridge reads at most the required bytes of each
@@ -467,6 +476,22 @@ mod tests {
         assert_eq!(run(&i, &good_out), S::BRIDGE_OK);
         // The input may also be the output (converted before anything is written).
         assert_eq!(run(&good_out, &good_out), S::BRIDGE_OK);
+        // CUDA device planes need a restorer on a GPU: a typed refusal on this CPU restorer
+        // (the flag itself is valid, so the sizes query accepts it), input or output.
+        let mut i = good_in;
+        i.flags = crate::image::BRIDGE_IMAGE_MEMORY_CUDA;
+        assert_eq!(sizes(&i), Ok([32, 16, 0, 0]));
+        assert_eq!(run(&i, &good_out), S::BRIDGE_ERR_UNSUPPORTED);
+        let mut o = good_out;
+        o.flags = crate::image::BRIDGE_IMAGE_MEMORY_CUDA | crate::image::BRIDGE_IMAGE_YUV_BT709;
+        assert_eq!(run(&good_in, &o), S::BRIDGE_ERR_UNSUPPORTED);
+        // Checked after the descriptors: a bad one still reports its own status first.
+        o.stride[0] = 1;
+        assert_eq!(run(&i, &o), S::BRIDGE_ERR_STRIDE);
+        // `bridge_image` has no memory flag: there it is an unknown flag, as before.
+        let bi = bridge_image { flags: crate::image::BRIDGE_IMAGE_MEMORY_CUDA, ..image(8, 4, 8, BRIDGE_FORMAT_NV12, &mut y) };
+        let mut n = 0usize;
+        assert_eq!(unsafe { crate::image::bridge_image_required_size(&bi, &mut n) }, S::BRIDGE_ERR_INVALID_ARGUMENT);
         // NULL everywhere.
         assert_eq!(run(std::ptr::null(), &good_out), S::BRIDGE_ERR_NULL_ARGUMENT);
         assert_eq!(run(&good_in, std::ptr::null()), S::BRIDGE_ERR_NULL_ARGUMENT);

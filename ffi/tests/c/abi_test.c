@@ -589,6 +589,15 @@ static void test_nv12_planes(void) {
     b.size[1] = (size_t)OYP * (H / 2 - 1) + W;
     EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(bridge_last_error(), "overlap") != NULL);
+    /* CUDA device planes need a restorer on the CUDA / TensorRT provider: refused on the CPU
+     * before any plane is touched (the flag itself is valid). */
+    b = pin;
+    b.flags = BRIDGE_IMAGE_MEMORY_CUDA;
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&b, sizes), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_UNSUPPORTED);
+    b = pout;
+    b.flags = BRIDGE_IMAGE_MEMORY_CUDA;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_UNSUPPORTED);
     /* Input planes may overlap anything, the output included: converted before writing. */
     EXPECT_STATUS(bridge_restore_planes(r, &pout, &pout, NULL, NULL), BRIDGE_OK);
 done:
