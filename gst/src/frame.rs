@@ -1,12 +1,10 @@
 //! GStreamer video frames ↔ the SDK's planar RGB ([`bridge::pixel`]).
 //!
-//! Packed RGB formats are read and written in place with the frame's row stride. NV12 is
-//! copied through one packed buffer (luma rows, then the interleaved chroma rows) because the
-//! SDK's NV12 layout wants both planes in one slice with one stride, while a GStreamer frame
-//! hands out its planes separately (often, but not always, contiguous). The copy is small next
-//! to a network run.
+//! Packed RGB formats are read and written in place with the frame's row stride; NV12 in place
+//! from its two planes, each with its own pitch ([`pixel::decode_nv12`] / [`pixel::encode_nv12`]),
+//! whether or not GStreamer laid them out contiguously.
 
-use bridge::pixel::{self, Layout, PixelFormat, Planar, YuvMatrix};
+use bridge::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 use bridge::{Error, Result};
 use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
@@ -36,8 +34,9 @@ fn sdk_format(f: VideoFormat) -> Option<(PixelFormat, bool)> {
     })
 }
 
-/// The SDK layout of frames with `info`: the frame's stride for packed formats, a tightly packed
-/// buffer for NV12 (see the module docs). Checks what the SDK checks (even NV12 sizes, …).
+/// The SDK layout of frames with `info`: the frame's stride for packed formats; for NV12 the
+/// size and colorimetry (the pitches come from each frame, [`nv12`]). Checks what the SDK
+/// checks (even NV12 sizes, …).
 pub fn layout(info: &VideoInfo) -> Result<Layout> {
     let (format, _) = sdk_format(info.format())
         .ok_or_else(|| Error::param("video format", format!("{} is not supported", info.format().to_str())))?;
@@ -63,18 +62,22 @@ fn stride(frame_strides: &[i32], plane: usize) -> Result<usize> {
         .ok_or_else(|| Error::param("stride", format!("plane {plane} has no usable row stride")))
 }
 
+/// The two-plane NV12 layout of `frame`: `l`'s size and colorimetry, the frame's pitches.
+fn nv12(frame_strides: &[i32], l: &Layout) -> Result<Nv12Layout> {
+    Ok(Nv12Layout {
+        y_pitch: stride(frame_strides, 0)?,
+        uv_pitch: stride(frame_strides, 1)?,
+        yuv_matrix: l.yuv_matrix,
+        yuv_full_range: l.yuv_full_range,
+        ..Nv12Layout::new(l.width, l.height)
+    })
+}
+
 /// Read a frame into planar RGB (and its alpha plane where the format has a real one).
 pub fn read(frame: &VideoFrameRef<&gst::BufferRef>, l: &Layout) -> Result<Planar> {
     let mut p = if l.format == PixelFormat::Nv12 {
-        let (w, h) = (l.width, l.height);
-        let mut packed = vec![0u8; l.required_len()?];
-        let (y, uv) = (frame.plane_data(0).map_err(plane_err)?, frame.plane_data(1).map_err(plane_err)?);
-        let (ys, uvs) = (stride(frame.plane_stride(), 0)?, stride(frame.plane_stride(), 1)?);
-        for (r, dst) in packed.chunks_exact_mut(w).enumerate() {
-            let (src, s) = if r < h { (y, r * ys) } else { (uv, (r - h) * uvs) };
-            dst.copy_from_slice(src.get(s..s + w).ok_or_else(|| Error::Image("NV12 plane shorter than its rows".into()))?);
-        }
-        pixel::decode(&packed, l)?
+        let nv = nv12(frame.plane_stride(), l)?;
+        pixel::decode_nv12(frame.plane_data(0).map_err(plane_err)?, frame.plane_data(1).map_err(plane_err)?, &nv)?
     } else {
         pixel::decode(frame.plane_data(0).map_err(plane_err)?, l)?
     };
@@ -90,19 +93,12 @@ pub fn write(p: &Planar, frame: &mut VideoFrameRef<&mut gst::BufferRef>, l: &Lay
     if l.format != PixelFormat::Nv12 {
         return pixel::encode(p, l, frame.plane_data_mut(0).map_err(plane_err)?);
     }
-    let (w, h) = (l.width, l.height);
-    let mut packed = vec![0u8; l.required_len()?];
-    pixel::encode(p, l, &mut packed)?;
-    let (ys, uvs) = (stride(frame.plane_stride(), 0)?, stride(frame.plane_stride(), 1)?);
-    for (plane, (rows, s)) in [(&packed[..w * h], ys), (&packed[w * h..], uvs)].into_iter().enumerate() {
-        let dst = frame.plane_data_mut(plane as u32).map_err(plane_err)?;
-        for (r, src) in rows.chunks_exact(w).enumerate() {
-            dst.get_mut(r * s..r * s + w)
-                .ok_or_else(|| Error::Image("NV12 plane shorter than its rows".into()))?
-                .copy_from_slice(src);
-        }
+    let nv = nv12(frame.plane_stride(), l)?;
+    if frame.n_planes() != 2 {
+        return Err(Error::Image(format!("an NV12 frame with {} planes", frame.n_planes())));
     }
-    Ok(())
+    let [y, uv, ..] = frame.planes_data_mut();
+    pixel::encode_nv12(p, &nv, y, uv)
 }
 
 /// An alpha plane of `w`×`h` enlarged `k` times (nearest neighbour: the SDK restores RGB only).
