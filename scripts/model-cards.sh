@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Evaluate the demo models for their cards: for each task, write the held-out pairs
 # (`bridge-export pairs`: the 12 test photographs, 256×256 centre crops, degradation seed 2024)
-# and run `bridge eval` over them (seed 0) at the package's default sampler for several NFEs,
-# plus an alternative sampler at the package's NFE (DDBM: the generic implicit step with η = 1). Writes models/<task>.eval.md (table) and models/<task>.png (plot).
+# and run `bridge eval` over them (seed 0) at the package's default sampler for several NFEs
+# (NFE 1 included), plus an alternative sampler at the package's NFE (DDBM: the generic implicit
+# step with η = 1). The table also holds the input and the classical baseline that knows the
+# degradation (`--baseline auto` reads the pairs' degradation.json: Wiener for deblur,
+# back-projection for sr4, NLM for denoise and jpeg; `sdk/src/baseline/`).
+# Writes models/<task>.eval.md (table) and models/<task>.png (plot).
 #   scripts/model-cards.sh [TASK...]        (default: sr4 denoise deblur jpeg)
 # Installs what it needs (ONNX Runtime, libtorch for bridge-export, the photographs).
 set -euo pipefail
@@ -22,19 +26,19 @@ for task in "${tasks[@]}"; do
   # The alternative sampler shown beside the package's default (any sampler the family allows).
   # samplers: default,alternative; nfes: the default sampler's sweep; alt_nfe: the package's NFE.
   case "$task" in
-    sr4) samplers=i2sb-ot-ode,i2sb nfes=2,5,10 alt_nfe=5 alt_args=() ;;
-    denoise) samplers=rdbm,implicit nfes=2,5,10 alt_nfe=5 alt_args=() ;;
+    sr4) samplers=i2sb-ot-ode,i2sb nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
+    denoise) samplers=rdbm,implicit nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
     deblur) samplers=dbim,implicit nfes=1,2,5 alt_nfe=2 alt_args=(--eta 1) ;;
-    jpeg) samplers=rdbm,implicit nfes=2,5,10 alt_nfe=5 alt_args=() ;;
+    jpeg) samplers=rdbm,implicit nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
   esac
   scripts/with-torch.sh "$target/release/bridge-export" pairs --task "$task" --out "$tmp/$task"
   default=${samplers%%,*}; alt=${samplers#*,}
-  # The package's default sampler across NFEs (table + plot) ...
+  # The input, the classical baseline and the package's default sampler across NFEs (table + plot) ...
   "$target/release/bridge" eval -m "$model" -p "$tmp/$task" --sampler "$default" --nfe "$nfes" \
-    --seed 0 --markdown "$tmp/$task.md" --plot "models/$task.png" >/dev/null
+    --baseline auto --seed 0 --markdown "$tmp/$task.md" --plot "models/$task.png" >/dev/null
   # ... and another sampler of the same family at the default NFE (its rows join the table).
   "$target/release/bridge" eval -m "$model" -p "$tmp/$task" --sampler "$alt" --nfe "$alt_nfe" "${alt_args[@]}" \
-    --seed 0 --markdown "$tmp/$task.alt.md" >/dev/null
+    --baseline none --seed 0 --markdown "$tmp/$task.alt.md" >/dev/null
   python3 - "$tmp/$task.md" "$tmp/$task.alt.md" "models/$task.eval.md" "$tmp/$task" "$task" <<'PY'
 import sys
 main, alt, out, tmpdir, task = sys.argv[1:]

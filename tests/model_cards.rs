@@ -2,10 +2,12 @@
 //! held-out pairs are regenerated (`bridge_export::data::write_eval_pairs`, the code behind
 //! `bridge-export pairs`) from the test photographs (`scripts/fetch-data.sh`, run here when
 //! missing) and scored with `bridge::eval` (the code behind `bridge eval`) at the package's
-//! default sampler and NFE and at the card's seed; PSNR and SSIM must match the rows of the
-//! card's table (`models/<task>.md`), as must the baseline row.
+//! default sampler and NFE (and at NFE 1) and at the card's seed; PSNR and SSIM must match the
+//! rows of the card's table (`models/<task>.md`), as must the input row and the classical
+//! baseline's row (`bridge::baseline`, its degradation read from the pairs' `degradation.json`).
 
-use bridge::eval::{Setting, baseline, evaluate, load_pairs};
+use bridge::baseline::{Params, PairsInfo};
+use bridge::eval::{Setting, baseline, classical, evaluate, load_pairs};
 use bridge::restorer::Restorer;
 use bridge_e2e::repo_root;
 use bridge_export::data::write_eval_pairs;
@@ -60,13 +62,35 @@ fn check_card(task: &str) {
     let mut r = Restorer::builder(&model).threads(2).seed(0).build().unwrap();
     let meta = r.package().clone();
     let base = baseline(&pairs, meta.sr_scale, meta.sr_upsample).unwrap();
+    let info = PairsInfo::read(&pairs_dir).unwrap().expect("write_eval_pairs writes degradation.json");
+    assert_eq!(info.task, task);
+    let classic = classical(&pairs, &Params::for_degradation(&info.degradation).unwrap(), |_| {}).unwrap();
     let st = Setting { sampler: meta.sampler.clone(), nfe: meta.nfe, eta: None };
     let got = evaluate(&mut r, &pairs, std::slice::from_ref(&st), 0, |_, _| {}).unwrap().remove(0);
     let rows = card_rows(&card);
-    for (label, nfe, psnr, ssim) in [
+    let mut computed = vec![base.clone(), classic.clone(), got.clone()];
+    let mut want = vec![
         (base.label.clone(), "–".to_string(), base.psnr, base.ssim),
+        (classic.label.clone(), "–".to_string(), classic.psnr, classic.ssim),
         (got.label.clone(), got.nfe.to_string(), got.psnr, got.ssim),
-    ] {
+    ];
+    // The one-step row, where the default sampler has one (otherwise the card has none).
+    let one = Setting { nfe: 1, ..st.clone() };
+    match evaluate(&mut r, &pairs, std::slice::from_ref(&one), 0, |_, _| {}) {
+        Ok(mut v) if meta.nfe != 1 => {
+            let o = v.remove(0);
+            want.push((o.label.clone(), "1".to_string(), o.psnr, o.ssim));
+            computed.push(o);
+        }
+        Ok(_) => {}
+        Err(e @ (bridge::Error::InvalidNfe { .. } | bridge::Error::Incompatible { .. })) => {
+            assert!(!rows.iter().any(|(l, n, _, _)| *l == st.label() && n == "1"), "{task}: the card has an NFE-1 row the sampler refuses ({e})");
+        }
+        Err(e) => panic!("{task}: NFE 1: {e}"),
+    }
+    // The rows as `bridge eval` prints them (colour shift and timing included), before checking.
+    eprintln!("{}", bridge::eval::markdown(task, &computed, n));
+    for (label, nfe, psnr, ssim) in want {
         let row = rows
             .iter()
             .find(|(l, n, _, _)| *l == label && *n == nfe)

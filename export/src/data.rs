@@ -341,6 +341,9 @@ pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, c
         save_png(b.clean.index_axis(Axis(0), i), &out.join("clean").join(&name), true)?;
         save_png(b.degraded.index_axis(Axis(0), i), &out.join("degraded").join(&name), true)?;
     }
+    // What made the pairs, for the SDK's classical baselines (`bridge eval --baseline`).
+    let info = bridge::baseline::PairsInfo { version: 1, task: task.name().into(), degradation: cfg.degradation.describe()?, seed: Some(seed) };
+    info.write(out)?;
     Ok(list.len())
 }
 
@@ -371,6 +374,21 @@ mod tests {
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
         PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE }
+    }
+
+    /// `write_eval_pairs` describes its degradation in `degradation.json`, which the SDK reads.
+    #[test]
+    fn eval_pairs_write_their_degradation() {
+        let t = temp_photos("degfile");
+        let out = t.0.join("pairs");
+        let n = write_eval_pairs(crate::package::Task::Deblur, &t.0, &out, 64, 0, 7).unwrap();
+        assert_eq!(n, 2);
+        let info = bridge::baseline::PairsInfo::read(&out).unwrap().expect("degradation.json");
+        assert_eq!(info.task, "deblur");
+        assert_eq!(info.degradation, bridge::baseline::Degradation::GaussianBlur { sigma: 3.0, size: 61 });
+        assert_eq!(info.seed, Some(7));
+        assert_eq!(Degradation::SR4.describe().unwrap(), bridge::baseline::Degradation::BicubicDown { factor: 4 });
+        assert!(Degradation::CenterMask.describe().is_err());
     }
 
     #[test]

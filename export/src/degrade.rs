@@ -16,10 +16,10 @@
 //! the SDK's inpainting convention (`sampler::Model::with_mask`).
 
 mod mask;
-mod resize;
 
 pub use mask::{center_mask, free_form_mask};
-pub use resize::resize_bicubic;
+// The SR operator lives in the SDK, whose back-projection baseline must apply exactly this operator.
+pub use bridge::baseline::resize_bicubic;
 
 use bridge::rng::{box_muller, philox4x32_10};
 use bridge::{Error, Result};
@@ -227,6 +227,22 @@ impl Degradation {
             Degradation::CenterMask => Ok(masked(clean, center_mask(h, w))),
             Degradation::FreeFormMask { lo, hi } => Ok(masked(clean, free_form_mask(h, w, lo, hi, rng)?)),
         }
+    }
+}
+
+impl Degradation {
+    /// The SDK's description of this degradation (`degradation.json`); masks have none.
+    pub fn describe(&self) -> Result<bridge::baseline::Degradation> {
+        use bridge::baseline::Degradation as D;
+        Ok(match *self {
+            Degradation::Bicubic { factor } => D::BicubicDown { factor },
+            Degradation::GaussianBlur { sigma, size } => D::GaussianBlur { sigma, size },
+            Degradation::GaussianNoise { sigma } => D::GaussianNoise { sigma },
+            Degradation::Jpeg { quality } => D::Jpeg { quality },
+            Degradation::CenterMask | Degradation::FreeFormMask { .. } => {
+                return Err(Error::param("degradation", format!("{self:?} has no degradation.json description")));
+            }
+        })
     }
 }
 

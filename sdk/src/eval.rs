@@ -16,9 +16,14 @@
 //! [`Restorer`] `bridge restore` uses, so tiling, padding and SR up-sampling are the product's),
 //! for each [`Setting`] (sampler, NFE, η), with a fixed seed, and averages PSNR/SSIM against the
 //! clean image. [`baseline`] scores the input itself, up-sampled by the package's SR kernel
-//! (the bicubic baseline for SR, the identity otherwise). [`markdown`] and `plot_png` (feature
-//! `cli`; `plotters` with a bundled font, so no system font is needed) render the results.
+//! (the bicubic baseline for SR, the identity otherwise); [`classical`] scores a classical
+//! restorer of [`crate::baseline`] that knows the degradation (Wiener, back-projection, NLM).
+//! Besides PSNR/SSIM each row has the **colour shift**: the mean signed error of the output
+//! against the ground truth per channel (R, G, B) in 0–255 levels, so a colour cast shows.
+//! [`markdown`] and `plot_png` (feature `cli`; `plotters` with a bundled font, so no system
+//! font is needed) render the results.
 
+use crate::baseline::Params;
 use crate::image::upsample;
 use crate::restorer::Restorer;
 use crate::runtime::package::Upsample;
@@ -164,20 +169,80 @@ pub struct Row {
     pub ssim: f64,
     /// Mean seconds per image (restoration only).
     pub seconds: f64,
+    /// Mean signed error (output − truth) per channel, R, G, B, in 0–255 levels.
+    pub shift: [f64; 3],
+}
+
+/// Mean signed error `a − b` per channel (the first three of `[B, C, H, W]`), in 0–255 levels.
+pub fn colour_shift(a: TensorView<'_>, b: TensorView<'_>) -> Result<[f64; 3]> {
+    check_pair(a, b)?;
+    let c = a.shape()[1];
+    let mut out = [0.0; 3];
+    for (ch, o) in out.iter_mut().enumerate().take(c) {
+        let (x, y) = (a.index_axis(ndarray::Axis(1), ch), b.index_axis(ndarray::Axis(1), ch));
+        *o = 255.0 * x.iter().zip(y.iter()).map(|(&p, &q)| f64::from(p) - f64::from(q)).sum::<f64>() / x.len() as f64;
+    }
+    Ok(out)
+}
+
+/// Running sums of a row's scores over images.
+#[derive(Default)]
+struct Scores {
+    psnr: f64,
+    ssim: f64,
+    shift: [f64; 3],
+    seconds: f64,
+    n: usize,
+}
+
+impl Scores {
+    fn add(&mut self, out: TensorView<'_>, clean: TensorView<'_>, seconds: f64) -> Result<()> {
+        self.psnr += psnr(out, clean)?;
+        self.ssim += ssim(out, clean)?;
+        for (s, v) in self.shift.iter_mut().zip(colour_shift(out, clean)?) {
+            *s += v;
+        }
+        self.seconds += seconds;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn row(&self, label: String, nfe: usize) -> Row {
+        let n = self.n.max(1) as f64;
+        Row { label, nfe, psnr: self.psnr / n, ssim: self.ssim / n, seconds: self.seconds / n, shift: self.shift.map(|v| v / n) }
+    }
 }
 
 /// Score the degraded inputs themselves, up-sampled by `scale` with `kind` (bicubic for SR, the
 /// identity for `scale = 1`).
 pub fn baseline(pairs: &[Pair], scale: usize, kind: Upsample) -> Result<Row> {
-    let (mut p, mut s) = (0.0, 0.0);
+    let mut sc = Scores::default();
     for pair in pairs {
         let up = upsample(pair.degraded.view(), scale, kind).mapv(|v| v.clamp(0.0, 1.0));
-        p += psnr(up.view(), pair.clean.view())?;
-        s += ssim(up.view(), pair.clean.view())?;
+        sc.add(up.view(), pair.clean.view(), 0.0)?;
     }
-    let n = pairs.len().max(1) as f64;
     let label = if scale > 1 { format!("input ({} x{scale})", kind.name()) } else { "input (identity)".into() };
-    Ok(Row { label, nfe: 0, psnr: p / n, ssim: s / n, seconds: 0.0 })
+    Ok(sc.row(label, 0))
+}
+
+/// Score a classical baseline ([`crate::baseline`]) over the pairs (NFE 0; seconds per image
+/// are its own run time).
+pub fn classical(pairs: &[Pair], params: &Params, mut progress: impl FnMut(usize)) -> Result<Row> {
+    if pairs.is_empty() {
+        return Err(Error::Image("no image pairs to evaluate".into()));
+    }
+    let mut sc = Scores::default();
+    for (i, pair) in pairs.iter().enumerate() {
+        let t0 = Instant::now();
+        let out = params.restore(pair.degraded.index_axis(ndarray::Axis(0), 0))?.insert_axis(ndarray::Axis(0));
+        let secs = t0.elapsed().as_secs_f64();
+        if out.shape() != pair.clean.shape() {
+            return Err(Error::shape(&format!("baseline output for {}", pair.name), pair.clean.shape(), out.shape()));
+        }
+        sc.add(out.view(), pair.clean.view(), secs)?;
+        progress(i);
+    }
+    Ok(sc.row(params.label(), 0))
 }
 
 /// Restore every pair with each setting (seed `seed`) and score it; `progress` is called after
@@ -198,32 +263,33 @@ pub fn evaluate(
         opts.sampler = parse_sampler(&st.sampler, st.eta, None)?;
         opts.nfe = st.nfe;
         opts.seed = seed;
-        let (mut p, mut s, mut secs) = (0.0, 0.0, 0.0);
+        let mut sc = Scores::default();
         for (i, pair) in pairs.iter().enumerate() {
             let t0 = Instant::now();
             let out = restorer.restore_rgb(pair.degraded.view())?;
-            secs += t0.elapsed().as_secs_f64();
+            let secs = t0.elapsed().as_secs_f64();
             if out.shape() != pair.clean.shape() {
                 return Err(Error::shape(&format!("restored {}", pair.name), pair.clean.shape(), out.shape()));
             }
-            p += psnr(out.view(), pair.clean.view())?;
-            s += ssim(out.view(), pair.clean.view())?;
+            sc.add(out.view(), pair.clean.view(), secs)?;
             progress(si, i);
         }
-        let n = pairs.len() as f64;
-        rows.push(Row { label: st.label(), nfe: st.nfe, psnr: p / n, ssim: s / n, seconds: secs / n });
+        rows.push(sc.row(st.label(), st.nfe));
     }
     Ok(rows)
 }
 
 /// A markdown table of the rows.
 pub fn markdown(title: &str, rows: &[Row], images: usize) -> String {
-    let mut s = format!("### {title}\n\n{images} image pairs; PSNR (dB) and SSIM on RGB in [0, 1] (mean over images).\n\n");
-    s.push_str("| sampler | NFE | PSNR | SSIM | s/image |\n|---|---:|---:|---:|---:|\n");
+    let mut s = format!(
+        "### {title}\n\n{images} image pairs; PSNR (dB) and SSIM on RGB in [0, 1] (mean over images); colour shift: mean signed error of the output against the truth per channel (R / G / B, 0–255 levels).\n\n"
+    );
+    s.push_str("| sampler | NFE | PSNR | SSIM | s/image | colour shift R / G / B |\n|---|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let nfe = if r.nfe == 0 { "–".to_string() } else { r.nfe.to_string() };
-        let secs = if r.nfe == 0 { "–".to_string() } else { format!("{:.2}", r.seconds) };
-        s.push_str(&format!("| {} | {nfe} | {:.2} | {:.4} | {secs} |\n", r.label, r.psnr, r.ssim));
+        let secs = if r.nfe == 0 && r.seconds == 0.0 { "–".to_string() } else { format!("{:.2}", r.seconds) };
+        let [sr, sg, sb] = r.shift;
+        s.push_str(&format!("| {} | {nfe} | {:.2} | {:.4} | {secs} | {sr:+.2} / {sg:+.2} / {sb:+.2} |\n", r.label, r.psnr, r.ssim));
     }
     s
 }
@@ -287,7 +353,8 @@ pub fn plot_png(title: &str, rows: &[Row], path: &std::path::Path) -> Result<()>
             }
             for (bi, b) in base.iter().enumerate() {
                 let v = val(b);
-                let color = BLACK.mix(0.6);
+                // The input level darker, the classical baseline's lighter.
+                let color = BLACK.mix(0.6 - 0.25 * bi.min(1) as f64);
                 let dashes: Vec<(f64, f64)> = (0..40)
                     .flat_map(|k| {
                         let x0 = 0.5 * (max_nfe * 1.15 / 0.5f64).powf(k as f64 / 40.0);
@@ -298,8 +365,8 @@ pub fn plot_png(title: &str, rows: &[Row], path: &std::path::Path) -> Result<()>
                 chart
                     .draw_series(dashes.chunks(2).map(|c| PathElement::new(c.to_vec(), color.stroke_width(1))))
                     .map_err(|e| err(&e))?
-                    .label(if bi == 0 { b.label.as_str() } else { "" })
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.6)));
+                    .label(b.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.6 - 0.25 * bi.min(1) as f64)));
             }
             chart
                 .configure_series_labels()
@@ -358,8 +425,11 @@ pub fn load_pairs(dir: &std::path::Path) -> Result<Vec<Pair>> {
 #[cfg(feature = "cli")]
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
-    /// The model package.
-    pub model: std::path::PathBuf,
+    /// The model package (`None`: score the baselines only).
+    pub model: Option<std::path::PathBuf>,
+    /// The classical baseline ([`crate::baseline::Method`]; `Auto` picks it from the pairs'
+    /// `degradation.json`).
+    pub baseline: crate::baseline::Method,
     /// The pairs folder ([`load_pairs`]).
     pub pairs: std::path::PathBuf,
     /// Samplers (empty: the package's default).
@@ -383,47 +453,92 @@ pub struct EvalOptions {
 }
 
 /// Evaluate a package over a pairs folder for every sampler × NFE, print and write the markdown
-/// table (and the plot); returns the baseline row followed by one row per setting. A sampler
+/// table (and the plot); returns the input row, the classical baseline's row (unless
+/// `baseline` is `None` or `Auto` finds no `degradation.json`), then one row per setting. A sampler
 /// that does not fit the package's family, or an NFE its grid does not have, is skipped with a
 /// note rather than aborting the whole table.
 #[cfg(feature = "cli")]
 pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> {
+    use crate::baseline::{DEGRADATION_FILE, Method, PairsInfo};
+    use crate::runtime::package::Upsample;
     let pairs = load_pairs(&o.pairs)?;
-    let mut b = Restorer::builder(&o.model).threads(o.threads).seed(o.seed);
-    if let Some(l) = &o.ort_lib {
-        b = b.onnxruntime_library(l);
-    }
-    let mut restorer = b.build()?;
-    let meta = restorer.package().clone();
-    let samplers = if o.samplers.is_empty() { vec![meta.sampler.clone()] } else { o.samplers.clone() };
-    let nfes = if o.nfes.is_empty() { vec![meta.nfe] } else { o.nfes.clone() };
-    let eta_of = |s: &str| o.eta.filter(|_| crate::family::registry::takes(s, crate::family::registry::Knob::Eta));
-    let mut rows = vec![baseline(&pairs, meta.sr_scale, meta.sr_upsample)?];
     let mut notes = Vec::new();
-    for s in &samplers {
-        for &n in &nfes {
-            let st = Setting { sampler: s.clone(), nfe: n, eta: eta_of(s) };
-            let label = format!("{} NFE {n}", st.label());
-            match evaluate(&mut restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))) {
-                Ok(mut r) => rows.append(&mut r),
-                Err(e @ (Error::Incompatible { .. } | Error::InvalidNfe { .. })) => notes.push(format!("{label}: skipped ({e})")),
-                Err(e) => return Err(e),
+    let info = PairsInfo::read(&o.pairs)?;
+    let params = match (o.baseline, &info) {
+        (Method::None, _) => None,
+        (Method::Auto, None) => {
+            notes.push(format!("no classical baseline: the pairs have no {DEGRADATION_FILE}"));
+            None
+        }
+        (m, None) => {
+            return Err(Error::param(
+                "baseline",
+                format!("{m:?} needs the degradation: {} has no {DEGRADATION_FILE} (`bridge-export pairs` writes one)", o.pairs.display()),
+            ));
+        }
+        (m, Some(i)) => Some(Params::of(m, &i.degradation)?),
+    };
+    let mut restorer = match &o.model {
+        Some(m) => {
+            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed);
+            if let Some(l) = &o.ort_lib {
+                b = b.onnxruntime_library(l);
+            }
+            Some(b.build()?)
+        }
+        None => None,
+    };
+    let meta = restorer.as_ref().map(|r| r.package().clone());
+    // Without a package the input is brought to the truth's size by the MATLAB-kernel bicubic.
+    let (scale, kind) = match &meta {
+        Some(m) => (m.sr_scale, m.sr_upsample),
+        None => {
+            let (cw, dw) = (pairs[0].clean.shape()[3], pairs[0].degraded.shape()[3]);
+            if dw == 0 || cw % dw != 0 {
+                return Err(Error::Image(format!("clean width {cw} is not a multiple of the degraded width {dw}")));
+            }
+            (cw / dw, Upsample::BicubicA05)
+        }
+    };
+    let mut rows = vec![baseline(&pairs, scale, kind)?];
+    if let Some(p) = &params {
+        let label = p.label();
+        rows.push(classical(&pairs, p, |i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len())))?);
+    }
+    if let (Some(restorer), Some(meta)) = (restorer.as_mut(), &meta) {
+        let samplers = if o.samplers.is_empty() { vec![meta.sampler.clone()] } else { o.samplers.clone() };
+        let nfes = if o.nfes.is_empty() { vec![meta.nfe] } else { o.nfes.clone() };
+        let eta_of = |s: &str| o.eta.filter(|_| crate::family::registry::takes(s, crate::family::registry::Knob::Eta));
+        for s in &samplers {
+            for &n in &nfes {
+                let st = Setting { sampler: s.clone(), nfe: n, eta: eta_of(s) };
+                let label = format!("{} NFE {n}", st.label());
+                match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))) {
+                    Ok(mut r) => rows.append(&mut r),
+                    Err(e @ (Error::Incompatible { .. } | Error::InvalidNfe { .. })) => notes.push(format!("{label}: skipped ({e})")),
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
-    let title = o.title.clone().unwrap_or_else(|| {
-        meta.info.get("name").cloned().unwrap_or_else(|| o.model.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default())
+    let file_name = |p: &std::path::Path| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let title = o.title.clone().unwrap_or_else(|| match (&meta, &o.model) {
+        (Some(m), Some(path)) => m.info.get("name").cloned().unwrap_or_else(|| file_name(path)),
+        _ => format!("baselines on {}", file_name(&o.pairs)),
     });
     let mut md = markdown(&title, &rows, pairs.len());
-    md.push_str(&format!(
-        "\nModel `{}` (family {}, default {} at NFE {}), pairs `{}`, seed {}.\n",
-        o.model.display(),
-        meta.family,
-        meta.sampler,
-        meta.nfe,
-        o.pairs.display(),
-        o.seed
-    ));
+    match (&meta, &o.model) {
+        (Some(meta), Some(model)) => md.push_str(&format!(
+            "\nModel `{}` (family {}, default {} at NFE {}), pairs `{}`, seed {}.\n",
+            model.display(),
+            meta.family,
+            meta.sampler,
+            meta.nfe,
+            o.pairs.display(),
+            o.seed
+        )),
+        _ => md.push_str(&format!("\nNo model (baselines only), pairs `{}`.\n", o.pairs.display())),
+    }
     for n in &notes {
         md.push_str(&format!("\n- {n}"));
     }
@@ -497,12 +612,27 @@ mod tests {
     #[test]
     fn markdown_table() {
         let rows = vec![
-            Row { label: "input (identity)".into(), nfe: 0, psnr: 20.0, ssim: 0.5, seconds: 0.0 },
-            Row { label: "rdbm".into(), nfe: 2, psnr: 25.123, ssim: 0.71234, seconds: 0.5 },
+            Row { label: "input (identity)".into(), nfe: 0, psnr: 20.0, ssim: 0.5, seconds: 0.0, shift: [0.0; 3] },
+            Row { label: "rdbm".into(), nfe: 2, psnr: 25.123, ssim: 0.71234, seconds: 0.5, shift: [1.234, -0.5, 0.0] },
+            Row { label: "NLM".into(), nfe: 0, psnr: 24.0, ssim: 0.6, seconds: 1.5, shift: [0.0; 3] },
         ];
         let md = markdown("t", &rows, 3);
-        assert!(md.contains("| rdbm | 2 | 25.12 | 0.7123 | 0.50 |"), "{md}");
-        assert!(md.contains("| input (identity) | – | 20.00 | 0.5000 | – |"));
+        assert!(md.contains("| rdbm | 2 | 25.12 | 0.7123 | 0.50 | +1.23 / -0.50 / +0.00 |"), "{md}");
+        assert!(md.contains("| input (identity) | – | 20.00 | 0.5000 | – | +0.00 / +0.00 / +0.00 |"), "{md}");
+        // A classical baseline has no NFE but its own run time.
+        assert!(md.contains("| NLM | – | 24.00 | 0.6000 | 1.50 |"), "{md}");
+    }
+
+    /// The colour shift is the per-channel mean of output − truth in 0–255 levels.
+    #[test]
+    fn colour_shift_per_channel() {
+        let a = pattern(8, 8, |c, y, x| ((c + y + x) % 5) as f32 / 10.0);
+        let b = Tensor::from_shape_fn((1, 3, 8, 8), |(_, c, y, x)| a[[0, c, y, x]] + [0.1f32, -0.02, 0.0][c] + if (x + y) % 2 == 0 { 0.01 } else { -0.01 });
+        let s = colour_shift(b.view(), a.view()).unwrap();
+        for (got, want) in s.iter().zip([25.5, -5.1, 0.0]) {
+            assert!((got - want).abs() < 1e-3, "{s:?}");
+        }
+        assert!(colour_shift(a.view(), pattern(4, 8, |_, _, _| 0.0).view()).is_err());
     }
 
     /// The plot renders headless (bundled font) into a PNG of the expected size.
@@ -510,10 +640,10 @@ mod tests {
     #[test]
     fn plot_renders_headless() {
         let rows = vec![
-            Row { label: "input (identity)".into(), nfe: 0, psnr: 20.0, ssim: 0.5, seconds: 0.0 },
-            Row { label: "rdbm".into(), nfe: 1, psnr: 24.0, ssim: 0.7, seconds: 0.5 },
-            Row { label: "rdbm".into(), nfe: 4, psnr: 25.0, ssim: 0.72, seconds: 1.5 },
-            Row { label: "implicit".into(), nfe: 4, psnr: 24.5, ssim: 0.71, seconds: 1.5 },
+            Row { label: "input (identity)".into(), nfe: 0, psnr: 20.0, ssim: 0.5, seconds: 0.0, shift: [0.0; 3] },
+            Row { label: "rdbm".into(), nfe: 1, psnr: 24.0, ssim: 0.7, seconds: 0.5, shift: [0.0; 3] },
+            Row { label: "rdbm".into(), nfe: 4, psnr: 25.0, ssim: 0.72, seconds: 1.5, shift: [0.0; 3] },
+            Row { label: "implicit".into(), nfe: 4, psnr: 24.5, ssim: 0.71, seconds: 1.5, shift: [0.0; 3] },
         ];
         let p = std::env::temp_dir().join(format!("bridge-eval-plot-{}.png", std::process::id()));
         plot_png("test plot", &rows, &p).unwrap();

@@ -21,6 +21,7 @@
 //! * [`golden`] — replays the trajectories recorded from the official implementations.
 
 pub mod alloc;
+pub mod baseline;
 pub mod denoiser;
 pub mod error;
 pub mod eval;

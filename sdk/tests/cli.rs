@@ -383,3 +383,121 @@ fn refused_all(dir: &Path, input: &Path, bad: &[(&Path, &[&str], &str)]) {
         assert!(!out.exists(), "{extra:?} wrote an output");
     }
 }
+
+/// A pairs folder: 40×36 clean images, degraded by `degrade`, 16-bit PNGs (as `bridge-export
+/// pairs` writes them); `degradation.json` when `info` is given.
+fn pairs_dir(name: &str, info: Option<&str>, degrade: impl Fn(&ndarray::Array3<f32>) -> ndarray::Array3<f32>) -> PathBuf {
+    let dir = tmp(name);
+    for sub in ["clean", "degraded"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for k in 0..2u32 {
+        let clean = ndarray::Array3::from_shape_fn((3, 36, 40), |(c, y, x)| {
+            let (yf, xf) = (y as f32, x as f32);
+            0.5 + 0.2 * (0.3 * xf + c as f32 + k as f32).sin() * (0.2 * yf).cos() + 0.1 * (0.8 * xf).sin() * (0.6 * yf + c as f32).cos() + if x > 20 { 0.1 } else { -0.1 }
+        });
+        let save = |a: &ndarray::Array3<f32>, sub: &str| {
+            let (_, h, w) = a.dim();
+            image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(w as u32, h as u32, |x, y| {
+                image::Rgb(std::array::from_fn(|c| (a[[c, y as usize, x as usize]].clamp(0.0, 1.0) * 65535.0).round() as u16))
+            })
+            .save(dir.join(sub).join(format!("p{k}.png")))
+            .unwrap();
+        };
+        save(&clean, "clean");
+        save(&degrade(&clean), "degraded");
+    }
+    if let Some(text) = info {
+        std::fs::write(dir.join("degradation.json"), text).unwrap();
+    }
+    dir
+}
+
+fn eval(extra: &[&str]) -> Output {
+    bridge().arg("eval").arg("--threads").arg("1").args(extra).output().unwrap()
+}
+
+/// The `| label | nfe | psnr | ssim | s/image | shift |` row whose label starts with `label`.
+fn table_row(stdout: &str, label: &str) -> Option<Vec<String>> {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("| {label}")))
+        .map(|l| l.trim().trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+}
+
+/// `bridge eval` reads the degradation from the pairs' `degradation.json` and adds the matching
+/// classical baseline: Wiener with the true kernel beats the blurred input; without a model
+/// only the baselines are scored; with one, the sampler rows follow.
+#[test]
+fn eval_adds_the_classical_baseline() {
+    let blur = |a: &ndarray::Array3<f32>| bridge_export::degrade::gaussian_blur(a.view(), 2.0, 15).unwrap();
+    let info = r#"{"version": 1, "task": "deblur", "degradation": {"kind": "gaussian-blur", "sigma": 2.0, "size": 15}}"#;
+    let dir = pairs_dir("eval-wiener", Some(info), blur);
+    let o = eval(&["-p", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let input = table_row(&out, "input (identity)").unwrap_or_else(|| panic!("no input row:\n{out}"));
+    let wiener = table_row(&out, "Wiener (true kernel").unwrap_or_else(|| panic!("no Wiener row:\n{out}"));
+    let psnr = |r: &[String]| r[2].parse::<f64>().unwrap();
+    assert!(psnr(&wiener) > psnr(&input) + 2.0, "Wiener {} vs input {}:\n{out}", psnr(&wiener), psnr(&input));
+    assert_eq!(wiener[1], "–");
+    assert!(out.contains("No model (baselines only)"), "{out}");
+    // With a model: the same two rows, then the package's default sampler.
+    let model = oracle(&dir, 1);
+    let md = dir.join("table.md");
+    let o = eval(&["-m", model.to_str().unwrap(), "-p", dir.to_str().unwrap(), "--markdown", md.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = std::fs::read_to_string(&md).unwrap();
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| sampler")).collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    assert!(rows[0].starts_with("| input (identity)") && rows[1].starts_with("| Wiener"), "{table}");
+    assert!(table.contains("Model `"), "{table}");
+    // `--baseline none` drops the row.
+    let o = eval(&["-p", dir.to_str().unwrap(), "--baseline", "none"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(table_row(&String::from_utf8_lossy(&o.stdout), "Wiener").is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NLM for noise from `auto`; an explicit baseline that does not fit the degradation, or one
+/// asked for without `degradation.json`, is an error exit that says why.
+#[test]
+fn eval_baseline_choice_and_errors() {
+    let noise = |a: &ndarray::Array3<f32>| ndarray::Array3::from_shape_fn(a.dim(), |(c, y, x)| a[[c, y, x]] + 0.08 * if (c * 7 + y * 13 + x * 5) % 3 == 0 { 1.0 } else { -0.5 });
+    let info = r#"{"version": 1, "task": "denoise", "degradation": {"kind": "gaussian-noise", "sigma": 20}}"#;
+    let dir = pairs_dir("eval-nlm", Some(info), noise);
+    let o = eval(&["-p", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let nlm = table_row(&out, "NLM (σ 20").unwrap_or_else(|| panic!("no NLM row:\n{out}"));
+    let input = table_row(&out, "input").unwrap();
+    assert!(nlm[2].parse::<f64>().unwrap() > input[2].parse::<f64>().unwrap(), "{out}");
+    let o = eval(&["-p", dir.to_str().unwrap(), "--baseline", "wiener"]);
+    assert!(!o.status.success() && stderr(&o).contains("does not fit"), "{}", stderr(&o));
+    let o = eval(&["-p", dir.to_str().unwrap(), "--baseline", "bm3d"]);
+    assert!(!o.status.success() && stderr(&o).contains("bm3d"), "{}", stderr(&o));
+    std::fs::remove_file(dir.join("degradation.json")).unwrap();
+    let o = eval(&["-p", dir.to_str().unwrap(), "--baseline", "nlm"]);
+    assert!(!o.status.success() && stderr(&o).contains("degradation.json"), "{}", stderr(&o));
+    // `auto` without the file: no baseline row, a note.
+    let o = eval(&["-p", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(table_row(&out, "NLM").is_none() && out.contains("no classical baseline"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The colour-shift column is the mean signed error per channel in 0–255 levels: a cast of
+/// +10 red and −5 green levels on the input shows as such on the input row (exactly: 10/255 is
+/// 2570 steps of 16 bits).
+#[test]
+fn eval_reports_the_colour_shift() {
+    let cast = |a: &ndarray::Array3<f32>| ndarray::Array3::from_shape_fn(a.dim(), |(c, y, x)| a[[c, y, x]] + [10.0, -5.0, 0.0][c] / 255.0);
+    let dir = pairs_dir("eval-shift", None, cast);
+    let o = eval(&["-p", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let input = table_row(&out, "input").unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(input[5], "+10.00 / -5.00 / +0.00", "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,7 +31,7 @@ enum Command {
     },
     /// Restore an image with a model package.
     Restore(Box<RestoreArgs>),
-    /// PSNR/SSIM of a model over image pairs across samplers and NFEs (markdown table + PNG plot).
+    /// PSNR/SSIM/colour shift of a model over image pairs across samplers and NFEs, beside the input and a classical baseline (markdown table + PNG plot).
     Eval(Box<EvalArgs>),
     /// Print a model package's metadata and graph signature.
     Info {
@@ -45,9 +45,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct EvalArgs {
-    /// The model package (.onnx).
+    /// The model package (.onnx); without one only the baselines are scored.
     #[arg(short, long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
+    /// Classical baseline row: `auto` (from the pairs' degradation.json: Wiener for blur,
+    /// back-projection for down-sampling, NLM for noise and JPEG), `wiener`, `backproject`, `nlm`, `none`.
+    #[arg(long, default_value = "auto")]
+    baseline: String,
     /// Folder with `clean/` and `degraded/` images matched by file name (e.g. from `bridge-export pairs`).
     #[arg(short, long)]
     pairs: PathBuf,
@@ -317,6 +321,7 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
 fn eval(a: &EvalArgs) -> bridge::Result<()> {
     let o = bridge::eval::EvalOptions {
         model: a.model.clone(),
+        baseline: bridge::baseline::Method::parse(&a.baseline)?,
         pairs: a.pairs.clone(),
         samplers: a.sampler.clone(),
         nfes: a.nfe.clone(),

@@ -13,7 +13,7 @@
 //! Rows (H) are resized first, then columns (W), in `f64` weights with `f32` samples. Output is not
 //! clipped (the cubic kernel overshoots near edges); callers clip where an image is expected.
 
-use bridge::{Error, Result};
+use crate::{Error, Result};
 use ndarray::{Array3, ArrayView3};
 
 fn keys_cubic(x: f64) -> f64 {
