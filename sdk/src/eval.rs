@@ -171,7 +171,7 @@ pub struct Row {
 pub fn baseline(pairs: &[Pair], scale: usize, kind: Upsample) -> Result<Row> {
     let (mut p, mut s) = (0.0, 0.0);
     for pair in pairs {
-        let up = upsample(pair.degraded.view(), scale, kind).mapv(|v| v.clamp(0.0, 1.0));
+        let up = upsample(pair.degraded.view(), scale, kind)?.mapv(|v| v.clamp(0.0, 1.0));
         p += psnr(up.view(), pair.clean.view())?;
         s += ssim(up.view(), pair.clean.view())?;
     }

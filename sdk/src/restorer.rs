@@ -560,16 +560,25 @@ impl Restorer {
         }
         let (lo, hi) = (self.meta.value_range.0 as f32, self.meta.value_range.1 as f32);
         let bgr = self.meta.channel_order == crate::runtime::ChannelOrder::Bgr;
-        let mut x = rgb.mapv(|v| lo + (hi - lo) * v);
+        // Range mapping and channel order in one fallible copy (a reversed view, read in
+        // order, is the BGR tensor).
+        let mut src = rgb;
         if bgr {
-            x.invert_axis(ndarray::Axis(1));
-            x = x.as_standard_layout().into_owned();
+            src.invert_axis(ndarray::Axis(1));
         }
+        let x = crate::alloc::try_map(src, |&v| lo + (hi - lo) * v, "the model-range image")?;
         let mut out = self.restore_tensor(x.view())?;
+        drop(x);
+        // Back to [0, 1] and RGB in place: no second output-sized buffer.
+        out.mapv_inplace(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
         if bgr {
-            out.invert_axis(ndarray::Axis(1));
+            let (mut b, mut r) = out.multi_slice_mut((s![.., 0, .., ..], s![.., 2, .., ..]));
+            ndarray::Zip::from(&mut b).and(&mut r).for_each(std::mem::swap);
         }
-        Ok(out.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0)).as_standard_layout().into_owned())
+        if !out.is_standard_layout() {
+            out = crate::alloc::try_copy(out.view(), "the restored image")?;
+        }
+        Ok(out)
     }
 
     /// Check a `w`×`h` input against this restorer's limits ([`MAX_SIDE`], `max_pixels`) without
@@ -609,7 +618,7 @@ impl Restorer {
         let s = self.meta.sr_scale;
         // Copies only where something changes (SR, padding, cropping).
         let up: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if s > 1 { upsample(x, s, self.meta.sr_upsample).into() } else { x.into() };
+            if s > 1 { upsample(x, s, self.meta.sr_upsample)?.into() } else { x.into() };
         let (oh, ow) = (h * s, w * s);
         let g = self.meta.spatial_multiple;
         let (mut ph, mut pw) = (round_up(oh, g), round_up(ow, g));
@@ -629,7 +638,7 @@ impl Restorer {
             pw = pw.max(tile.size.1);
         }
         let cond: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw).into() } else { up };
+            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw)?.into() } else { up };
         let opts = self.options.clone();
         let has_mean = self.mean.is_some();
         let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, gen_noise, .. } = self;
@@ -706,7 +715,7 @@ impl Restorer {
         if (ph, pw) == (oh, ow) {
             return Ok(out);
         }
-        Ok(out.slice(s![.., .., ..oh, ..ow]).to_owned())
+        crate::alloc::try_copy(out.slice(s![.., .., ..oh, ..ow]), "the cropped output")
     }
 }
 
@@ -761,7 +770,7 @@ mod tests {
         let px: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 256) as u8).collect();
         let img = ImageRef::rgb8(&px, w, h).unwrap();
         let x = img.to_tensor((-1.0, 1.0), crate::runtime::ChannelOrder::Rgb).unwrap();
-        let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).mapv(|c| 0.5 * c + 0.25);
+        let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).unwrap().mapv(|c| 0.5 * c + 0.25);
         for tile in [(0, 0), (16, 16)] {
             let net = crate::FnDenoiser(|_x: TensorView<'_>, c: TensorView<'_>, _t: f64| Ok(c.mapv(|v| 0.5 * v + 0.25)));
             let options = RestoreOptions {

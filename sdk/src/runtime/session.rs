@@ -6,6 +6,7 @@ use super::model_package::ModelPackage;
 use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, TimeInput, check_io};
 use super::env;
 use crate::family::NetCall;
+use crate::alloc::{try_copy, try_standard, try_zeros};
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::{Axis, Ix4, s};
 use ort::session::{RunOptions, Session, SessionInputValue};
@@ -338,9 +339,9 @@ impl OnnxDenoiser {
     /// One run on a batch the graph accepts as is.
     fn run_chunk(&mut self, x: TensorView<'_>, cond: Option<TensorView<'_>>, z: Option<TensorView<'_>>, t_net: f64) -> Result<Tensor> {
         let b = x.shape()[0];
-        let xc = x.as_standard_layout();
-        let cc = cond.as_ref().map(|c| c.as_standard_layout());
-        let zc = z.as_ref().map(|c| c.as_standard_layout());
+        let xc = try_standard(x, "the network input")?;
+        let cc = cond.map(|c| try_standard(c, "the network's conditioning input")).transpose()?;
+        let zc = z.map(|c| try_standard(c, "the generator noise input")).transpose()?;
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(5);
         inputs.push((Cow::from(self.io.state.as_str()), TensorRef::from_array_view(&xc).map_err(rt)?.into()));
         if let (Some(name), Some(c)) = (self.io.cond.as_deref(), cc.as_ref()) {
@@ -372,7 +373,8 @@ impl OnnxDenoiser {
         if arr.shape() != x.shape() {
             return Err(Error::shape("network output", x.shape(), arr.shape()));
         }
-        Ok(arr.to_owned())
+        // ONNX Runtime owns the output buffer; our copy of it is allocated fallibly.
+        try_copy(arr.view(), "the network output")
     }
 }
 
@@ -429,7 +431,7 @@ impl OnnxDenoiser {
             return Err(Error::shape("network input (the graph fixes height and width)", &[b, x_in.shape()[1], fh, fw], x_in.shape()));
         }
         if b == 0 {
-            return Ok(Tensor::zeros(x_in.raw_dim()));
+            return try_zeros(x_in.raw_dim(), "the network output");
         }
         // A generator's noise arrives as the last channels of `cond` (`Model::x0_generator`).
         let nz = self.plan.noise_channels;
@@ -453,17 +455,21 @@ impl OnnxDenoiser {
         };
         // A fixed batch size: run in chunks of `fb`, padding the last chunk by repeating its
         // final element (outputs of the padding are dropped).
-        let mut out = Tensor::zeros(x_in.raw_dim());
+        let mut out: Tensor = try_zeros(x_in.raw_dim(), "the network output")?;
         let mut i = 0;
         while i < b {
             let n = fb.min(b - i);
-            let pick = |t: TensorView<'_>| -> Tensor {
-                let idx: Vec<usize> = (0..fb).map(|k| i + k.min(n - 1)).collect();
-                t.select(Axis(0), &idx)
+            let pick = |t: TensorView<'_>| -> Result<Tensor> {
+                let (_, c, h, w) = t.dim();
+                let mut o: Tensor = try_zeros((fb, c, h, w), "a network batch")?;
+                for k in 0..fb {
+                    o.index_axis_mut(Axis(0), k).assign(&t.index_axis(Axis(0), i + k.min(n - 1)));
+                }
+                Ok(o)
             };
-            let xo = pick(x_in);
-            let co = cond.map(pick);
-            let zo = z.map(pick);
+            let xo = pick(x_in)?;
+            let co = cond.map(pick).transpose()?;
+            let zo = z.map(pick).transpose()?;
             let r = self.run_chunk(xo.view(), co.as_ref().map(|c| c.view()), zo.as_ref().map(|c| c.view()), t_net)?;
             out.slice_mut(s![i..i + n, .., .., ..]).assign(&r.slice(s![..n, .., .., ..]));
             i += n;

@@ -90,7 +90,7 @@ pub fn data_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut d
     let (f, h) = setup_family(model.family(), "data-solver-2", nfe, 0)?;
     let t_max = f.t_max();
     let mu = model.x_end();
-    let mut x = mu.to_owned();
+    let mut x = crate::alloc::try_copy(mu, "the sampler state")?;
     let mut prev: Option<Tensor> = None; // x0̂ of the previous visited time (μ before the first call)
     for (k, t) in (1..=t_max / h).rev().map(|i| i * h).enumerate() {
         let s = t - h;
