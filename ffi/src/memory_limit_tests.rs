@@ -178,3 +178,42 @@ fn whole_frame_sampling_refused_allocation_is_a_status() {
     }
     assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
 }
+
+/// ONNX Runtime's own allocations (its arena, the network's intermediate tensors and output):
+/// a fresh restorer's first whole-frame restore under rising caps. ONNX Runtime reports a
+/// refused allocation as a failed run, which libbridge returns as
+/// `BRIDGE_ERR_OUT_OF_MEMORY` like its own refusals; never an abort.
+#[test]
+fn onnx_runtime_refused_allocation_is_a_status() {
+    if !is_child() {
+        let out = in_child("onnx_runtime_refused_allocation_is_a_status");
+        assert!(out.contains("refused by ONNX Runtime"), "{out}");
+        assert!(out.contains("restored under the cap"), "{out}");
+        return;
+    }
+    let o = crate::restorer::bridge_restorer_options { threads: 1, tile_size: crate::restorer::BRIDGE_TILE_NONE, ..Default::default() };
+    let side = 2_048u32;
+    let n = (side * side) as usize;
+    let (mut a, mut b) = ((0..n).map(|i| (i * 37 % 251) as u8).collect::<Vec<u8>>(), vec![0u8; n]);
+    let (din, dout) = (gray(side, side, &mut a), gray(side, side, &mut b));
+    let frame = (n * 3 * 4) as u64;
+    for k in 2..=40u64 {
+        let r = crate::test_support::oracle_restorer_with(o);
+        let base = address_space();
+        let old = cap_address_space(base + k * frame / 2);
+        let st = unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) };
+        let msg = unsafe { std::ffi::CStr::from_ptr(crate::status::bridge_last_error()) }.to_string_lossy().into_owned();
+        cap_address_space(old);
+        println!("fresh cap {k}/2 frames: {st:?} ({msg})");
+        assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+        match st {
+            S::BRIDGE_OK => {
+                println!("restored under the cap");
+                break;
+            }
+            S::BRIDGE_ERR_OUT_OF_MEMORY if msg.contains("ONNX Runtime") => println!("refused by ONNX Runtime"),
+            S::BRIDGE_ERR_OUT_OF_MEMORY => {}
+            other => panic!("cap {k}: {other:?} ({msg})"),
+        }
+    }
+}

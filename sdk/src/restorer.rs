@@ -791,6 +791,46 @@ mod tests {
         }
     }
 
+    /// `restore_rgb` maps to the model's range and channel order and back (now in place) as
+    /// the plain composition `mapv` → reverse channels → `restore_tensor` → reverse → `mapv`.
+    #[test]
+    fn restore_rgb_range_and_channel_order() {
+        use crate::family::rdbm::{Rdbm, RdbmParams};
+        use crate::runtime::ChannelOrder;
+        let rgb = Tensor::from_shape_fn((1, 3, 6, 9), |(_, c, y, x)| ((c * 29 + y * 7 + x * 3) % 17) as f32 / 16.0);
+        for (order, range) in [(ChannelOrder::Rgb, (-1.0, 1.0)), (ChannelOrder::Bgr, (-1.0, 1.0)), (ChannelOrder::Bgr, (0.0, 1.0))] {
+            let mut meta = PackageMeta::new("rdbm", "cosine", "x0", "rdbm", 3);
+            meta.channel_order = order;
+            meta.value_range = range;
+            // Channel-dependent, so a channel mix-up shows.
+            let net = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
+                Ok(Tensor::from_shape_fn(c.raw_dim(), |(b, ch, y, x)| 0.5 * c[[b, ch, y, x]] + 0.1 * ch as f32 - 0.3))
+            };
+            let options = RestoreOptions {
+                sampler: Sampler::Rdbm { eps_form: false },
+                nfe: 2,
+                seed: 0,
+                tile: TileConfig { size: (0, 0), ..TileConfig::default() },
+                max_pixels: DEFAULT_MAX_PIXELS,
+            };
+            let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
+            let mut r = Restorer::from_parts(meta, family, Box::new(crate::FnDenoiser(net)), options).unwrap();
+            let (lo, hi) = (range.0 as f32, range.1 as f32);
+            let mut x = rgb.mapv(|v| lo + (hi - lo) * v);
+            if order == ChannelOrder::Bgr {
+                x.invert_axis(ndarray::Axis(1));
+            }
+            let mut want = r.restore_tensor(x.as_standard_layout().view()).unwrap();
+            if order == ChannelOrder::Bgr {
+                want.invert_axis(ndarray::Axis(1));
+            }
+            let want = want.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
+            let got = r.restore_rgb(rgb.view()).unwrap();
+            assert!(got.is_standard_layout());
+            assert_eq!(got, want, "{order:?} {range:?}");
+        }
+    }
+
     #[test]
     fn progress_fraction() {
         let p = Progress { stage: Stage::Sampling, call: 4, calls: 10, tile: 1, tiles: 2, has_mean: false };

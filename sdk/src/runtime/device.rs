@@ -334,7 +334,7 @@ impl DeviceLoop {
             step_bind.bind_input(names::FLAG, fc).map_err(rt)?;
             step_bind.bind_output(names::X_NEXT, xn).map_err(rt)?;
             step_bind.bind_output(names::FLAG_NEXT, fnext).map_err(rt)?;
-            drop(step.run_binding(&step_bind).map_err(|e| Error::Runtime(format!("step graph: {e}")))?);
+            drop(step.run_binding(&step_bind).map_err(|e| super::session::run_error("step graph", e.message()))?);
         }
         drop(step_bind);
         drop(net_bind);
@@ -357,7 +357,7 @@ impl DeviceLoop {
 
 /// One network run with the bound inputs and output.
 fn run_net(session: &mut Session, binding: &IoBinding, opts: &RunOptions) -> Result<()> {
-    session.run_binding_with_options(binding, opts).map(drop).map_err(|e| Error::Runtime(format!("running the network: {}", e.message())))
+    session.run_binding_with_options(binding, opts).map(drop).map_err(|e| super::session::run_error("running the network", e.message()))
 }
 
 /// A network error, or [`Error::Cancelled`] if the run was terminated by the token.

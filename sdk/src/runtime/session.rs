@@ -365,7 +365,7 @@ impl OnnxDenoiser {
         let cancel = self.cancel.clone();
         let out_name = self.io.output.clone();
         let outputs = self.session.run_with_options(inputs, &*self.run).map_err(|e| {
-            if cancel.is_cancelled() { Error::Cancelled } else { Error::Runtime(format!("running the network: {}", e.message())) }
+            if cancel.is_cancelled() { Error::Cancelled } else { run_error("running the network", e.message()) }
         })?;
         let v = outputs.get(&out_name).ok_or_else(|| Error::Runtime(format!("the network did not return `{out_name}`")))?;
         let arr = v.try_extract_array::<f32>().map_err(|e| Error::Runtime(format!("output `{out_name}`: {}", e.message())))?;
@@ -376,6 +376,21 @@ impl OnnxDenoiser {
         // ONNX Runtime owns the output buffer; our copy of it is allocated fallibly.
         try_copy(arr.view(), "the network output")
     }
+}
+
+/// A failed ONNX Runtime run as an [`Error`]: a refused allocation inside it (ONNX Runtime
+/// reports its arena's and its allocator's failures in the run's status, with these words) is
+/// [`Error::OutOfMemory`] like the SDK's own; anything else is [`Error::Runtime`].
+pub(crate) fn run_error(context: &str, message: &str) -> Error {
+    const ARENA: &str = "Failed to allocate memory for requested buffer of size ";
+    if let Some(i) = message.find(ARENA) {
+        let digits = message[i + ARENA.len()..].split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+        return Error::OutOfMemory { what: format!("ONNX Runtime ({context})"), bytes: digits.parse().unwrap_or(0) };
+    }
+    if message.contains("std::bad_alloc") {
+        return Error::OutOfMemory { what: format!("ONNX Runtime ({context})"), bytes: 0 };
+    }
+    Error::Runtime(format!("{context}: {message}"))
 }
 
 /// Run `f`, turning a panic inside `ort` into an error (a C host must never see one).
@@ -475,5 +490,23 @@ impl OnnxDenoiser {
             i += n;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ONNX Runtime's allocation failures (the words of its arena and allocator) are
+    /// `OutOfMemory` with the requested size; other failures stay `Runtime`.
+    #[test]
+    fn refused_allocations_in_a_run_are_out_of_memory() {
+        let arena = "Non-zero status code returned while running Add node. Name:'Add_2' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 50331648\n";
+        let e = run_error("running the network", arena);
+        assert!(matches!(e, Error::OutOfMemory { bytes: 50331648, ref what } if what.contains("ONNX Runtime")), "{e}");
+        let e = run_error("step graph", "Exception during initialization: std::bad_alloc");
+        assert!(matches!(e, Error::OutOfMemory { bytes: 0, .. }), "{e}");
+        let e = run_error("running the network", "Invalid rank for input: x");
+        assert!(matches!(e, Error::Runtime(ref m) if m == "running the network: Invalid rank for input: x"), "{e}");
     }
 }
