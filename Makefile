@@ -5,6 +5,7 @@
 #   make uninstall PREFIX=/opt/libbridge
 #   make TARGET=aarch64-unknown-linux-gnu              # cross build (Jetson; docs/jetson.md)
 #   make TARGET=aarch64-unknown-linux-gnu install DESTDIR=/tmp/stage PREFIX=/usr
+#   make TARGET=aarch64-unknown-linux-gnu GLIBC=2.31   # needs only glibc 2.31 (JetPack 5; cargo-zigbuild)
 #
 # Installs into $(LIBDIR): libbridge.so.$(VERSION) with the links libbridge.so.$(MAJOR) (the
 # SONAME) and libbridge.so, libbridge.a, ONNX Runtime (libbridge loads it at run time from its own
@@ -21,7 +22,10 @@
 # ORT_LIB (the libonnxruntime file to install; default: the one scripts/install-ort.sh installs
 # into .deps/onnxruntime, for a cross TARGET the one `scripts/install-ort.sh TARGET` staged in
 # .deps/onnxruntime-<arch>, if any; see scripts/install-ort-lib.sh), NO_BUILD=1
-# (install what is already built, e.g. `make && sudo make install NO_BUILD=1`).
+# (install what is already built, e.g. `make && sudo make install NO_BUILD=1`), GLIBC (e.g. 2.31:
+# link against that glibc version with cargo-zigbuild and zig as the linker instead of the GNU
+# toolchain, so the library runs on systems with that glibc or newer; both tools are installed
+# into .deps/ by scripts/install-zig.sh; without TARGET it builds for this machine's triple).
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -34,6 +38,12 @@ WITH_ORT ?= 1
 ORT_LIB ?=
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 TARGET ?=
+GLIBC ?=
+ifneq ($(GLIBC),)
+# A glibc floor needs an explicit target (cargo-zigbuild's `<triple>.<glibc>`); cargo then puts
+# the output under target/<triple>/ like any cross build.
+TARGET := $(if $(TARGET),$(TARGET),$(shell rustc -vV | sed -n 's/^host: //p'))
+endif
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
@@ -47,7 +57,7 @@ ARCH := $(if $(TARGET),$(firstword $(subst -, ,$(TARGET))),$(shell uname -m))
 # gcc-aarch64-linux-gnu libc6-dev-arm64-cross); the variables only affect cargo's TARGET builds.
 TARGET_ENV := $(shell echo '$(TARGET)' | tr 'a-z-' 'A-Z_')
 CROSS_CC ?= $(ARCH)-linux-gnu-gcc
-CROSS_ENV := $(if $(TARGET),CARGO_TARGET_$(TARGET_ENV)_LINKER='$(CROSS_CC)' CC_$(subst -,_,$(TARGET))='$(CROSS_CC)' AR_$(subst -,_,$(TARGET))='$(ARCH)-linux-gnu-ar')
+CROSS_ENV := $(if $(GLIBC),,$(if $(TARGET),CARGO_TARGET_$(TARGET_ENV)_LINKER='$(CROSS_CC)' CC_$(subst -,_,$(TARGET))='$(CROSS_CC)' AR_$(subst -,_,$(TARGET))='$(ARCH)-linux-gnu-ar'))
 # System libraries a static libbridge needs (rustc --print native-static-libs on Linux).
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 SIZEOF_VOID_P := $(if $(TARGET),$(if $(findstring 64,$(ARCH)),8,4),$(shell echo $$(( $$(getconf LONG_BIT) / 8 ))))
@@ -67,7 +77,12 @@ build:
 ifneq ($(TARGET),)
 	@if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx '$(TARGET)'; then rustup target add '$(TARGET)'; fi
 endif
+ifneq ($(GLIBC),)
+	zig_bin=$$('$(CURDIR)/scripts/install-zig.sh') && PATH="$$zig_bin:$$PATH" CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' \
+	  $(CARGO) zigbuild --locked -p bridge-ffi --lib --profile $(PROFILE) $(if $(FEATURES),--features $(FEATURES)) --target $(TARGET).$(GLIBC)
+else
 	CARGO_TARGET_DIR='$(CARGO_TARGET_DIR)' $(CROSS_ENV) $(CARGO) build --locked -p bridge-ffi --lib --profile $(PROFILE) $(if $(FEATURES),--features $(FEATURES)) $(if $(TARGET),--target $(TARGET))
+endif
 
 # Regenerate include/bridge.h (cbindgen).
 header:

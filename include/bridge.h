@@ -28,8 +28,11 @@
  *   device loop's device buffers) fail with the status of that call (e.g. BRIDGE_ERR_MODEL,
  *   BRIDGE_ERR_RUNTIME).
  * - Versioned structs: libbridge reads at most min(struct_size, sizeof) bytes of a
- *   bridge_restorer_options; a struct_size larger than this library's struct is refused
- *   without reading the extra bytes (see bridge_restorer_options).
+ *   bridge_restorer_options or bridge_image_planes; a struct_size larger than this library's
+ *   struct is refused without reading the extra bytes (see bridge_restorer_options).
+ *   bridge_image predates struct_size and keeps its layout: frames with separate plane
+ *   buffers (NV12 from V4L2, NvBufSurface, GStreamer) use bridge_image_planes and
+ *   bridge_restore_planes instead.
  * - Threads: models are immutable and shareable; a restorer is used by one thread at a time
  *   (a second concurrent call returns BRIDGE_ERR_BUSY), bridge_restorer_cancel works from any
  *   thread; bridge_last_error is per thread.
@@ -134,6 +137,24 @@
  `bridge_image.flags`, NV12 only: full-range YUV (0–255) instead of video range.
  */
 #define BRIDGE_IMAGE_YUV_FULL_RANGE 2
+
+/*
+ `bridge_image_planes.flags` only (in `bridge_image` it is an unknown flag,
+ `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
+ restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
+ TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
+ returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
+ copied back (through ONNX Runtime; the output plane is read first so its row padding is
+ kept): the same pixels as host memory, plus the copies. The caller must have finished its
+ own work on the planes (e.g. synchronised its CUDA stream) before the call.
+ */
+#define BRIDGE_IMAGE_MEMORY_CUDA 4
+
+/*
+ Number of plane slots in a `bridge_image_planes` (the most any format uses is 2 today; the
+ spare slots keep room for 3-plane formats without a new struct).
+ */
+#define BRIDGE_MAX_PLANES 4
 
 /*
  What a libbridge function returns. `BRIDGE_OK` is 0; every other value is an error whose
@@ -382,6 +403,67 @@ typedef int32_t (*bridge_progress_fn)(void *user_data,
                                       uint64_t done,
                                       uint64_t total,
                                       double fraction);
+
+/*
+ A caller-owned image whose planes are separate buffers, each with its own pitch.
+ libbridge never keeps a pointer after a call returns.
+
+ Planes by format:
+ * `BRIDGE_FORMAT_NV12`: plane 0 is luma (`height` rows of `width` bytes, pitch
+   `stride[0]`), plane 1 the interleaved U/V plane (`height/2` rows of `width` bytes —
+   `width/2` U, V pairs — pitch `stride[1]`). The planes may be anywhere: separate
+   allocations, one allocation at any offsets (e.g. GStreamer's plane offsets), the same
+   pitch or not. Width and height must be even.
+ * every other `BRIDGE_FORMAT_*`: plane 0 only, laid out exactly as `bridge_image.data` with
+   `stride[0]` (planar float's three planes stay in that one buffer).
+
+ Unused plane slots must be NULL with stride and size 0 (`bridge_image_planes_init` sets
+ them so): a slot that is set means the caller thinks the format has more planes than it
+ has, which is reported instead of ignored.
+
+ `struct_size` makes the struct extensible: `bridge_image_planes_init` sets it to
+ `sizeof(bridge_image_planes)` of the header you compiled against. libbridge reads at most
+ `struct_size` bytes and never more than its own `sizeof`: a size smaller than the first
+ published struct (this one) or larger than this library's is `BRIDGE_ERR_INVALID_ARGUMENT`
+ (a newer header's fields cannot be honoured), without reading past either.
+ */
+typedef struct bridge_image_planes {
+  /*
+   `sizeof(bridge_image_planes)`, set by `bridge_image_planes_init`.
+   */
+  uint32_t struct_size;
+  /*
+   One of `BRIDGE_FORMAT_*`.
+   */
+  uint32_t format;
+  /*
+   Width in pixels.
+   */
+  uint32_t width;
+  /*
+   Height in pixels.
+   */
+  uint32_t height;
+  /*
+   `BRIDGE_IMAGE_*` bits (0 for none): the YUV bits as in `bridge_image`, and
+   `BRIDGE_IMAGE_MEMORY_CUDA` when the planes are CUDA device pointers.
+   */
+  uint32_t flags;
+  /*
+   The planes' pixels: read for an input, written for an output.
+   */
+  void *data[BRIDGE_MAX_PLANES];
+  /*
+   Bytes from the start of one row of each plane to the next; at least one row of that
+   plane. Larger than `PTRDIFF_MAX` (e.g. a negative pitch cast to `size_t`) is refused.
+   */
+  size_t stride[BRIDGE_MAX_PLANES];
+  /*
+   Bytes available at each `data`; at least what `bridge_image_planes_required_sizes`
+   reports for that plane.
+   */
+  size_t size[BRIDGE_MAX_PLANES];
+} bridge_image_planes;
 
 #ifdef __cplusplus
 extern "C" {
@@ -702,6 +784,78 @@ enum bridge_status bridge_restore(struct bridge_restorer *restorer,
                                   const struct bridge_image *output,
                                   bridge_progress_fn progress,
                                   void *user_data);
+
+/*
+ Fill `*image` with an empty descriptor: `struct_size` set, every other field 0 / NULL.
+ Then set format, width, height, flags and the planes the format uses.
+
+ Ownership: the caller owns `*image`. Thread-safety: any thread.
+
+ # Safety
+ `image` must be NULL or writable for `sizeof(bridge_image_planes)` bytes.
+ */
+enum bridge_status bridge_image_planes_init(struct bridge_image_planes *image);
+
+/*
+ The bytes each plane of `*image` needs, into `sizes[0..BRIDGE_MAX_PLANES]` (0 for planes
+ the format does not use); `data` and `size` are not looked at. For each plane:
+ `stride·(rows − 1) + one row`. Checks, in this order: `BRIDGE_ERR_INVALID_ARGUMENT`
+ (`struct_size`); `BRIDGE_ERR_UNSUPPORTED_FORMAT`; `BRIDGE_ERR_INVALID_ARGUMENT` (flags other
+ than `BRIDGE_IMAGE_*`); `BRIDGE_ERR_IMAGE_SIZE` (zero width or height); `BRIDGE_ERR_STRIDE`
+ (a plane's stride smaller than its row, or misaligned, as for `bridge_image`);
+ `BRIDGE_ERR_IMAGE_SIZE` (odd NV12 width or height); then each plane's byte count, computed
+ without overflow (more than `PTRDIFF_MAX` is `BRIDGE_ERR_STRIDE` if that stride alone
+ exceeds it, else `BRIDGE_ERR_IMAGE_SIZE`). On failure `sizes` is not written. Allocates
+ nothing.
+
+ Thread-safety: any thread. Ownership: nothing to free.
+
+ # Safety
+ `image` must be NULL or point to a descriptor readable for `min(struct_size, sizeof)`
+ bytes; `sizes` NULL or writable for `BRIDGE_MAX_PLANES` `size_t`s.
+ */
+enum bridge_status bridge_image_planes_required_sizes(const struct bridge_image_planes *image,
+                                                      size_t *sizes);
+
+/*
+ `bridge_restore` for multi-plane descriptors: restore `*input` into `*output`, each in any
+ format (e.g. two-plane NV12 in and out, or NV12 in and RGB8 out). Everything
+ `bridge_restore` documents holds (output size, progress, cancel, statuses, threads); the
+ descriptor checks are those of `bridge_image_planes_required_sizes`, then, per descriptor:
+ unused plane slots not empty (`BRIDGE_ERR_INVALID_ARGUMENT`); for each plane in order, `data`
+ NULL (`BRIDGE_ERR_NULL_ARGUMENT`), `size` short (`BRIDGE_ERR_BUFFER_TOO_SMALL`), a range that
+ wraps the address space (`BRIDGE_ERR_INVALID_ARGUMENT`); for the output, two planes whose
+ byte ranges overlap (`BRIDGE_ERR_INVALID_ARGUMENT`). The full order: the restorer handle;
+ both descriptor pointers (`BRIDGE_ERR_NULL_ARGUMENT`); the input descriptor; the output's
+ `struct_size`, then its width and height against the restorer's output size
+ (`BRIDGE_ERR_IMAGE_SIZE`); the rest of the output descriptor; `BRIDGE_ERR_UNSUPPORTED` if a
+ descriptor has `BRIDGE_IMAGE_MEMORY_CUDA` and the restorer does not run on the CUDA or
+ TensorRT provider; then as `bridge_restore`.
+
+ Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are copied to the host and
+ back through ONNX Runtime; copy failures are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
+ that a device pointer is valid: an invalid one is the caller's bug, as for host memory.
+
+ The input planes are only read and may overlap each other and the output (the input is
+ converted before anything is written). libbridge reads at most the required bytes of each
+ input plane and writes at most those of each output plane (row padding is not written).
+ On failure the output planes' contents are unspecified.
+
+ Ownership: the caller owns every plane; libbridge keeps no pointer after returning, so the
+ planes need only stay valid (and, for the output, not be read or written by anyone else)
+ for the duration of the call. Thread-safety: as `bridge_restore` (one thread at a time per
+ restorer).
+
+ # Safety
+ `input`/`output` must be NULL or point to descriptors readable for `min(struct_size,
+ sizeof)` bytes whose planes are readable (input) or writable (output) for `size[k]` bytes;
+ `progress` must be NULL or a valid function.
+ */
+enum bridge_status bridge_restore_planes(struct bridge_restorer *restorer,
+                                         const struct bridge_image_planes *input,
+                                         const struct bridge_image_planes *output,
+                                         bridge_progress_fn progress,
+                                         void *user_data);
 
 /*
  The number of live handles (models plus restorers) in the process: a diagnostic for leak

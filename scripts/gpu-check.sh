@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU acceptance: one JSON with the CUDA EP restores (host loop, device loop, CUDA
-# graphs), a TensorRT fp16 restore, each compared with the host loop's output, and a 20-step loop
+# graphs), a TensorRT fp16 restore, each compared with the host loop's output, an NV12 frame
+# restored from planes in CUDA memory (BRIDGE_IMAGE_MEMORY_CUDA's path), and a 20-step loop
 # at 512² of a ~20M-parameter U-Net through libbridge against an eager libtorch loop of the same
 # network on the same GPU (goal ≥ 2.5×). The work is export/examples/gpu_check.rs.
 #

@@ -2,7 +2,8 @@
 # libbridge: run every test. Installs what the tests need (idempotently) first:
 # ONNX Runtime (scripts/install-ort.sh), libtorch for the training parity test
 # (scripts/with-torch.sh → scripts/install-torch.sh), the C toolchain for the C ABI checks
-# (scripts/test-c.sh, apt-get), the aarch64 cross toolchain and qemu-user (scripts/test-aarch64.sh,
+# (scripts/test-c.sh, apt-get), GStreamer for the bridgerestore element (scripts/test-gst.sh,
+# apt-get), the aarch64 cross toolchain and qemu-user (scripts/test-aarch64.sh,
 # apt-get + rustup target). Usage: scripts/test.sh (from anywhere; CI calls it through .ci/run).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,8 +16,8 @@ stage "ONNX Runtime (scripts/install-ort.sh) and the test photographs (scripts/f
 scripts/install-ort.sh
 scripts/fetch-data.sh
 
-stage "unit and end-to-end tests (cargo test --workspace, C ABI crate separately below)"
-BRIDGE_GOLDEN_DIR="$golden" cargo test --workspace --locked --exclude bridge-ffi
+stage "unit and end-to-end tests (cargo test --workspace; the C ABI and GStreamer crates separately below)"
+BRIDGE_GOLDEN_DIR="$golden" cargo test --workspace --locked --exclude bridge-ffi --exclude gst-plugin-bridge
 
 stage "golden replay (bridge replay)"
 cargo run --quiet --locked -p bridge --bin bridge -- replay "$golden"/*.json
@@ -29,6 +30,9 @@ scripts/gpu-check.sh --cpu --out target/gpu-check-cpu.json
 
 stage "C ABI (scripts/test-c.sh: header, examples, bad-input matrix, valgrind, make install, pkg-config, CMake)"
 scripts/test-c.sh
+
+stage "GStreamer element bridgerestore (scripts/test-gst.sh: apt-get GStreamer, harness tests, gst-launch pipelines)"
+scripts/test-gst.sh
 
 stage "aarch64: cross build, golden replay and restore under qemu-user (scripts/test-aarch64.sh)"
 scripts/test-aarch64.sh "$golden"

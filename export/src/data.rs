@@ -29,7 +29,8 @@ pub struct Photo {
 }
 
 /// `$BRIDGE_DATA_DIR` if set, else the workspace's `.deps/data` (where `scripts/fetch-data.sh`
-/// puts the photos; its `train/` and `test/` subfolders are the two splits).
+/// puts the photos; its `train/`, `test/` (held out), `val/` (choosing defaults) and `unseen/`
+/// (a second quality check, never used to choose anything) subfolders are the splits).
 pub fn default_data_dir() -> PathBuf {
     match std::env::var_os("BRIDGE_DATA_DIR") {
         Some(d) => PathBuf::from(d),
@@ -99,6 +100,47 @@ pub struct PairConfig {
     pub range: Range,
     /// Random flips/transposes (the 8 symmetries of the square).
     pub augment: bool,
+    /// Colour augmentation (training only; `Colour::NONE` keeps the photo's colours).
+    pub colour: Colour,
+}
+
+/// Colour augmentation of the clean crop before it is degraded.
+///
+/// Why: the demo models learned a colour cast (tinted grey photos, red-shifted SR) from a few
+/// dozen mostly warm wallpapers. Permuting the RGB channels makes every hue equally likely, so a
+/// consistent tint lowers no loss; grey crops teach that equal channels stay equal.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Colour {
+    /// Fraction of crops turned grey (BT.601 luma in all three channels).
+    pub gray_p: f64,
+    /// Apply one of the 6 RGB channel permutations, uniformly.
+    pub permute: bool,
+}
+
+impl Colour {
+    /// No colour augmentation (the random streams are not touched).
+    pub const NONE: Colour = Colour { gray_p: 0.0, permute: false };
+
+    /// Apply to a `[3, H, W]` crop with draws from `rng` (none when disabled, so crops of
+    /// configurations without colour augmentation are unchanged).
+    pub fn apply(&self, crop: Array3<f32>, rng: &mut Rng) -> Array3<f32> {
+        let mut crop = crop;
+        if self.permute {
+            const PERMS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+            let p = PERMS[rng.below(6)];
+            if p != [0, 1, 2] {
+                crop = ndarray::stack(Axis(0), &[crop.index_axis(Axis(0), p[0]), crop.index_axis(Axis(0), p[1]), crop.index_axis(Axis(0), p[2])])
+                    .expect("three equal planes stack");
+            }
+        }
+        if self.gray_p > 0.0 && rng.uniform() < self.gray_p {
+            let y = &crop.index_axis(Axis(0), 0) * 0.299 + &crop.index_axis(Axis(0), 1) * 0.587 + &crop.index_axis(Axis(0), 2) * 0.114;
+            for mut c in crop.outer_iter_mut() {
+                c.assign(&y);
+            }
+        }
+        crop
+    }
 }
 
 /// A batch: `clean` `[B, 3, S, S]`, `degraded` `[B, 3, S', S']` (`S' = S` except SR without
@@ -149,6 +191,7 @@ impl<'a> PairSampler<'a> {
                 if self.cfg.augment {
                     crop = dihedral(crop.view(), rng.below(8));
                 }
+                let crop = self.cfg.colour.apply(crop, &mut rng);
                 self.pair(crop, &mut rng)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -254,6 +297,29 @@ pub fn save_png(img: ArrayView3<f32>, path: &Path, sixteen: bool) -> Result<()> 
         .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
 }
 
+/// Load every photo of `src` as training does (shrunk to `max_side`) and save it as a JPEG of
+/// `quality` in `dst` (created); returns the count. Existing files are replaced atomically.
+pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Result<usize> {
+    let photos = load_dir(src, (max_side > 0).then_some(max_side))?;
+    std::fs::create_dir_all(dst).map_err(|e| Error::Image(format!("{}: {e}", dst.display())))?;
+    for p in &photos {
+        let (_, h, w) = p.image.dim();
+        let buf: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| (0..3).map(move |c| (c, y, x))))
+            .map(|(c, y, x)| (p.image[[c, y, x]].clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        let stem = Path::new(&p.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.name.clone());
+        let path = dst.join(format!("{stem}.jpg"));
+        let tmp = dst.join(format!(".{stem}.jpg.tmp"));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::Image(format!("{}: {e}", tmp.display())))?;
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), quality.clamp(1, 100));
+        enc.encode(&buf, w as u32, h as u32, image::ExtendedColorType::Rgb8).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        drop(enc);
+        std::fs::rename(&tmp, &path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+    }
+    Ok(photos.len())
+}
+
 /// Write the held-out evaluation pairs of `task` (what `bridge eval` reads and the model cards
 /// report): every photo of `photos` (shrunk to `max_side`, 0: as shipped), centre-cropped to
 /// `crop`, degraded with `seed`, as 16-bit PNGs `out/clean/<name>.png` and
@@ -304,7 +370,7 @@ mod tests {
     }
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
-        PairConfig { crop: 64, degradation, upsample, range, augment }
+        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE }
     }
 
     #[test]
@@ -440,7 +506,7 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false };
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).
@@ -477,5 +543,37 @@ mod tests {
                 assert_ne!(all[i], all[j], "symmetries {i} and {j} coincide");
             }
         }
+    }
+
+    #[test]
+    fn colour_augmentation() {
+        let crop = Array3::from_shape_fn((3, 4, 4), |(c, y, x)| (c * 16 + y * 4 + x) as f32 / 48.0);
+        // Disabled: the crop and the random stream are untouched.
+        let (mut a, b) = (Rng::new(1, 2), Rng::new(1, 2));
+        assert_eq!(Colour::NONE.apply(crop.clone(), &mut a), crop);
+        assert_eq!(a.clone().uniform(), b.clone().uniform());
+        // Permutations: each output channel is one input channel, all 6 orders occur.
+        let perm = Colour { gray_p: 0.0, permute: true };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rng = Rng::new(7, 0);
+        for _ in 0..200 {
+            let out = perm.apply(crop.clone(), &mut rng);
+            let order: Vec<usize> = (0..3).map(|c| (0..3).find(|&k| out.index_axis(Axis(0), c) == crop.index_axis(Axis(0), k)).unwrap()).collect();
+            seen.insert(order);
+        }
+        assert_eq!(seen.len(), 6);
+        // Grey: all channels equal the BT.601 luma; gray_p = 1 always, ~gray_p of crops otherwise.
+        let out = Colour { gray_p: 1.0, permute: false }.apply(crop.clone(), &mut rng);
+        let y = 0.299 * crop[[0, 1, 2]] + 0.587 * crop[[1, 1, 2]] + 0.114 * crop[[2, 1, 2]];
+        for c in 0..3 {
+            assert!((out[[c, 1, 2]] - y).abs() < 1e-6);
+        }
+        let half = Colour { gray_p: 0.25, permute: false };
+        let grey = (0..400).filter(|_| {
+            let o = half.apply(crop.clone(), &mut rng);
+            o.index_axis(Axis(0), 0) == o.index_axis(Axis(0), 2)
+        });
+        let n = grey.count();
+        assert!((70..130).contains(&n), "{n} of 400 grey at p = 0.25");
     }
 }

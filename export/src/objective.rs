@@ -13,8 +13,8 @@
 //! linear in `(x0, x_T, n)`** ([`Form`]), with a per-example weight and an L1 or L2 norm. The
 //! generic target is the raw value that maps back to `x0` through the family's parameterization
 //! (`x0 = L.x·x_t + L.xt·x_T + L.out·raw`, [`bridge::family::NetCall::x0`]):
-//! `raw* = (x0 − L.x·x_t − L.xt·x_T)/L.out`. Per family (`shared/reference/math-B.md`,
-//! `shared/bridge-math.md`, and the DDBM release):
+//! `raw* = (x0 − L.x·x_t − L.xt·x_T)/L.out`. Per family (the Training section of each family's
+//! note in `docs/math/`, and the DDBM release):
 //!
 //! | family | `t` | target | norm, weight |
 //! |---|---|---|---|
@@ -30,7 +30,7 @@
 //!
 //! **GOUB/UniDB target.** One reverse Euler mean step with `ε` is affine in `ε`:
 //! `x_{t−1} = C_x·x_t + C_μ·μ + C_ε·ε`, `C_x = 1 + (θ_t + g_t²E_t)dt`, `C_μ = 1 − C_x`,
-//! `C_ε = −g_t²dt/f_σ(t)` (math-B §1.6, with the family's γ-aware `E_t`). The reference's target,
+//! `C_ε = −g_t²dt/f_σ(t)` (`docs/math/goub.md` §4, §8, with the family's γ-aware `E_t`). The reference's target,
 //! `r_mean_1`, is the mean of `q(x_{t−1} | x_t, x0)` = `m_s x0 + n_s μ + ρ(x_t − m_t x0 − n_t μ)`
 //! with `ρ = f_σ(s)²(m_t/m_s)/f_σ(t)²` (its code's formula, rearranged; `s = t − 1`). So
 //! `|mean(ε) − r_mean| = |C_ε|·|ε − ε*|` with `ε* = (r_mean − C_x x_t − C_μ μ)/C_ε`, linear in

@@ -11,7 +11,7 @@
 use crate::error::{Error, Result};
 use crate::onnx::{Attr, Dim, FLOAT, Graph};
 use crate::ops::{Init, Ops};
-use crate::unet::{UNetConfig, unet_forward};
+use crate::unet::{UNetConfig, unet_forward_with_noise};
 use crate::weights::Weights;
 use std::collections::{HashMap, HashSet};
 
@@ -23,6 +23,8 @@ pub mod io {
     pub const COND: &str = "cond";
     /// The time `[N]`.
     pub const T: &str = "t";
+    /// A distilled generator's noise `[N, C_z, H, W]` (absent when `C_z = 0`; role `noise`).
+    pub const Z: &str = "z";
     /// The output `[N, C_out, H, W]`.
     pub const OUT: &str = "out";
 }
@@ -254,24 +256,30 @@ pub fn unet_graph(cfg: &UNetConfig, weights: &Weights) -> Result<Graph> {
         g.input(io::COND, FLOAT, &img(cfg.cond_channels));
     }
     g.input(io::T, FLOAT, &[Dim::S("N")]);
+    if cfg.noise_channels > 0 {
+        // A static channel count: the SDK reads the generator's noise width from it.
+        g.input(io::Z, FLOAT, &img(cfg.noise_channels));
+    }
     g.output(io::OUT, FLOAT, &img(cfg.out_channels));
     g.doc(&format!(
-        "libbridge U-Net ({} parameters; H, W multiples of {}). Inputs x, {}t; output out.",
+        "libbridge U-Net ({} parameters; H, W multiples of {}). Inputs x, {}t{}; output out.",
         specs.iter().map(|p| p.numel()).sum::<usize>(),
         cfg.spatial_multiple(),
-        if cfg.cond_channels > 0 { "cond, " } else { "" }
+        if cfg.cond_channels > 0 { "cond, " } else { "" },
+        if cfg.noise_channels > 0 { ", z" } else { "" }
     ));
     g.meta("unet.config", &cfg.to_json())
         .meta("unet.spatial_multiple", &cfg.spatial_multiple().to_string());
 
     let mut o = OnnxOps::new(g, weights);
     let (x, t) = (io::X.to_string(), io::T.to_string());
-    let cond = io::COND.to_string();
-    let out = unet_forward(
+    let (cond, z) = (io::COND.to_string(), io::Z.to_string());
+    let out = unet_forward_with_noise(
         &mut o,
         cfg,
         &x,
         (cfg.cond_channels > 0).then_some(&cond),
+        (cfg.noise_channels > 0).then_some(&z),
         &t,
     )?;
     let mut g = o.graph;
@@ -342,6 +350,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A generator's noise is its own input `z` with a static channel count, after `t`.
+    #[test]
+    fn generator_graph_has_a_noise_input() {
+        let mut cfg = UNetConfig::tiny(3, 3, 3);
+        cfg.noise_channels = 2;
+        let w = Weights::for_unet(&cfg, 3, InitMode::Random).unwrap();
+        let m = unet_graph(&cfg, &w).unwrap().to_model();
+        let gr = m.graph.as_ref().unwrap();
+        let names: Vec<&str> = gr.input.iter().filter_map(|v| v.name.as_deref()).collect();
+        assert_eq!(names, vec!["x", "cond", "t", "z"]);
+        let z = gr
+            .input
+            .iter()
+            .find(|v| v.name.as_deref() == Some("z"))
+            .unwrap();
+        let dims = format!("{:?}", z.r#type);
+        assert!(
+            dims.contains("DimValue(2)"),
+            "noise channels not static: {dims}"
+        );
     }
 
     #[test]

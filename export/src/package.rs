@@ -76,7 +76,7 @@ impl Task {
 
     /// Training pairs in the package's value range ([−1, 1]) at `crop × crop`.
     pub fn pairs(self, crop: usize, augment: bool) -> PairConfig {
-        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment }
+        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default() }
     }
 }
 
@@ -114,7 +114,7 @@ pub fn package_meta(
         cond: (cfg.cond_channels > 0).then(|| io::COND.to_string()),
         time: Some(io::T.into()),
         class: None,
-        noise: None,
+        noise: (cfg.noise_channels > 0).then(|| io::Z.to_string()),
         output: io::OUT.into(),
     };
     m.sr_scale = task.sr_scale();
@@ -188,11 +188,22 @@ pub fn write_package(
         });
         meta.family_params.remove("mean_network");
     }
+    // The graph has a noise input exactly when the network has noise channels; the metadata
+    // must give it its role (the SDK reads the channel count from the graph).
+    let want_noise = (cfg.noise_channels > 0).then(|| io::Z.to_string());
+    if meta.io.noise != want_noise {
+        return Err(Error::Config(format!(
+            "the network has {} noise channels but bridge.inputs gives the noise role to {:?}",
+            cfg.noise_channels, meta.io.noise
+        )));
+    }
     // The metadata must parse back exactly as the runtime reads it, and build its family.
     let back = PackageMeta::from_props(&meta.to_props(), &path.display().to_string()).map_err(|e| Error::Config(e.to_string()))?;
     bridge::runtime::build_family(&back).map_err(|e| Error::Config(format!("package family: {e}")))?;
     let mut g = unet_graph(cfg, weights)?;
-    g.metas(meta.to_props());
+    // The graph's own `unet.*` keys describe the network written; a package read back (an IBMD
+    // teacher's metadata) must not overwrite them with another network's.
+    g.metas(meta.to_props().into_iter().filter(|(k, _)| !k.starts_with("unet.")));
     g.metas(extra.iter());
     g.write(path)
 }
@@ -221,6 +232,30 @@ pub fn read_package(path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
     w.set_meta(CONFIG_KEY, &cfg.to_json());
     w.check_exact(&specs)?;
     Ok((cfg, w, meta))
+}
+
+/// Rewrite the package at `src` into `out` with another default sampler and/or NFE, keeping its
+/// weights, metadata and training record (`train.*`). The new defaults are checked by the same
+/// family build as any written package. NADB packages with a mean network are refused (their
+/// mean network file would have to be rewritten too).
+pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
+    let (cfg, w, mut meta) = read_package(src)?;
+    if meta.mean_network.is_some() {
+        return Err(Error::Config(format!("{}: a package with a mean network cannot be re-defaulted; export its checkpoint", src.display())));
+    }
+    if let Some(s) = sampler {
+        meta.sampler = s.to_string();
+    }
+    if let Some(n) = nfe {
+        meta.nfe = n;
+    }
+    let extra: BTreeMap<String, String> = read_model(src)?
+        .metadata_props
+        .iter()
+        .filter_map(|e| Some((e.key.clone()?, e.value.clone()?)))
+        .filter(|(k, _)| k.starts_with("train."))
+        .collect();
+    write_package(out, &cfg, &w, &meta, None, &extra)
 }
 
 #[cfg(test)]

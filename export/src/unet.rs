@@ -2,7 +2,8 @@
 //!
 //! Architecture (details and exact op semantics in `docs/unet.md`):
 //!
-//! * input `h = concat(x, cond)` on channels (no `cond` when `cond_channels == 0`), `conv_in` 3×3;
+//! * input `h = concat(x, cond, z)` on channels (no `cond` when `cond_channels == 0`; `z`, a
+//!   distilled generator's noise, only when `noise_channels > 0`), `conv_in` 3×3;
 //! * time: sinusoidal embedding of `t·time_scale` (`channels` wide) → linear → SiLU → linear
 //!   (`4·channels`), passed through SiLU once and projected into every residual block;
 //! * `L = channel_mult.len()` levels; level `i` has `channels·channel_mult[i]` channels,
@@ -32,6 +33,10 @@ pub const MAX_WIDTH: usize = 1 << 16;
 /// Largest accepted `num_res_blocks`.
 pub const MAX_RES_BLOCKS: usize = 64;
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The U-Net's hyper-parameters. Stored in weights files and ONNX metadata as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +47,10 @@ pub struct UNetConfig {
     pub cond_channels: usize,
     /// Output channels.
     pub out_channels: usize,
+    /// Channels of a distilled generator's noise input `z`, concatenated after `cond`; 0 = none
+    /// (every bridge network). Omitted from the JSON when 0, so older configs read unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noise_channels: usize,
     /// Base width: channels at level 0 and of the sinusoidal time embedding (even).
     pub channels: usize,
     /// Width multiplier per level; its length is the number of levels `L`.
@@ -68,6 +77,7 @@ impl UNetConfig {
             in_channels,
             cond_channels,
             out_channels,
+            noise_channels: 0,
             channels: 16,
             channel_mult: vec![1, 2],
             num_res_blocks: 1,
@@ -87,6 +97,7 @@ impl UNetConfig {
             in_channels,
             cond_channels,
             out_channels,
+            noise_channels: 0,
             channels: 32,
             channel_mult: vec![1, 2, 2],
             num_res_blocks: 2,
@@ -151,6 +162,7 @@ impl UNetConfig {
             self.in_channels,
             self.cond_channels,
             self.out_channels,
+            self.noise_channels,
             self.channels,
         ];
         if widths.iter().any(|&w| w > MAX_WIDTH)
@@ -161,7 +173,7 @@ impl UNetConfig {
             || self.num_res_blocks > MAX_RES_BLOCKS
         {
             return bad(format!(
-                "widths (channels × mult, in/cond/out channels) must be at most {MAX_WIDTH} and \
+                "widths (channels × mult, in/cond/out/noise channels) must be at most {MAX_WIDTH} and \
                  num_res_blocks at most {MAX_RES_BLOCKS}"
             ));
         }
@@ -215,7 +227,8 @@ impl UNetConfig {
     pub fn params(&self) -> Result<Vec<ParamSpec>> {
         let mut c = Collect::default();
         let cond = (self.cond_channels > 0).then_some(&());
-        unet_forward(&mut c, self, &(), cond, &())?;
+        let z = (self.noise_channels > 0).then_some(&());
+        unet_forward_with_noise(&mut c, self, &(), cond, z, &())?;
         Ok(c.params)
     }
 
@@ -342,7 +355,8 @@ fn time_embedding<O: Ops>(o: &mut O, cfg: &UNetConfig, t: &O::T) -> Result<O::T>
 }
 
 /// The U-Net forward pass: `x` `[N, in_channels, H, W]`, `cond` `[N, cond_channels, H, W]` (present
-/// exactly when `cond_channels > 0`), `t` `[N]` → `[N, out_channels, H, W]`.
+/// exactly when `cond_channels > 0`), `t` `[N]` → `[N, out_channels, H, W]`. A network with noise
+/// channels needs [`unet_forward_with_noise`].
 pub fn unet_forward<O: Ops>(
     o: &mut O,
     cfg: &UNetConfig,
@@ -350,16 +364,45 @@ pub fn unet_forward<O: Ops>(
     cond: Option<&O::T>,
     t: &O::T,
 ) -> Result<O::T> {
+    unet_forward_with_noise(o, cfg, x, cond, None, t)
+}
+
+/// [`unet_forward`] with a distilled generator's noise `z` `[N, noise_channels, H, W]` (present
+/// exactly when `noise_channels > 0`), concatenated after `cond`.
+pub fn unet_forward_with_noise<O: Ops>(
+    o: &mut O,
+    cfg: &UNetConfig,
+    x: &O::T,
+    cond: Option<&O::T>,
+    z: Option<&O::T>,
+    t: &O::T,
+) -> Result<O::T> {
     cfg.validate()?;
-    let input = match (cond, cfg.cond_channels) {
-        (None, 0) => o.share(x),
-        (Some(c), n) if n > 0 => o.concat(&[x, c], 1)?,
-        (c, n) => {
-            return Err(Error::Config(format!(
-                "cond_channels = {n} but a conditioning input was {}",
-                if c.is_some() { "given" } else { "not given" }
-            )));
+    let mut parts = vec![x];
+    for (field, what, given, n) in [
+        (
+            "cond_channels",
+            "a conditioning input",
+            cond,
+            cfg.cond_channels,
+        ),
+        ("noise_channels", "a noise input", z, cfg.noise_channels),
+    ] {
+        match (given, n) {
+            (None, 0) => {}
+            (Some(c), n) if n > 0 => parts.push(c),
+            (c, n) => {
+                return Err(Error::Config(format!(
+                    "{field} = {n} but {what} was {}",
+                    if c.is_some() { "given" } else { "not given" }
+                )));
+            }
         }
+    }
+    let input = if parts.len() == 1 {
+        o.share(x)
+    } else {
+        o.concat(&parts, 1)?
     };
     let levels = cfg.levels();
     let groups = cfg.groups;
@@ -375,7 +418,7 @@ pub fn unet_forward<O: Ops>(
         o,
         "conv_in",
         &input,
-        cfg.in_channels + cfg.cond_channels,
+        cfg.in_channels + cfg.cond_channels + cfg.noise_channels,
         cfg.channels,
         3,
         1,
@@ -446,8 +489,15 @@ mod tests {
                 + if ci != co { conv(ci, co, 1) } else { 0 }
         };
         let attn = |ch: usize| 2 * ch + 4 * conv(ch, ch, 1);
-        let mut n =
-            c.channels * t + t + t * t + t + conv(c.in_channels + c.cond_channels, c.channels, 3);
+        let mut n = c.channels * t
+            + t
+            + t * t
+            + t
+            + conv(
+                c.in_channels + c.cond_channels + c.noise_channels,
+                c.channels,
+                3,
+            );
         let (mut ch, mut skips) = (c.channels, vec![]);
         for (i, m) in c.channel_mult.iter().enumerate() {
             let w = c.channels * m;
@@ -582,5 +632,26 @@ mod tests {
         assert!(UNetConfig::from_json(r#"{"bogus": 1}"#).is_err());
         assert_eq!(c.spatial_multiple(), 4);
         assert_eq!(UNetConfig::tiny(1, 0, 1).spatial_multiple(), 2);
+        // A generator's noise channels widen conv_in only, and appear in the JSON only when set.
+        assert!(!c.to_json().contains("noise_channels"));
+        let mut g = c.clone();
+        g.noise_channels = 2;
+        assert_eq!(UNetConfig::from_json(&g.to_json()).unwrap(), g);
+        let conv_in = |cfg: &UNetConfig| {
+            cfg.params()
+                .unwrap()
+                .into_iter()
+                .find(|p| p.path == "conv_in.weight")
+                .unwrap()
+                .shape
+        };
+        assert_eq!(conv_in(&g), vec![c.channels, 3 + 3 + 2, 3, 3]);
+        assert_eq!(
+            g.param_count().unwrap(),
+            c.param_count().unwrap() + 2 * 9 * c.channels
+        );
+        let mut col = Collect::default();
+        let e = unet_forward(&mut col, &g, &(), Some(&()), &()).unwrap_err();
+        assert!(e.to_string().contains("noise_channels = 2"), "{e}");
     }
 }

@@ -6,46 +6,13 @@
 //! used by the parity test's sibling, the model cards test).
 #![cfg(feature = "train")]
 
+mod common;
+
 use bridge::restorer::Restorer;
-use bridge_export::UNetConfig;
-use bridge_export::data::save_png;
-use bridge_export::train::trainer::{Reporting, Spec, train};
-use ndarray::Array3;
-use serde_json::Map;
+use bridge_export::train::trainer::train;
 use std::path::{Path, PathBuf};
 
-fn spec(family: &str, task: &str, steps: u64) -> Spec {
-    let unet = UNetConfig::tiny(3, 3, 3);
-    let mut mean = unet.clone();
-    mean.cond_channels = 0;
-    Spec {
-        family: family.into(),
-        parameterization: None,
-        family_params: Map::new(),
-        task: task.into(),
-        unet,
-        mean_unet: (family == "nadb").then_some(mean),
-        steps,
-        mean_steps: if family == "nadb" { 1 } else { 0 },
-        batch: 2,
-        crop: 16,
-        lr: 1e-3,
-        warmup: 1,
-        ema: 0.9,
-        grad_clip: 1.0,
-        seed: 3,
-        focus_nfe: None,
-        focus_p: 0.5,
-        sampler: None,
-        nfe: None,
-        max_side: 0,
-        teacher: None,
-    }
-}
-
-fn quiet(max_steps_now: Option<u64>) -> Reporting {
-    Reporting { log_every: 0, progress_bar: false, ckpt_every: 100, max_steps_now }
-}
+use common::{quiet, tiny_spec as spec};
 
 /// Restore a 16×16 image with the package's defaults; the output must be finite and of size.
 fn restores(pkg: &Path, sr: usize) {
@@ -58,18 +25,7 @@ fn restores(pkg: &Path, sr: usize) {
 
 #[test]
 fn every_family_trains_exports_and_restores() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-families");
-    let _ = std::fs::remove_dir_all(&dir);
-    let photos = dir.join("data/train");
-    std::fs::create_dir_all(&photos).unwrap();
-    for k in 0..3 {
-        let img = Array3::from_shape_fn((3, 40, 48), |(c, y, x)| {
-            (0.5 + 0.4 * ((x as f32 * 0.3 + k as f32).sin() * (y as f32 * 0.2 + c as f32).cos())).clamp(0.0, 1.0)
-        });
-        save_png(img.view(), &photos.join(format!("p{k}.png")), false).unwrap();
-    }
-    // SAFETY: the only test in this binary, set before any thread reads the environment.
-    unsafe { std::env::set_var("BRIDGE_DATA_DIR", dir.join("data")) };
+    let dir = common::synthetic_data("train-families", 3);
 
     let mut packages: Vec<(String, PathBuf)> = Vec::new();
     for (family, task) in [

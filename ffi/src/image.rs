@@ -4,8 +4,9 @@
 use crate::handles::{self, bridge_restorer};
 use crate::restorer::{RestorerEntry, output_size};
 use crate::status::{Failure, bridge_status, guard, put};
-use sdk::pixel::{self, Layout, PixelFormat, Planar, YuvMatrix};
+use sdk::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 use sdk::restorer::{Progress, Restorer, Stage};
+use sdk::runtime::device_memory::{self, Memory};
 use std::ffi::c_void;
 use std::sync::{MutexGuard, TryLockError};
 
@@ -33,6 +34,15 @@ pub const BRIDGE_FORMAT_NV12: u32 = 8;
 pub const BRIDGE_IMAGE_YUV_BT709: u32 = 1;
 /// `bridge_image.flags`, NV12 only: full-range YUV (0–255) instead of video range.
 pub const BRIDGE_IMAGE_YUV_FULL_RANGE: u32 = 2;
+/// `bridge_image_planes.flags` only (in `bridge_image` it is an unknown flag,
+/// `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
+/// restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
+/// TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
+/// returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
+/// copied back (through ONNX Runtime; the output plane is read first so its row padding is
+/// kept): the same pixels as host memory, plus the copies. The caller must have finished its
+/// own work on the planes (e.g. synchronised its CUDA stream) before the call.
+pub const BRIDGE_IMAGE_MEMORY_CUDA: u32 = 4;
 
 /// A caller-owned image buffer. libbridge never keeps the pointer after a call returns.
 #[repr(C)]
@@ -62,7 +72,7 @@ pub struct bridge_image {
 /// `bridge_restorer_cancel`; other calls on the same restorer return `BRIDGE_ERR_BUSY`.
 pub type bridge_progress_fn = Option<unsafe extern "C" fn(user_data: *mut c_void, done: u64, total: u64, fraction: f64) -> i32>;
 
-fn format(code: u32) -> Result<PixelFormat, Failure> {
+pub(crate) fn format(code: u32) -> Result<PixelFormat, Failure> {
     Ok(match code {
         BRIDGE_FORMAT_RGB8 => PixelFormat::Rgb8,
         BRIDGE_FORMAT_RGBA8 => PixelFormat::Rgba8,
@@ -82,7 +92,7 @@ fn format(code: u32) -> Result<PixelFormat, Failure> {
 }
 
 /// The SDK layout of a descriptor and the bytes it needs. `what` names it in messages.
-fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+pub(crate) fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
     let format = format(d.format).map_err(|e| Failure { message: format!("{what}: {}", e.message), ..e })?;
     if d.flags & !(BRIDGE_IMAGE_YUV_BT709 | BRIDGE_IMAGE_YUV_FULL_RANGE) != 0 {
         return Err(Failure::invalid(format!("{what}: unknown flags {:#x}", d.flags)));
@@ -99,17 +109,24 @@ fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
         yuv_full_range: d.flags & BRIDGE_IMAGE_YUV_FULL_RANGE != 0,
     };
     let need = layout.required_len().map_err(|e| {
-        let status = match &e {
-            sdk::Error::InvalidParam { name, .. } if name == "stride" => bridge_status::BRIDGE_ERR_STRIDE,
-            _ => bridge_status::BRIDGE_ERR_IMAGE_SIZE,
-        };
-        Failure::new(status, format!("{what}: {e}"))
+        Failure::new(layout_status(&e), format!("{what}: {e}"))
     })?;
     Ok((layout, need))
 }
 
+/// The status of an SDK layout error: a stride/pitch named as the cause is
+/// `BRIDGE_ERR_STRIDE`, anything else (sizes, overflow) `BRIDGE_ERR_IMAGE_SIZE`.
+pub(crate) fn layout_status(e: &sdk::Error) -> bridge_status {
+    match e {
+        sdk::Error::InvalidParam { name, .. } if matches!(name.as_str(), "stride" | "y_pitch" | "uv_pitch") => {
+            bridge_status::BRIDGE_ERR_STRIDE
+        }
+        _ => bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+    }
+}
+
 /// Check a descriptor's buffer pointer and size; the bytes it needs.
-fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
+pub(crate) fn buffer(d: &bridge_image, what: &str) -> Result<(Layout, usize), Failure> {
     let (l, need) = layout(d, what)?;
     if d.data.is_null() {
         return Err(Failure::null(&format!("{what}.data")));
@@ -261,49 +278,195 @@ pub unsafe extern "C" fn bridge_restore(
         }
         // SAFETY: non-NULL descriptors by contract.
         let (din, dout) = unsafe { (input.read_unaligned(), output.read_unaligned()) };
-        let (lin, need_in) = buffer(&din, "input")?;
-        let (ow, oh) = output_size(entry.sr_scale, din.width, din.height)?;
-        if (dout.width, dout.height) != (ow, oh) {
-            return Err(Failure::new(
-                bridge_status::BRIDGE_ERR_IMAGE_SIZE,
-                format!(
-                    "output: {}x{}, but this restorer makes {ow}x{oh} from a {}x{} input (see bridge_restorer_output_size)",
-                    dout.width, dout.height, din.width, din.height
-                ),
-            ));
-        }
-        let (lout, need_out) = buffer(&dout, "output")?;
-        let mut r = lock(&entry)?;
-        let channels = r.package().channels;
-        if channels != 3 {
-            return Err(Failure::new(
-                bridge_status::BRIDGE_ERR_MODEL_MISMATCH,
-                format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
-            ));
-        }
-        // The restorer's limits before any allocation: a frame over them is refused here, not
-        // after its planar copy (12 bytes per pixel) was allocated.
-        r.check_size(lin.width, lin.height)?;
-        let planar = {
-            // SAFETY: non-NULL, `need_in <= size` readable bytes by contract; the slice ends
-            // before the output is written.
-            let bytes = unsafe { std::slice::from_raw_parts(din.data.cast::<u8>(), need_in) };
-            pixel::decode(bytes, &lin)?
+        let fin = {
+            let (layout, len) = buffer(&din, "input")?;
+            Frame::host(FrameKind::Packed { layout, data: din.data.cast(), len })
         };
-        r.set_progress(progress.map(|f| {
-            let cb = Callback { f, user: user_data };
-            Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
-        }));
-        let restored = r.restore_rgb(planar.rgb.view());
-        r.set_progress(None);
-        drop(r);
-        let rgb = restored?;
-        let alpha = planar.alpha.map(|a| scale_alpha(a, lin.width, lin.height, entry.sr_scale)).transpose()?;
-        // SAFETY: non-NULL, `need_out <= size` writable bytes by contract.
-        let out = unsafe { std::slice::from_raw_parts_mut(dout.data.cast::<u8>(), need_out) };
-        pixel::encode(&Planar { rgb, alpha }, &lout, out)?;
-        Ok(())
+        let read_out = || {
+            let (layout, len) = buffer(&dout, "output")?;
+            Ok(Frame::host(FrameKind::Packed { layout, data: dout.data.cast(), len }))
+        };
+        // SAFETY: the descriptors' buffers are readable / writable for `size` ≥ the checked
+        // lengths by contract.
+        unsafe { restore_frames(&entry, &fin, (dout.width, dout.height), read_out, progress, user_data) }
     })
+}
+
+/// A checked caller image: its layout, where its bytes are and in which memory. Built only
+/// after the descriptor's layout, pointers and sizes were checked; the pointers are the
+/// caller's and are used during one call only.
+pub(crate) struct Frame {
+    pub(crate) kind: FrameKind,
+    /// The planes are CUDA device pointers (`BRIDGE_IMAGE_MEMORY_CUDA`).
+    pub(crate) cuda: bool,
+}
+
+pub(crate) enum FrameKind {
+    /// One buffer of `len` bytes: every `bridge_image`, and single-plane formats of
+    /// `bridge_image_planes`.
+    Packed { layout: Layout, data: *mut u8, len: usize },
+    /// NV12 in two planes of `y_len` and `uv_len` bytes.
+    Nv12 { layout: Nv12Layout, y: *mut u8, y_len: usize, uv: *mut u8, uv_len: usize },
+}
+
+impl Frame {
+    /// A host frame.
+    pub(crate) fn host(kind: FrameKind) -> Self {
+        Frame { kind, cuda: false }
+    }
+
+    fn size(&self) -> (usize, usize) {
+        match &self.kind {
+            FrameKind::Packed { layout, .. } => (layout.width, layout.height),
+            FrameKind::Nv12 { layout, .. } => (layout.width, layout.height),
+        }
+    }
+
+    /// Each plane's address and byte count.
+    fn planes(&self) -> Vec<(*mut u8, usize)> {
+        match self.kind {
+            FrameKind::Packed { data, len, .. } => vec![(data, len)],
+            FrameKind::Nv12 { y, y_len, uv, uv_len, .. } => vec![(y, y_len), (uv, uv_len)],
+        }
+    }
+
+    /// The same layout over host copies of the planes (`staged[k]` holds plane k's bytes).
+    fn staged_on(&self, staged: &mut [Vec<u8>]) -> Frame {
+        let kind = match (&self.kind, staged) {
+            (FrameKind::Packed { layout, .. }, [d]) => FrameKind::Packed { layout: *layout, data: d.as_mut_ptr(), len: d.len() },
+            (FrameKind::Nv12 { layout, .. }, [y, uv]) => {
+                FrameKind::Nv12 { layout: *layout, y: y.as_mut_ptr(), y_len: y.len(), uv: uv.as_mut_ptr(), uv_len: uv.len() }
+            }
+            _ => unreachable!("one staged buffer per plane"),
+        };
+        Frame::host(kind)
+    }
+
+    /// Host copies of device planes.
+    ///
+    /// # Safety
+    /// The planes must be readable device memory of `memory` for their lengths.
+    unsafe fn download(&self, memory: Memory) -> Result<Vec<Vec<u8>>, Failure> {
+        let mut staged = Vec::new();
+        for (p, len) in self.planes() {
+            staged.push(unsafe { device_memory::download(p, len, memory)? });
+        }
+        Ok(staged)
+    }
+
+    /// Convert to planar RGB; device planes (`memory`) are staged on the host first.
+    ///
+    /// # Safety
+    /// The planes must be readable (host, or device memory of `memory`) for their lengths for
+    /// the duration of the call.
+    unsafe fn decode(&self, memory: Option<Memory>) -> Result<Planar, Failure> {
+        if let Some(m) = memory {
+            let mut staged = unsafe { self.download(m)? };
+            return unsafe { self.staged_on(&mut staged).decode(None) };
+        }
+        // SAFETY (all slices): non-NULL, readable for the checked lengths by contract; shared
+        // slices may overlap each other and end before anything is written.
+        Ok(match self.kind {
+            FrameKind::Packed { ref layout, data, len } => pixel::decode(unsafe { std::slice::from_raw_parts(data, len) }, layout)?,
+            FrameKind::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+                let (y, uv) = unsafe { (std::slice::from_raw_parts(y, y_len), std::slice::from_raw_parts(uv, uv_len)) };
+                pixel::decode_nv12(y, uv, layout)?
+            }
+        })
+    }
+
+    /// Write planar RGB; device planes (`memory`) are read to the host (keeping their row
+    /// padding), written there and copied back.
+    ///
+    /// # Safety
+    /// The planes must be writable (host, or device memory of `memory`) for their lengths, not
+    /// aliased by any live reference, and (two planes) not overlapping each other — checked
+    /// when the frame was built.
+    unsafe fn encode(&self, p: &Planar, memory: Option<Memory>) -> Result<(), Failure> {
+        if let Some(m) = memory {
+            let mut staged = unsafe { self.download(m)? };
+            unsafe { self.staged_on(&mut staged).encode(p, None)? };
+            for ((dst, _), bytes) in self.planes().into_iter().zip(&staged) {
+                unsafe { device_memory::upload(bytes, dst, m)? };
+            }
+            return Ok(());
+        }
+        match self.kind {
+            FrameKind::Packed { ref layout, data, len } => pixel::encode(p, layout, unsafe { std::slice::from_raw_parts_mut(data, len) })?,
+            FrameKind::Nv12 { ref layout, y, y_len, uv, uv_len } => {
+                let (y, uv) = unsafe { (std::slice::from_raw_parts_mut(y, y_len), std::slice::from_raw_parts_mut(uv, uv_len)) };
+                pixel::encode_nv12(p, layout, y, uv)?
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The restore shared by `bridge_restore` and `bridge_restore_planes`, after the input was
+/// checked: the output's size against the restorer's (`out_size`, before the output
+/// descriptor is checked by `read_out`), the model and the restorer's limits, then decode,
+/// restore, encode.
+///
+/// # Safety
+/// The frames' planes must be readable (input) / writable (output) for their lengths.
+pub(crate) unsafe fn restore_frames(
+    entry: &RestorerEntry,
+    fin: &Frame,
+    out_size: (u32, u32),
+    read_out: impl FnOnce() -> Result<Frame, Failure>,
+    progress: bridge_progress_fn,
+    user_data: *mut c_void,
+) -> Result<(), Failure> {
+    let (w, h) = fin.size();
+    // The sides came from `u32` descriptor fields.
+    let (ow, oh) = output_size(entry.sr_scale, w as u32, h as u32)?;
+    if out_size != (ow, oh) {
+        return Err(Failure::new(
+            bridge_status::BRIDGE_ERR_IMAGE_SIZE,
+            format!(
+                "output: {}x{}, but this restorer makes {ow}x{oh} from a {w}x{h} input (see bridge_restorer_output_size)",
+                out_size.0, out_size.1
+            ),
+        ));
+    }
+    let fout = read_out()?;
+    // Device planes need a restorer on that device.
+    let memory = |f: &Frame| -> Result<Option<Memory>, Failure> {
+        match (f.cuda, entry.cuda_device) {
+            (false, _) => Ok(None),
+            (true, Some(device_id)) => Ok(Some(Memory::Cuda { device_id })),
+            (true, None) => Err(Failure::new(
+                bridge_status::BRIDGE_ERR_UNSUPPORTED,
+                "BRIDGE_IMAGE_MEMORY_CUDA planes need a restorer on the CUDA or TensorRT provider; this one runs on the CPU",
+            )),
+        }
+    };
+    let (mem_in, mem_out) = (memory(fin)?, memory(&fout)?);
+    let mut r = lock(entry)?;
+    let channels = r.package().channels;
+    if channels != 3 {
+        return Err(Failure::new(
+            bridge_status::BRIDGE_ERR_MODEL_MISMATCH,
+            format!("this package's network works on {channels} channel(s); bridge_restore feeds it RGB"),
+        ));
+    }
+    // The restorer's limits before any allocation: a frame over them is refused here, not
+    // after its planar copy (12 bytes per pixel) was allocated.
+    r.check_size(w, h)?;
+    // SAFETY: readable by contract; the input slices end inside `decode`, before the output
+    // (which may overlap the input) is written.
+    let planar = unsafe { fin.decode(mem_in)? };
+    r.set_progress(progress.map(|f| {
+        let cb = Callback { f, user: user_data };
+        Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
+    }));
+    let restored = r.restore_rgb(planar.rgb.view());
+    r.set_progress(None);
+    drop(r);
+    let rgb = restored?;
+    let alpha = planar.alpha.map(|a| scale_alpha(a, w, h, entry.sr_scale)).transpose()?;
+    // SAFETY: writable by contract, planes disjoint (checked by `read_out`).
+    unsafe { fout.encode(&Planar { rgb, alpha }, mem_out) }
 }
 
 #[cfg(test)]
@@ -349,6 +512,36 @@ mod tests {
         assert_eq!(units(&p), (3, 24));
         let p = Progress { stage: Stage::Sampling, call: 4, calls: 5, tile: 0, tiles: 0, has_mean: false };
         assert_eq!(units(&p), (4, 5));
+    }
+
+    /// The device-memory staging of `bridge_restore_planes`, run on host memory through the
+    /// same ONNX Runtime copies (only the CUDA provider itself needs a GPU): decoding and
+    /// encoding staged planes gives the host path's floats and bytes, and keeps the output's
+    /// row padding.
+    #[test]
+    fn staged_planes_match_host_planes() {
+        use sdk::runtime::device_memory::DeviceBytes;
+        let _ = crate::test_support::oracle_path(); // loads ONNX Runtime
+        sdk::runtime::env::environment(None).unwrap();
+        let layout = Nv12Layout { y_pitch: 13, uv_pitch: 16, ..Nv12Layout::new(10, 6) };
+        let (ny, nuv) = layout.plane_lens().unwrap();
+        let y: Vec<u8> = (0..ny).map(|i| (i * 29 + 5) as u8).collect();
+        let uv: Vec<u8> = (0..nuv).map(|i| (i * 53 + 77) as u8).collect();
+        let frame = |y: *mut u8, uv: *mut u8| Frame::host(FrameKind::Nv12 { layout, y, y_len: ny, uv, uv_len: nuv });
+        let (mut hy, mut huv) = (y.clone(), uv.clone());
+        let want = unsafe { frame(hy.as_mut_ptr(), huv.as_mut_ptr()).decode(None) }.unwrap();
+        let (mut dy, mut duv) = (DeviceBytes::from_host(&y, Memory::Host).unwrap(), DeviceBytes::from_host(&uv, Memory::Host).unwrap());
+        let got = unsafe { frame(dy.ptr(), duv.ptr()).decode(Some(Memory::Host)) }.unwrap();
+        assert_eq!(got, want);
+
+        let p = Planar { rgb: want.rgb.mapv(|v| 1.0 - v), alpha: None };
+        let (mut oy, mut ouv) = (vec![0xEEu8; ny], vec![0xEEu8; nuv]);
+        unsafe { frame(oy.as_mut_ptr(), ouv.as_mut_ptr()).encode(&p, None) }.unwrap();
+        let (mut doy, mut douv) = (DeviceBytes::from_host(&vec![0xEE; ny], Memory::Host).unwrap(), DeviceBytes::from_host(&vec![0xEE; nuv], Memory::Host).unwrap());
+        unsafe { frame(doy.ptr(), douv.ptr()).encode(&p, Some(Memory::Host)) }.unwrap();
+        assert_eq!(doy.to_host().unwrap(), oy);
+        assert_eq!(douv.to_host().unwrap(), ouv);
+        assert!(oy[10..13].iter().all(|&b| b == 0xEE), "padding kept");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! * [`model`] — loading packages (file or memory) and querying them.
 //! * [`restorer`] — restorer options, creation, cancellation.
 //! * [`image`] — image descriptors and `bridge_restore`.
+//! * [`planes`] — multi-plane descriptors (separate NV12 luma/chroma planes) and
+//!   `bridge_restore_planes`.
 //!
 //! `include/bridge.h` is generated from these sources by cbindgen (`scripts/gen-header.sh`).
 #![allow(non_camel_case_types)]
@@ -26,6 +28,8 @@ pub mod model;
 pub mod restorer;
 
 pub mod image;
+
+pub mod planes;
 
 pub mod handles;
 

@@ -7,6 +7,11 @@
 //! an independent model of the rules predicts — never a panic (`BRIDGE_ERR_PANIC`) or an abort
 //! — and must not write past the output's declared size (canary bytes).
 //!
+//! Multi-plane descriptors (`bridge_image_planes`, mostly two-plane NV12) are mutated the same
+//! way — struct_size, each plane's pitch, pointer and size, planes the format does not have,
+//! output planes that overlap — against their own model; valid ones are restored and must
+//! equal the one-buffer NV12 restore of the same pixels.
+//!
 //! Valid cases run the conversion round trip the C ABI uses (`sdk::pixel` on the descriptor's
 //! layout); a small subset runs the whole `bridge_restore` through the oracle network and
 //! checks its pixels.
@@ -386,4 +391,229 @@ fn mutated_options_struct_size() {
     }
     assert_eq!(created, 3);
     assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
+}
+
+/// The rules of `bridge_image_planes_required_sizes` for the formats the plane mutation uses
+/// (NV12: two planes; GRAY8: plane 0), written out independently in 128-bit arithmetic.
+fn model_plane_sizes(d: &crate::planes::bridge_image_planes) -> Result<[usize; 4], S> {
+    use crate::planes::PLANES_V1_SIZE;
+    if d.struct_size as usize != PLANES_V1_SIZE {
+        return Err(S::BRIDGE_ERR_INVALID_ARGUMENT);
+    }
+    if d.format != BRIDGE_FORMAT_NV12 && d.format != BRIDGE_FORMAT_GRAY8 {
+        return Err(S::BRIDGE_ERR_UNSUPPORTED_FORMAT);
+    }
+    // The YUV bits and BRIDGE_IMAGE_MEMORY_CUDA.
+    if d.flags & !7 != 0 {
+        return Err(S::BRIDGE_ERR_INVALID_ARGUMENT);
+    }
+    if d.width == 0 || d.height == 0 {
+        return Err(S::BRIDGE_ERR_IMAGE_SIZE);
+    }
+    let (w, h) = (d.width as u128, d.height as u128);
+    let planes: &[(u128, u128)] = if d.format == BRIDGE_FORMAT_NV12 {
+        &[(h, d.stride[0] as u128), (h / 2, d.stride[1] as u128)]
+    } else {
+        &[(h, d.stride[0] as u128)]
+    };
+    if planes.iter().any(|&(_, st)| st < w) {
+        return Err(S::BRIDGE_ERR_STRIDE);
+    }
+    if d.format == BRIDGE_FORMAT_NV12 && (w % 2 != 0 || h % 2 != 0) {
+        return Err(S::BRIDGE_ERR_IMAGE_SIZE);
+    }
+    let max = isize::MAX as u128;
+    let mut need = [0usize; 4];
+    for (k, &(rows, st)) in planes.iter().enumerate() {
+        let n = (rows - 1) * st + w;
+        if n > max {
+            return Err(if st > max { S::BRIDGE_ERR_STRIDE } else { S::BRIDGE_ERR_IMAGE_SIZE });
+        }
+        need[k] = n as usize;
+    }
+    Ok(need)
+}
+
+/// What `bridge_restore_planes` must return (scale-1 restorer), by its documented order.
+fn model_restore_planes(
+    din: &crate::planes::bridge_image_planes,
+    dout: &crate::planes::bridge_image_planes,
+) -> Option<S> {
+    let check = |d: &crate::planes::bridge_image_planes, output: bool| -> Option<S> {
+        let need = match model_plane_sizes(d) {
+            Err(s) => return Some(s),
+            Ok(n) => n,
+        };
+        let n = if d.format == BRIDGE_FORMAT_NV12 { 2 } else { 1 };
+        if (n..4).any(|k| !d.data[k].is_null() || d.stride[k] != 0 || d.size[k] != 0) {
+            return Some(S::BRIDGE_ERR_INVALID_ARGUMENT);
+        }
+        for k in 0..n {
+            if d.data[k].is_null() {
+                return Some(S::BRIDGE_ERR_NULL_ARGUMENT);
+            }
+            if d.size[k] < need[k] {
+                return Some(S::BRIDGE_ERR_BUFFER_TOO_SMALL);
+            }
+        }
+        let range = |k: usize| (d.data[k] as usize, d.data[k] as usize + need[k]);
+        if output && n == 2 && range(0).0 < range(1).1 && range(1).0 < range(0).1 {
+            return Some(S::BRIDGE_ERR_INVALID_ARGUMENT);
+        }
+        None
+    };
+    if let Some(s) = check(din, false) {
+        return Some(s);
+    }
+    if dout.struct_size as usize != crate::planes::PLANES_V1_SIZE {
+        return Some(S::BRIDGE_ERR_INVALID_ARGUMENT);
+    }
+    if (dout.width, dout.height) != (din.width, din.height) {
+        return Some(S::BRIDGE_ERR_IMAGE_SIZE);
+    }
+    if let Some(s) = check(dout, true) {
+        return Some(s);
+    }
+    // CUDA device planes on the (CPU) oracle restorer.
+    if (din.flags | dout.flags) & BRIDGE_IMAGE_MEMORY_CUDA != 0 {
+        return Some(S::BRIDGE_ERR_UNSUPPORTED);
+    }
+    let (w, h) = (din.width as usize, din.height as usize);
+    if w > sdk::restorer::MAX_SIDE || h > sdk::restorer::MAX_SIDE || w * h > sdk::restorer::DEFAULT_MAX_PIXELS {
+        return Some(S::BRIDGE_ERR_IMAGE_SIZE);
+    }
+    None
+}
+
+/// A mutated multi-plane descriptor (mostly two-plane NV12) with its planes really allocated
+/// at their declared sizes (plus canaries).
+fn plane_descriptor(rng: &mut Rng, sides: Option<(u32, u32)>) -> (crate::planes::bridge_image_planes, Vec<Buffer>) {
+    use crate::planes::{PLANES_V1_SIZE, bridge_image_planes};
+    let mut d = bridge_image_planes::default();
+    d.struct_size = match rng.below(40) {
+        0 => 0,
+        1 => PLANES_V1_SIZE as u32 + 8,
+        2 => rng.next() as u32,
+        _ => PLANES_V1_SIZE as u32,
+    };
+    d.format = match rng.below(20) {
+        0 => BRIDGE_FORMAT_GRAY8,
+        1 => rng.pick(&[0, 9, u32::MAX]),
+        _ => BRIDGE_FORMAT_NV12,
+    };
+    (d.width, d.height) = match sides {
+        Some(s) if rng.pct(90) => s,
+        // Mostly even sides, so that enough NV12 cases are valid.
+        _ if rng.pct(70) => (2 * (rng.below(5) as u32 + 1), 2 * (rng.below(5) as u32 + 1)),
+        _ => (mutate_side(rng), mutate_side(rng)),
+    };
+    d.flags = mutate_flags(rng);
+    let n = if d.format == BRIDGE_FORMAT_GRAY8 { 1 } else { 2 };
+    for k in 0..n {
+        d.stride[k] = mutate_stride(rng, d.width as u128);
+    }
+    let need = model_plane_sizes(&d).ok();
+    let mut bufs = Vec::new();
+    for k in 0..n {
+        let want = need.map_or(0, |n| n[k]);
+        let len = match want {
+            0 | CAP.. => rng.below(64) as usize,
+            _ => match rng.below(20) {
+                0..=14 => want,
+                15..=17 => want + rng.below(32) as usize,
+                _ => want.saturating_sub(1 + rng.below(3) as usize),
+            },
+        };
+        let mut b = Buffer::new(len, rng);
+        if !rng.pct(3) {
+            d.data[k] = b.ptr();
+        }
+        d.size[k] = len;
+        bufs.push(b);
+    }
+    // An output whose chroma plane lies inside its luma plane (overlap).
+    if n == 2 && rng.pct(3) && d.size[0] > 0 {
+        (d.data[1], d.size[1]) = (d.data[0], d.size[0]);
+    }
+    // A plane the format does not have.
+    if rng.pct(2) {
+        let k = n + rng.below((4 - n) as u64) as usize;
+        match rng.below(3) {
+            0 => d.data[k] = bufs[0].ptr(),
+            1 => d.stride[k] = d.width as usize,
+            _ => d.size[k] = 1,
+        }
+    }
+    (d, bufs)
+}
+
+#[test]
+fn mutated_plane_descriptors_get_their_status() {
+    use crate::planes::{bridge_image_planes_required_sizes, bridge_restore_planes};
+    const CASES: usize = 6_000;
+    const NETWORK_RUNS: usize = 120;
+    let r = crate::test_support::oracle_restorer();
+    let mut rng = Rng(bridge_export::weights::SplitMix(0x9_1A4E5));
+    let (mut ran, mut rejected) = (0usize, std::collections::BTreeMap::<String, usize>::new());
+    for case in 0..CASES {
+        let (din, _bin) = plane_descriptor(&mut rng, None);
+        let mut sizes = [usize::MAX; 4];
+        let got = match unsafe { bridge_image_planes_required_sizes(&din, sizes.as_mut_ptr()) } {
+            S::BRIDGE_OK => Ok(sizes),
+            s => Err(s),
+        };
+        assert_eq!(got, model_plane_sizes(&din), "case {case}: required sizes of {din:?}");
+        let (dout, bout) = plane_descriptor(&mut rng, Some((din.width, din.height)));
+        let expect = model_restore_planes(&din, &dout);
+        if expect.is_none() && ran >= NETWORK_RUNS {
+            continue;
+        }
+        let st = unsafe { bridge_restore_planes(r, &din, &dout, None, std::ptr::null_mut()) };
+        assert_eq!(st, expect.unwrap_or(S::BRIDGE_OK), "case {case}: input {din:?}, output {dout:?}");
+        for b in &bout {
+            assert!(b.canary_intact(), "case {case}: wrote past an output plane's declared size");
+        }
+        match expect {
+            Some(s) => *rejected.entry(format!("{s:?}")).or_default() += 1,
+            None => {
+                ran += 1;
+                if din.format == BRIDGE_FORMAT_NV12 && dout.format == BRIDGE_FORMAT_NV12 {
+                    check_planes_like_one_buffer(r, &din, &dout);
+                }
+            }
+        }
+    }
+    assert_eq!(crate::restorer::bridge_restorer_free(r), S::BRIDGE_OK);
+    eprintln!("{CASES} plane cases: {ran} restored, rejected {rejected:?}");
+    assert_eq!(ran, NETWORK_RUNS);
+    for s in ["BRIDGE_ERR_UNSUPPORTED_FORMAT", "BRIDGE_ERR_INVALID_ARGUMENT", "BRIDGE_ERR_IMAGE_SIZE", "BRIDGE_ERR_STRIDE", "BRIDGE_ERR_BUFFER_TOO_SMALL", "BRIDGE_ERR_NULL_ARGUMENT"] {
+        assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
+    }
+    assert!(rejected.get("BRIDGE_ERR_UNSUPPORTED").is_some_and(|&n| n >= 5), "too few CUDA-memory cases: {rejected:?}");
+}
+
+/// A valid two-plane NV12 → NV12 restore wrote the same pixels as `bridge_restore` on the
+/// same frame packed into one buffer. Planes are read through the descriptors (an input's
+/// chroma plane may be its luma buffer).
+fn check_planes_like_one_buffer(r: *mut bridge_restorer, din: &crate::planes::bridge_image_planes, dout: &crate::planes::bridge_image_planes) {
+    let (w, h) = (din.width as usize, din.height as usize);
+    // SAFETY: a valid case: each plane holds at least its `size` bytes.
+    let plane = |d: &crate::planes::bridge_image_planes, k: usize| unsafe { std::slice::from_raw_parts(d.data[k].cast::<u8>(), d.size[k]) };
+    let mut one = vec![0u8; w * h * 3 / 2];
+    for row in 0..h {
+        one[row * w..][..w].copy_from_slice(&plane(din, 0)[row * din.stride[0]..][..w]);
+    }
+    for row in 0..h / 2 {
+        one[(h + row) * w..][..w].copy_from_slice(&plane(din, 1)[row * din.stride[1]..][..w]);
+    }
+    let mut out = vec![0u8; one.len()];
+    let i = bridge_image { width: w as u32, height: h as u32, stride: w, format: BRIDGE_FORMAT_NV12, flags: din.flags, data: one.as_mut_ptr().cast(), size: one.len() };
+    let o = bridge_image { flags: dout.flags, data: out.as_mut_ptr().cast(), ..i };
+    assert_eq!(unsafe { bridge_restore(r, &i, &o, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
+    for row in 0..h {
+        assert!(plane(dout, 0)[row * dout.stride[0]..][..w] == out[row * w..][..w], "{w}x{h}: luma row {row} differs");
+    }
+    for row in 0..h / 2 {
+        assert!(plane(dout, 1)[row * dout.stride[1]..][..w] == out[(h + row) * w..][..w], "{w}x{h}: chroma row {row} differs");
+    }
 }

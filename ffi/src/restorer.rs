@@ -130,6 +130,9 @@ pub(crate) struct RestorerEntry {
     pub(crate) restorer: Mutex<Restorer>,
     pub(crate) cancel: CancelToken,
     pub(crate) sr_scale: usize,
+    /// The CUDA device the restorer runs on (CUDA or TensorRT provider, after any fallback):
+    /// where `BRIDGE_IMAGE_MEMORY_CUDA` planes are. `None` on the CPU.
+    pub(crate) cuda_device: Option<i32>,
 }
 
 /// `struct_size` of the first published `bridge_restorer_options` (ABI 0.1, everything before
@@ -259,7 +262,8 @@ pub unsafe extern "C" fn bridge_restorer_new(
             n => b = b.tile_overlap(n as usize),
         }
         let r = b.build()?;
-        let entry = RestorerEntry { cancel: r.cancel_token(), sr_scale: r.package().sr_scale, restorer: Mutex::new(r) };
+        let cuda_device = matches!(r.provider(), "cuda" | "tensorrt").then_some(o.device_id);
+        let entry = RestorerEntry { cancel: r.cancel_token(), sr_scale: r.package().sr_scale, cuda_device, restorer: Mutex::new(r) };
         *out = handles::new_restorer(entry)?;
         Ok(())
     })

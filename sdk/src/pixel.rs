@@ -129,6 +129,87 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The two-plane view of a one-buffer NV12 layout: the luma plane at byte 0, the chroma
+    /// plane at `height·stride`, both with pitch `stride`. `None` for other formats.
+    pub fn nv12_planes(&self) -> Option<(Nv12Layout, usize)> {
+        (self.format == PixelFormat::Nv12).then(|| {
+            let l = Nv12Layout {
+                width: self.width,
+                height: self.height,
+                y_pitch: self.stride,
+                uv_pitch: self.stride,
+                yuv_matrix: self.yuv_matrix,
+                yuv_full_range: self.yuv_full_range,
+            };
+            (l, self.height.saturating_mul(self.stride))
+        })
+    }
+}
+
+/// NV12 in two separate planes, each with its own pitch, as camera stacks hand it out (V4L2
+/// multiplanar buffers, `NvBufSurface`, GStreamer video frames with plane offsets): a luma plane
+/// of `height` rows of `width` bytes, and an interleaved U/V plane of `height/2` rows of `width`
+/// bytes (`width/2` U, V pairs). Width and height must be even. The one-buffer
+/// [`PixelFormat::Nv12`] is the special case `y_pitch = uv_pitch = stride` with the chroma plane
+/// at byte `height·stride`; the conversions are bit-identical.
+///
+/// Convert with [`decode_nv12`] and [`encode_nv12`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Nv12Layout {
+    /// Width in pixels (even).
+    pub width: usize,
+    /// Height in pixels (even).
+    pub height: usize,
+    /// Bytes from one luma row to the next; at least `width`.
+    pub y_pitch: usize,
+    /// Bytes from one chroma row to the next; at least `width`.
+    pub uv_pitch: usize,
+    /// The YUV matrix.
+    pub yuv_matrix: YuvMatrix,
+    /// Full-range (0–255) rather than video-range (Y 16–235, UV 16–240) YUV.
+    pub yuv_full_range: bool,
+}
+
+impl Nv12Layout {
+    /// Tightly packed planes (both pitches = `width`), BT.601 video range.
+    pub fn new(width: usize, height: usize) -> Self {
+        Nv12Layout { width, height, y_pitch: width, uv_pitch: width, yuv_matrix: YuvMatrix::default(), yuv_full_range: false }
+    }
+
+    /// The bytes the luma and the chroma plane need, `(y, uv)`, after validating the layout:
+    /// non-zero, even width and height; each pitch at least `width` (errors name `y_pitch` or
+    /// `uv_pitch`); no byte count past `isize::MAX` (a pitch that alone exceeds it, typically a
+    /// negative pitch cast to `usize`, is a pitch error, anything else an image-size error).
+    pub fn plane_lens(&self) -> Result<(usize, usize)> {
+        if self.width == 0 || self.height == 0 {
+            return Err(Error::param("image size", format!("{}×{} is empty", self.width, self.height)));
+        }
+        for (name, pitch) in [("y_pitch", self.y_pitch), ("uv_pitch", self.uv_pitch)] {
+            if pitch < self.width {
+                return Err(Error::param(name, format!("{pitch} bytes is smaller than a row ({} bytes)", self.width)));
+            }
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return Err(Error::param("image size", "NV12 needs an even width and height"));
+        }
+        let plane = |name: &str, rows: usize, pitch: usize| {
+            // The last row needs only `width` bytes, not a whole pitch.
+            match (rows - 1).checked_mul(pitch).and_then(|v| v.checked_add(self.width)) {
+                Some(n) if n <= isize::MAX as usize => Ok(n),
+                _ if pitch > isize::MAX as usize => {
+                    Err(Error::param(name, format!("{pitch} bytes is larger than any buffer (a negative pitch?)")))
+                }
+                _ => Err(Error::param(
+                    "image size",
+                    format!("{}×{} with {name} {pitch} needs more bytes than a buffer can hold", self.width, self.height),
+                )),
+            }
+        };
+        Ok((plane("y_pitch", self.height, self.y_pitch)?, plane("uv_pitch", self.height / 2, self.uv_pitch)?))
+    }
+}
+
 /// An image in the SDK's working form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Planar {
@@ -143,6 +224,10 @@ pub fn decode(data: &[u8], layout: &Layout) -> Result<Planar> {
     let need = layout.required_len()?;
     if data.len() < need {
         return Err(Error::param("buffer", format!("{} bytes, the layout needs {need}", data.len())));
+    }
+    if let Some((nl, uv_at)) = layout.nv12_planes() {
+        // `uv_at` ≤ `need` (the chroma plane follows `height` whole luma rows).
+        return decode_nv12(&data[..uv_at], &data[uv_at..need], &nl);
     }
     let (w, h, st) = (layout.width, layout.height, layout.stride);
     // `w·h` ≤ `need` ≤ `isize::MAX`, so the sizes below do not overflow; the allocator may still
@@ -182,11 +267,7 @@ pub fn decode(data: &[u8], layout: &Layout) -> Result<Planar> {
                     };
                     [c(0), c(1), c(2)]
                 }
-                PixelFormat::Nv12 => {
-                    let yv = row[x];
-                    let uv = &data[(h + y / 2) * st + (x & !1)..];
-                    yuv_to_rgb(yv, uv[0], uv[1], layout)
-                }
+                PixelFormat::Nv12 => unreachable!("NV12 is decoded by decode_nv12"),
             };
             for (c, v) in px.into_iter().enumerate() {
                 rgb[[0, c, y, x]] = v;
@@ -216,6 +297,10 @@ pub fn encode(p: &Planar, layout: &Layout, out: &mut [u8]) -> Result<()> {
             return Err(Error::shape("alpha plane", &[h, w], &[a.len()]));
         }
     }
+    if let Some((nl, uv_at)) = layout.nv12_planes() {
+        let (y, uv) = out[..need].split_at_mut(uv_at);
+        return encode_nv12(p, &nl, y, uv);
+    }
     let q8 = |v: f32| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
     let px = |x: usize, y: usize| [p.rgb[[0, 0, y, x]], p.rgb[[0, 1, y, x]], p.rgb[[0, 2, y, x]]];
     for y in 0..h {
@@ -241,26 +326,79 @@ pub fn encode(p: &Planar, layout: &Layout, out: &mut [u8]) -> Result<()> {
                         out[o..o + 4].copy_from_slice(&v.to_ne_bytes());
                     }
                 }
-                PixelFormat::Nv12 => out[o + x] = rgb_to_y(r, g, b, layout),
+                PixelFormat::Nv12 => unreachable!("NV12 is encoded by encode_nv12"),
             }
         }
     }
-    if layout.format == PixelFormat::Nv12 {
-        // Chroma: each U/V pair from the mean RGB of its 2×2 block.
-        for cy in 0..h / 2 {
-            for cx in 0..w / 2 {
-                let mut m = [0f32; 3];
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    let v = px(2 * cx + dx, 2 * cy + dy);
-                    for k in 0..3 {
-                        m[k] += 0.25 * v[k];
-                    }
-                }
-                let (u, v) = rgb_to_uv(m[0], m[1], m[2], layout);
-                let o = (h + cy) * st + 2 * cx;
-                out[o] = u;
-                out[o + 1] = v;
+    Ok(())
+}
+
+/// Convert two-plane NV12 ([`Nv12Layout`]) to planar RGB. `y` must hold at least the luma
+/// plane's bytes and `uv` the chroma plane's ([`Nv12Layout::plane_lens`]); longer slices are
+/// fine (only the layout's bytes are read). The planes may be anywhere, even overlapping.
+pub fn decode_nv12(y: &[u8], uv: &[u8], layout: &Nv12Layout) -> Result<Planar> {
+    let (need_y, need_uv) = layout.plane_lens()?;
+    if y.len() < need_y {
+        return Err(Error::param("y plane", format!("{} bytes, the layout needs {need_y}", y.len())));
+    }
+    if uv.len() < need_uv {
+        return Err(Error::param("uv plane", format!("{} bytes, the layout needs {need_uv}", uv.len())));
+    }
+    let (w, h) = (layout.width, layout.height);
+    // `w·h` ≤ `need_y` ≤ `isize::MAX`: no overflow; the allocation may still be refused.
+    let mut rgb: Tensor = crate::alloc::try_zeros((1, 3, h, w), "the planar RGB image")?;
+    for row in 0..h {
+        let yr = &y[row * layout.y_pitch..][..w];
+        let cr = &uv[(row / 2) * layout.uv_pitch..][..w];
+        for (x, &yv) in yr.iter().enumerate() {
+            let c = x & !1;
+            let px = yuv_to_rgb(yv, cr[c], cr[c + 1], layout.yuv_matrix, layout.yuv_full_range);
+            for (k, v) in px.into_iter().enumerate() {
+                rgb[[0, k, row, x]] = v;
             }
+        }
+    }
+    Ok(Planar { rgb, alpha: None })
+}
+
+/// Write planar RGB (`p.rgb` is `[1, 3, height, width]`; values clamped to `[0, 1]`; alpha
+/// ignored) as two-plane NV12: luma per pixel, each U/V pair from the mean RGB of its 2×2
+/// block. Writes only the layout's bytes of `y` and `uv` (row padding is left as it was).
+/// Two `&mut` slices cannot overlap, so neither can the planes.
+pub fn encode_nv12(p: &Planar, layout: &Nv12Layout, y: &mut [u8], uv: &mut [u8]) -> Result<()> {
+    let (need_y, need_uv) = layout.plane_lens()?;
+    if y.len() < need_y {
+        return Err(Error::param("y plane", format!("{} bytes, the layout needs {need_y}", y.len())));
+    }
+    if uv.len() < need_uv {
+        return Err(Error::param("uv plane", format!("{} bytes, the layout needs {need_uv}", uv.len())));
+    }
+    let (w, h) = (layout.width, layout.height);
+    if p.rgb.shape() != [1, 3, h, w] {
+        return Err(Error::shape("image to encode", &[1, 3, h, w], p.rgb.shape()));
+    }
+    let (m, full) = (layout.yuv_matrix, layout.yuv_full_range);
+    let px = |x: usize, y: usize| [p.rgb[[0, 0, y, x]], p.rgb[[0, 1, y, x]], p.rgb[[0, 2, y, x]]];
+    for row in 0..h {
+        let yr = &mut y[row * layout.y_pitch..][..w];
+        for (x, out) in yr.iter_mut().enumerate() {
+            let [r, g, b] = px(x, row);
+            *out = rgb_to_y(r, g, b, m, full);
+        }
+    }
+    for cy in 0..h / 2 {
+        let cr = &mut uv[cy * layout.uv_pitch..][..w];
+        for cx in 0..w / 2 {
+            let mut mean = [0f32; 3];
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let v = px(2 * cx + dx, 2 * cy + dy);
+                for k in 0..3 {
+                    mean[k] += 0.25 * v[k];
+                }
+            }
+            let (u, v) = rgb_to_uv(mean[0], mean[1], mean[2], m, full);
+            cr[2 * cx] = u;
+            cr[2 * cx + 1] = v;
         }
     }
     Ok(())
@@ -279,9 +417,9 @@ fn ranges(full: bool) -> ((f32, f32), (f32, f32)) {
     if full { ((255.0, 0.0), (255.0, 128.0)) } else { ((219.0, 16.0), (224.0, 128.0)) }
 }
 
-fn yuv_to_rgb(y: u8, u: u8, v: u8, l: &Layout) -> [f32; 3] {
-    let (kr, kb) = kr_kb(l.yuv_matrix);
-    let ((ys, yo), (cs, co)) = ranges(l.yuv_full_range);
+fn yuv_to_rgb(y: u8, u: u8, v: u8, m: YuvMatrix, full: bool) -> [f32; 3] {
+    let (kr, kb) = kr_kb(m);
+    let ((ys, yo), (cs, co)) = ranges(full);
     let yy = (y as f32 - yo) / ys;
     let pb = (u as f32 - co) / cs;
     let pr = (v as f32 - co) / cs;
@@ -291,17 +429,17 @@ fn yuv_to_rgb(y: u8, u: u8, v: u8, l: &Layout) -> [f32; 3] {
     [r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0)]
 }
 
-fn rgb_to_y(r: f32, g: f32, b: f32, l: &Layout) -> u8 {
-    let (kr, kb) = kr_kb(l.yuv_matrix);
-    let ((ys, yo), _) = ranges(l.yuv_full_range);
+fn rgb_to_y(r: f32, g: f32, b: f32, m: YuvMatrix, full: bool) -> u8 {
+    let (kr, kb) = kr_kb(m);
+    let ((ys, yo), _) = ranges(full);
     let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
     let yy = kr * r + (1.0 - kr - kb) * g + kb * b;
     (yy * ys + yo + 0.5).clamp(0.0, 255.0) as u8
 }
 
-fn rgb_to_uv(r: f32, g: f32, b: f32, l: &Layout) -> (u8, u8) {
-    let (kr, kb) = kr_kb(l.yuv_matrix);
-    let (_, (cs, co)) = ranges(l.yuv_full_range);
+fn rgb_to_uv(r: f32, g: f32, b: f32, m: YuvMatrix, full: bool) -> (u8, u8) {
+    let (kr, kb) = kr_kb(m);
+    let (_, (cs, co)) = ranges(full);
     let (r, g, b) = (r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0));
     let yy = kr * r + (1.0 - kr - kb) * g + kb * b;
     let pb = (b - yy) / (2.0 * (1.0 - kb));
@@ -378,6 +516,135 @@ mod tests {
                 assert!(err < 0.02, "{m:?} full={full}: {err}");
             }
         }
+    }
+
+    /// A fixed xorshift stream for test content and pitches (the cases must not change).
+    fn stream(seed: u64) -> impl FnMut() -> u64 {
+        let mut s = seed | 1;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        }
+    }
+
+    /// The one-buffer NV12 layout is two planes laid out contiguously: decoding it and
+    /// decoding its two halves with `decode_nv12` give the same floats bit for bit, and
+    /// encoding writes the same bytes.
+    #[test]
+    fn nv12_two_planes_equal_one_buffer_bit_for_bit() {
+        let mut next = stream(0x0123_4567);
+        for (w, h, pad) in [(2, 2, 0), (8, 6, 0), (10, 4, 6), (6, 8, 1)] {
+            for (m, full) in [(YuvMatrix::Bt601, false), (YuvMatrix::Bt709, true)] {
+                let l = Layout { stride: w + pad, yuv_matrix: m, yuv_full_range: full, ..Layout::packed(w, h, PixelFormat::Nv12).unwrap() };
+                let need = l.required_len().unwrap();
+                let buf: Vec<u8> = (0..need).map(|_| next() as u8).collect();
+                let one = decode(&buf, &l).unwrap();
+                let (nl, uv_at) = l.nv12_planes().unwrap();
+                assert_eq!(nl.plane_lens().unwrap(), (uv_at - pad, need - uv_at));
+                let two = decode_nv12(&buf[..uv_at], &buf[uv_at..], &nl).unwrap();
+                assert!(one.rgb.iter().zip(two.rgb.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "{w}x{h}+{pad}");
+                // And both index the one buffer as the NV12 format defines it: chroma row y/2
+                // at byte (h + y/2)·stride, U at the even column, V after it.
+                let st = l.stride;
+                for (yy, xx) in [(0, 0), (h - 1, w - 1), (h / 2, 1), (1, w / 2)] {
+                    let uv = (h + yy / 2) * st + (xx & !1);
+                    let want = yuv_to_rgb(buf[yy * st + xx], buf[uv], buf[uv + 1], m, full);
+                    let got = [0, 1, 2].map(|k| one.rgb[[0, k, yy, xx]]);
+                    assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "{w}x{h}+{pad} at ({xx}, {yy})");
+                }
+                // Encode content that is not a round trip of the buffer (random floats).
+                let p = Planar { rgb: Tensor::from_shape_fn((1, 3, h, w), |_| (next() % 1001) as f32 / 1000.0), alpha: None };
+                let mut a = vec![0x5Au8; need];
+                encode(&p, &l, &mut a).unwrap();
+                let mut b = vec![0x5Au8; need];
+                let (y, uv) = b.split_at_mut(uv_at);
+                encode_nv12(&p, &nl, y, uv).unwrap();
+                assert_eq!(a, b, "{w}x{h}+{pad}");
+            }
+        }
+    }
+
+    /// Separate planes with random, different pitches decode like the same pixels packed
+    /// tightly, and encoding writes exactly the packed bytes, leaving row padding alone.
+    #[test]
+    fn nv12_random_pitches_match_packed_planes() {
+        let mut next = stream(0x00C0_FFEE);
+        for case in 0..40 {
+            let (w, h) = (2 * (1 + next() as usize % 9), 2 * (1 + next() as usize % 7));
+            let packed = Nv12Layout::new(w, h);
+            let l = Nv12Layout { y_pitch: w + next() as usize % 40, uv_pitch: w + next() as usize % 40, ..packed };
+            let (ny, nuv) = l.plane_lens().unwrap();
+            let (py, puv) = packed.plane_lens().unwrap();
+            assert_eq!((py, puv), (w * h, w * h / 2));
+            let ty: Vec<u8> = (0..py).map(|_| next() as u8).collect();
+            let tuv: Vec<u8> = (0..puv).map(|_| next() as u8).collect();
+            // The same pixels at the padded pitches; padding bytes are a marker.
+            let mut y = vec![0xEEu8; ny + next() as usize % 5];
+            let mut uv = vec![0xEEu8; nuv];
+            for r in 0..h {
+                y[r * l.y_pitch..][..w].copy_from_slice(&ty[r * w..][..w]);
+            }
+            for r in 0..h / 2 {
+                uv[r * l.uv_pitch..][..w].copy_from_slice(&tuv[r * w..][..w]);
+            }
+            let want = decode_nv12(&ty, &tuv, &packed).unwrap();
+            assert_eq!(decode_nv12(&y, &uv, &l).unwrap(), want, "case {case}");
+            let p = Planar { rgb: Tensor::from_shape_fn((1, 3, h, w), |_| (next() % 256) as f32 / 255.0), alpha: None };
+            let (mut ey, mut euv) = (vec![0u8; py], vec![0u8; puv]);
+            encode_nv12(&p, &packed, &mut ey, &mut euv).unwrap();
+            let (mut gy, mut guv) = (vec![0xEEu8; y.len()], vec![0xEEu8; uv.len()]);
+            encode_nv12(&p, &l, &mut gy, &mut guv).unwrap();
+            for r in 0..h {
+                let row = &gy[r * l.y_pitch..];
+                assert_eq!(&row[..w], &ey[r * w..][..w], "case {case} y row {r}");
+                let pad_end = if r + 1 < h { l.y_pitch } else { gy.len() - r * l.y_pitch };
+                assert!(row[w..pad_end].iter().all(|&b| b == 0xEE), "case {case}: y padding written");
+            }
+            for r in 0..h / 2 {
+                let row = &guv[r * l.uv_pitch..];
+                assert_eq!(&row[..w], &euv[r * w..][..w], "case {case} uv row {r}");
+                let pad_end = if r + 1 < h / 2 { l.uv_pitch } else { guv.len() - r * l.uv_pitch };
+                assert!(row[w..pad_end].iter().all(|&b| b == 0xEE), "case {case}: uv padding written");
+            }
+        }
+    }
+
+    #[test]
+    fn nv12_plane_errors_are_typed() {
+        let named = |l: Nv12Layout| match l.plane_lens() {
+            Err(Error::InvalidParam { name, .. }) => name,
+            other => panic!("{l:?}: {other:?}"),
+        };
+        let ok = Nv12Layout { y_pitch: 8, uv_pitch: 12, ..Nv12Layout::new(6, 4) };
+        assert_eq!(ok.plane_lens().unwrap(), (3 * 8 + 6, 12 + 6));
+        assert_eq!(named(Nv12Layout { width: 0, ..ok }), "image size");
+        assert_eq!(named(Nv12Layout { height: 0, ..ok }), "image size");
+        assert_eq!(named(Nv12Layout { width: 5, ..ok }), "image size");
+        assert_eq!(named(Nv12Layout { height: 3, ..ok }), "image size");
+        assert_eq!(named(Nv12Layout { y_pitch: 5, ..ok }), "y_pitch");
+        assert_eq!(named(Nv12Layout { uv_pitch: 5, ..ok }), "uv_pitch");
+        assert_eq!(named(Nv12Layout { y_pitch: -16isize as usize, ..ok }), "y_pitch");
+        assert_eq!(named(Nv12Layout { uv_pitch: usize::MAX, ..ok }), "uv_pitch");
+        assert_eq!(named(Nv12Layout { uv_pitch: isize::MAX as usize + 1, ..ok }), "uv_pitch");
+        // Pitches that fit but whose planes overflow a buffer: the image is too big.
+        assert_eq!(named(Nv12Layout { height: 1 << 20, y_pitch: 1 << 44, ..ok }), "image size");
+        assert_eq!(named(Nv12Layout { width: 2, height: usize::MAX - 1, y_pitch: 2, uv_pitch: 2, ..ok }), "image size");
+        // Short planes and shape mismatches.
+        let (ny, nuv) = ok.plane_lens().unwrap();
+        let (y, uv) = (vec![0u8; ny], vec![128u8; nuv]);
+        assert!(decode_nv12(&y, &uv, &ok).is_ok());
+        assert!(matches!(decode_nv12(&y[..ny - 1], &uv, &ok), Err(Error::InvalidParam { name, .. }) if name == "y plane"));
+        assert!(matches!(decode_nv12(&y, &uv[..nuv - 1], &ok), Err(Error::InvalidParam { name, .. }) if name == "uv plane"));
+        let p = gradient(6, 4);
+        let (mut oy, mut ouv) = (vec![0u8; ny], vec![0u8; nuv]);
+        assert!(encode_nv12(&p, &ok, &mut oy, &mut ouv).is_ok());
+        assert!(encode_nv12(&p, &ok, &mut oy[..ny - 1], &mut ouv).is_err());
+        assert!(encode_nv12(&p, &ok, &mut oy, &mut ouv[..nuv - 1]).is_err());
+        assert!(matches!(encode_nv12(&gradient(4, 4), &ok, &mut oy, &mut ouv), Err(Error::ShapeMismatch { .. })));
+        // Other formats have no two-plane view.
+        assert!(Layout::packed(4, 4, PixelFormat::Gray8).unwrap().nv12_planes().is_none());
     }
 
     /// Strides and sizes from C are untrusted: a negative stride cast to `size_t`, a stride

@@ -300,13 +300,7 @@ fn new_samplers_run_from_packages() {
         (&ve, &["--sampler", "dbmsolver-sde2", "--nfe", "5"]),
         (&ve, &["--sampler", "dbmsolver-time-sde2", "--nfe", "3"]),
     ];
-    for (k, (model, extra)) in runs.iter().enumerate() {
-        let out = dir.join(format!("out{k}.png"));
-        let o = restore(model, &input, &out, extra);
-        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
-        let img = image::open(&out).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
-    }
+    restore_all(&dir, &input, runs);
     // Wrong family, impossible NFE, η < 0: error exits naming the problem, no output.
     let bad: &[(&Path, &[&str], &str)] = &[
         (&i2sb, &["--sampler", "dbmsolver"], "dbmsolver"),
@@ -314,12 +308,78 @@ fn new_samplers_run_from_packages() {
         (&vp, &["--sampler", "dbmsolver", "--nfe", "5"], "5"),
         (&i2sb, &["--sampler", "i3sb", "--eta=-0.5"], "eta"),
     ];
+    refused_all(&dir, &input, bad);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// UniDB++'s pf-ode and noise-solver-2 are selectable by name from a package (`bridge.sampler`)
+/// and with `--sampler` (the C ABI's `options.sampler` takes the same builder path); GOUB refuses
+/// noise-solver-2, the release's broken data-solver-1 + pf-ode is refused with its reason, and an
+/// NFE the solver cannot take names itself.
+#[test]
+fn unidbpp_samplers_run_from_packages() {
+    let dir = tmp("unidbpp");
+    fx::ensure_ort();
+    let package = |family: &str, sampler: &str, nfe: &str| {
+        let mut g = fx::oracle(Some(3));
+        g.meta("bridge.family", family)
+            .meta("bridge.schedule", "cosine")
+            .meta("bridge.parameterization", "eps")
+            .meta("bridge.sampler", sampler)
+            .meta("bridge.nfe", nfe);
+        if family == "unidb" {
+            g.meta("bridge.family_params", r#"{"gamma_inv": 1e-7}"#);
+        }
+        fx::save(&g, &dir.join(format!("{family}.onnx")))
+    };
+    let unidb = package("unidb", "noise-solver-2", "17");
+    let goub = package("goub", "pf-ode", "100");
+    let input = dir.join("in.png");
+    gray_png(&input, 24, 16);
+    let runs: &[(&Path, &[&str])] = &[
+        (&unidb, &[]),
+        (&unidb, &["--sampler", "noise-solver-2-ode", "--nfe", "7"]),
+        (&unidb, &["--sampler", "pf-ode", "--nfe", "100"]),
+        (&goub, &[]),
+        (&goub, &["--sampler", "euler-pf-ode"]),
+    ];
+    let outputs = restore_all(&dir, &input, runs);
+    // The alias is the same sampler; the package default is what `--sampler` names.
+    assert_eq!(outputs[3], outputs[4]);
+    assert_ne!(outputs[0], outputs[2], "noise-solver-2 and pf-ode gave the same image");
+    let bad: &[(&Path, &[&str], &str)] = &[
+        (&goub, &["--sampler", "noise-solver-2", "--nfe", "17"], "A^γ_T"),
+        (&unidb, &["--sampler", "data-solver-1-pf-ode"], "ode_T"),
+        (&unidb, &["--sampler", "noise-solver-2", "--nfe", "16"], "2·solver_step − 3"),
+        (&unidb, &["--sampler", "pf-ode", "--nfe", "10"], "pf-ode"),
+    ];
+    refused_all(&dir, &input, bad);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Restore the 24×16 `input` with each `(model, extra arguments)`; every run must succeed with a
+/// 24×16 output. Returns the outputs' RGB bytes in order.
+fn restore_all(dir: &Path, input: &Path, runs: &[(&Path, &[&str])]) -> Vec<Vec<u8>> {
+    let mut outputs = Vec::new();
+    for (k, (model, extra)) in runs.iter().enumerate() {
+        let out = dir.join(format!("out{k}.png"));
+        let o = restore(model, input, &out, extra);
+        assert!(o.status.success(), "{model:?} {extra:?}: {}", stderr(&o));
+        let img = image::open(&out).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (24, 16), "{extra:?}");
+        outputs.push(img.into_raw());
+    }
+    outputs
+}
+
+/// Each `(model, extra arguments, needle)` must exit with an error whose message contains
+/// `needle`, writing no output.
+fn refused_all(dir: &Path, input: &Path, bad: &[(&Path, &[&str], &str)]) {
     for (k, (model, extra, needle)) in bad.iter().enumerate() {
         let out = dir.join(format!("bad{k}.png"));
-        let o = restore(model, &input, &out, extra);
+        let o = restore(model, input, &out, extra);
         assert!(!o.status.success(), "{extra:?} should fail");
         assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
         assert!(!out.exists(), "{extra:?} wrote an output");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

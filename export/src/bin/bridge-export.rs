@@ -10,6 +10,7 @@
 use bridge_export::data::{default_data_dir, write_eval_pairs};
 use bridge_export::package::Task;
 use bridge_export::train::parity;
+use bridge_export::package::redefault_package;
 use bridge_export::train::trainer::{Reporting, Spec, export_checkpoint, train};
 use bridge_export::{Error, Result, UNetConfig};
 use clap::{Args, Parser, Subcommand};
@@ -28,11 +29,15 @@ struct Cli {
 enum Command {
     /// Train (or resume) a model and write its package.
     Train(Box<TrainArgs>),
-    /// Write the package of a checkpoint (EMA weights), e.g. while training goes on.
+    /// Write the package of a checkpoint (EMA weights), e.g. while training goes on; or, with
+    /// `--package`, rewrite a package with other defaults (sampler/NFE chosen after `bridge eval`).
     Export {
         /// The checkpoint (.safetensors).
+        #[arg(long, conflicts_with = "package", required_unless_present = "package")]
+        ckpt: Option<PathBuf>,
+        /// A package (.onnx) whose weights and training record are kept.
         #[arg(long)]
-        ckpt: PathBuf,
+        package: Option<PathBuf>,
         /// The package to write (.onnx).
         #[arg(long)]
         out: PathBuf,
@@ -78,6 +83,23 @@ enum Command {
         /// Split (`test` is the held-out one).
         #[arg(long, default_value = "test")]
         split: String,
+    },
+    /// Shrink a split's photos once (as training does) and save them as JPEG
+    /// (`<out>/<split>/<name>.jpg`): a compact copy of the training data for another machine
+    /// (`BRIDGE_DATA_DIR=<out>` then trains on it).
+    Shrink {
+        /// Split folder of the data directory (`train`, `val`, …).
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// Output data directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Longer side after shrinking.
+        #[arg(long, default_value_t = 1024)]
+        max_side: usize,
+        /// JPEG quality (1–100).
+        #[arg(long, default_value_t = 97)]
+        quality: u8,
     },
 }
 
@@ -149,6 +171,9 @@ struct TrainArgs {
     /// IBMD: the teacher package.
     #[arg(long)]
     teacher: Option<PathBuf>,
+    /// IBMD: channels of the generator's noise input (0: deterministic; default: the image's).
+    #[arg(long)]
+    noise_channels: Option<usize>,
     /// Log every this many steps.
     #[arg(long, default_value_t = 50)]
     log_every: u64,
@@ -158,6 +183,19 @@ struct TrainArgs {
     /// Stop after this many steps in this invocation (resume later).
     #[arg(long)]
     max_steps_now: Option<u64>,
+    /// Fraction of training crops turned grey (colour augmentation).
+    #[arg(long, default_value_t = 0.0)]
+    gray_p: f64,
+    /// Randomly permute the RGB channels of training crops (colour augmentation).
+    #[arg(long)]
+    permute_channels: bool,
+    /// Threads preparing batches ahead of training (results do not depend on it).
+    #[arg(long, default_value_t = 1)]
+    data_threads: usize,
+    /// Fresh runs: lower --steps so training ends within this many seconds (rate measured
+    /// during the warm-up; the learning-rate schedule then ends in time).
+    #[arg(long)]
+    time_budget: Option<f64>,
     /// libtorch intra-op threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: i32,
@@ -170,9 +208,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Train(a) => run_train(&a),
-        Command::Export { ckpt, out, sampler, nfe } => export_checkpoint(&ckpt, &out, sampler.as_deref(), nfe).map(|p| println!("wrote {}", p.display())),
+        Command::Export { ckpt, package, out, sampler, nfe } => match (ckpt, package) {
+            (Some(c), _) => export_checkpoint(&c, &out, sampler.as_deref(), nfe),
+            (None, Some(p)) => redefault_package(&p, &out, sampler.as_deref(), nfe),
+            (None, None) => Err(Error::Config("export needs --ckpt or --package".into())),
+        }
+        .map(|p| println!("wrote {}", p.display())),
         Command::Parity { steps, seed, unet, dir } => run_parity(steps, seed, &unet, &dir),
         Command::Pairs { task, out, crop, max_side, seed, split } => write_pairs(&task, &out, crop, max_side, seed, &split),
+        Command::Shrink { split, out, max_side, quality } => shrink(&split, &out, max_side, quality),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -231,6 +275,9 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         nfe: a.nfe,
         max_side: a.max_side,
         teacher: a.teacher.clone(),
+        gray_p: a.gray_p,
+        permute_channels: a.permute_channels,
+        noise_channels: a.noise_channels,
     };
     let ckpt = a.ckpt.clone().unwrap_or_else(|| {
         let mut s = a.out.clone().into_os_string();
@@ -246,13 +293,15 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         progress_bar: !a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ckpt_every: a.ckpt_every,
         max_steps_now: a.max_steps_now,
+        data_threads: a.data_threads,
+        time_budget: a.time_budget,
     };
     let s = train(&spec, &a.out, &ckpt, &command, &rep)?;
     println!(
         "wrote {} ({} of {} steps, {:.0} s of training, last loss {:.5})",
         s.package.display(),
         s.step,
-        spec.steps,
+        s.steps,
         s.seconds,
         s.last_loss
     );
@@ -283,5 +332,13 @@ fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, 
     let dir = default_data_dir().join(split);
     let n = write_eval_pairs(task, &dir, out, crop, max_side, seed).map_err(|e| Error::Backend(e.to_string()))?;
     println!("wrote {n} {} pairs ({crop}×{crop} crops of {}) to {}", task.name(), dir.display(), out.display());
+    Ok(())
+}
+
+fn shrink(split: &str, out: &Path, max_side: usize, quality: u8) -> Result<()> {
+    let src = default_data_dir().join(split);
+    let dst = out.join(split);
+    let n = bridge_export::data::write_shrunk(&src, &dst, max_side, quality).map_err(|e| Error::Backend(e.to_string()))?;
+    println!("wrote {n} photos of {} to {}", src.display(), dst.display());
     Ok(())
 }

@@ -28,8 +28,16 @@
 //! losses. A training step picks `k` uniformly and builds `x_{t_k}` by running the current
 //! generator (without gradients) for the first `k` steps.
 //!
-//! **Not yet here:** a generator noise input (the SDK's `noise` role): this trainer's generator
-//! keeps the teacher's inputs, so its packages are deterministic generators (0 noise channels).
+//! **Generator noise.** The generator takes `concat(c_in·x_t, cond, z)`: the teacher's inputs
+//! plus `z`, [`UNetConfig::noise_channels`] channels of standard normal noise drawn fresh for
+//! every generator call of every training step (libtorch's generator, seeded from the step's
+//! stream). Its `conv_in` is the teacher's with zero weights on the noise channels
+//! ([`generator_weights`]), so training starts from the teacher exactly and learns how much noise
+//! to use. The package exposes `z` as its own graph input `z` with role `noise` (a static channel
+//! count, see `docs/model-package.md`); the SDK's distilled sampler fills it per call from the
+//! run's counter-based source (`GENERATOR_DRAW + k`). With 0 noise channels the generator keeps
+//! the teacher's inputs and is deterministic given its input state (the paper's inpainting
+//! generators). Default: as many noise channels as the image has (`docs/math/ibmd.md`).
 //!
 //! **Gap to the paper.** The paper's body (its weighting `λ(t)`, and how its multistep variant
 //! chooses inputs) was not readable from this workplace; only the abstract and overview pages
@@ -77,14 +85,20 @@ impl Ibmd {
         })
     }
 
-    /// `x0̂ = L.x·x + L.xt·x_T + L.out·G(c_in·x, cond, t_net)` at grid call `k` (no clamp).
+    /// `x0̂ = L.x·x + L.xt·x_T + L.out·G(c_in·x, cond, z, t_net)` at grid call `k` (no clamp),
+    /// with fresh generator noise `z` when the generator takes some.
     fn generate(&self, generator: &ParamSet, cfg: &UNetConfig, x: &Tensor, x_end: &Tensor, k: usize) -> Result<Tensor> {
         let c = &self.calls[k];
         let l = c.x0.ok_or_else(|| Error::Config("x0̂ undefined".into()))?;
-        let b = x.size()[0] as usize;
+        let s = x.size();
+        let b = s[0] as usize;
         let inp = x.f_mul_scalar(c.c_in).map_err(backend)?;
         let cond = (cfg.cond_channels > 0).then_some(x_end);
-        let raw = generator.forward(cfg, &inp, cond, &times(&vec![c.t_net; b], x.device())?)?;
+        let z = match cfg.noise_channels {
+            0 => None,
+            n => Some(Tensor::f_randn([s[0], n as i64, s[2], s[3]].as_slice(), (Kind::Float, x.device())).map_err(backend)?),
+        };
+        let raw = generator.forward_with_noise(cfg, &inp, cond, z.as_ref(), &times(&vec![c.t_net; b], x.device())?)?;
         let r = |v: std::result::Result<Tensor, tch::TchError>| v.map_err(backend);
         let a = r(x.f_mul_scalar(l.x))?;
         let bb = r(x_end.f_mul_scalar(l.xt))?;
@@ -130,7 +144,8 @@ impl Ibmd {
         let family = obj.family();
         let mut rng = p.rng.clone();
         let k = rng.below(self.calls.len());
-        // The re-noising draws of `input` use libtorch's generator: seed it from the step stream.
+        // The re-noising draws of `input` and the generator noise use libtorch's generator: seed
+        // it from the step stream.
         tch::manual_seed(i64::from(rng.next_u32()));
         let x_end = degraded;
         let cond = (self.tcfg.cond_channels > 0).then_some(x_end);
@@ -150,5 +165,72 @@ impl Ibmd {
         let lg = lt.f_sub(&lfk).map_err(backend)?;
         generator.update(&lg, lr, spec.grad_clip, spec.ema)?;
         Ok(lg)
+    }
+}
+
+/// The generator's architecture and initial weights: the teacher's, with `noise_channels` more
+/// input channels whose `conv_in` weights are zero (the generator starts as the teacher, whatever
+/// its noise).
+pub fn generator_weights(teacher: &UNetConfig, w: &Weights, noise_channels: usize) -> Result<(UNetConfig, Weights)> {
+    if teacher.noise_channels != 0 {
+        return Err(Error::Config("the teacher is itself a distilled generator (it has noise channels)".into()));
+    }
+    let mut cfg = teacher.clone();
+    cfg.noise_channels = noise_channels;
+    cfg.validate()?;
+    let mut out = w.clone();
+    out.set_meta(crate::weights::CONFIG_KEY, &cfg.to_json());
+    if noise_channels > 0 {
+        let name = "conv_in.weight";
+        let old = w.get(name).ok_or_else(|| Error::Weights(format!("the teacher has no `{name}`")))?;
+        let (cout, cin, kh, kw) = match old.shape.as_slice() {
+            &[a, b, c, d] => (a, b, c, d),
+            s => return Err(Error::Weights(format!("`{name}` has shape {s:?}, not 4-D"))),
+        };
+        let k = kh * kw;
+        let wide = cin.checked_add(noise_channels).ok_or_else(|| Error::Config("too many noise channels".into()))?;
+        let mut data = vec![0.0f32; cout * wide * k];
+        for o in 0..cout {
+            let src = &old.data[o * cin * k..(o + 1) * cin * k];
+            data[o * wide * k..o * wide * k + cin * k].copy_from_slice(src);
+        }
+        out.insert(name, &[cout, wide, kh, kw], data)?;
+    }
+    out.check_exact(&cfg.params()?)?;
+    Ok((cfg, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::InitMode;
+
+    /// The widened generator computes exactly the teacher's output at initialization, whatever
+    /// its noise; a non-zero noise weight makes the noise matter.
+    #[test]
+    fn generator_starts_as_the_teacher() {
+        let tcfg = UNetConfig::tiny(3, 3, 3);
+        let tw = Weights::for_unet(&tcfg, 5, InitMode::Random).unwrap();
+        let (gcfg, gw) = generator_weights(&tcfg, &tw, 2).unwrap();
+        assert_eq!(gcfg.noise_channels, 2);
+        let (t, g) = (ParamSet::from_weights(&tw, Device::Cpu, false).unwrap(), ParamSet::from_weights(&gw, Device::Cpu, false).unwrap());
+        tch::manual_seed(1);
+        let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let c = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let z = Tensor::randn([1, 2, 8, 8], (Kind::Float, Device::Cpu));
+        let tt = Tensor::from_slice(&[0.3f32]);
+        let a = t.forward(&tcfg, &x, Some(&c), &tt).unwrap();
+        let b = g.forward_with_noise(&gcfg, &x, Some(&c), Some(&z), &tt).unwrap();
+        assert_eq!(a.f_sub(&b).unwrap().abs().max().double_value(&[]), 0.0);
+        // Noise weights that are not zero: the output moves with z.
+        let mut gw2 = gw.clone();
+        let cw = gw.get("conv_in.weight").unwrap();
+        gw2.insert("conv_in.weight", &cw.shape, cw.data.iter().map(|v| if *v == 0.0 { 0.1 } else { *v }).collect()).unwrap();
+        let g2 = ParamSet::from_weights(&gw2, Device::Cpu, false).unwrap();
+        let b2 = g2.forward_with_noise(&gcfg, &x, Some(&c), Some(&z), &tt).unwrap();
+        assert!(a.f_sub(&b2).unwrap().abs().max().double_value(&[]) > 1e-4);
+        // A generator cannot be a teacher; no noise keeps the teacher's weights.
+        assert!(generator_weights(&gcfg, &gw, 1).is_err());
+        assert_eq!(generator_weights(&tcfg, &tw, 0).unwrap().1, tw);
     }
 }

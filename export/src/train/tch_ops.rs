@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result};
 use crate::ops::{Init, Ops};
-use crate::unet::{UNetConfig, unet_forward};
+use crate::unet::{UNetConfig, unet_forward, unet_forward_with_noise};
 use crate::weights::{CONFIG_KEY, Weights};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
@@ -130,6 +130,11 @@ impl ParamSet {
     /// Run the U-Net with these parameters.
     pub fn forward(&self, cfg: &UNetConfig, x: &Tensor, cond: Option<&Tensor>, t: &Tensor) -> Result<Tensor> {
         unet_forward(&mut TchOps::new(self), cfg, x, cond, t)
+    }
+
+    /// Run a distilled generator (a U-Net with `noise_channels`) on its noise `z`.
+    pub fn forward_with_noise(&self, cfg: &UNetConfig, x: &Tensor, cond: Option<&Tensor>, z: Option<&Tensor>, t: &Tensor) -> Result<Tensor> {
+        unet_forward_with_noise(&mut TchOps::new(self), cfg, x, cond, z, t)
     }
 }
 

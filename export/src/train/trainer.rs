@@ -17,7 +17,7 @@
 //! * **Degraded inputs** are clipped to the value range (noise included), as any image file would
 //!   hold them.
 
-use super::ibmd::Ibmd;
+use super::ibmd::{Ibmd, generator_weights};
 use super::optim::{Adam, clip_grad_norm, ema_decay, ema_update, learning_rate};
 use super::tch_ops::{ParamSet, backend, tensor, values};
 use crate::data::{PairSampler, Photo, default_data_dir, load_dir};
@@ -83,11 +83,27 @@ pub struct Spec {
     pub max_side: usize,
     /// IBMD: the teacher package.
     pub teacher: Option<PathBuf>,
+    /// Fraction of training crops turned grey ([`crate::data::Colour`]).
+    #[serde(default)]
+    pub gray_p: f64,
+    /// Random RGB channel permutations of the training crops ([`crate::data::Colour`]).
+    #[serde(default)]
+    pub permute_channels: bool,
+    /// IBMD: channels of the generator's noise input (0: a deterministic generator); `None`: as
+    /// many as the image has ([`Spec::generator_noise`]). Other families take none.
+    #[serde(default)]
+    pub noise_channels: Option<usize>,
 }
 
 impl Spec {
     fn task(&self) -> Result<Task> {
         Task::parse(&self.task)
+    }
+
+    /// The IBMD generator's noise channels for a teacher of `teacher`'s architecture: the
+    /// spec's, else one per image channel (`docs/math/ibmd.md`).
+    pub fn generator_noise(&self, teacher: &UNetConfig) -> usize {
+        self.noise_channels.unwrap_or(teacher.in_channels)
     }
 
     /// Same run, possibly with more steps.
@@ -309,6 +325,8 @@ pub struct Summary {
     pub package: PathBuf,
     /// Mean loss of the last logging window.
     pub last_loss: f64,
+    /// The run's total step count (lower than the spec's after a time budget).
+    pub steps: u64,
 }
 
 /// How the loop reports.
@@ -321,6 +339,24 @@ pub struct Reporting {
     pub ckpt_every: u64,
     /// Stop after this many steps in this invocation (the checkpoint lets a later run go on).
     pub max_steps_now: Option<u64>,
+    /// Threads that prepare batches (crops, degradations, noise) ahead of the training thread
+    /// (0 or 1: one). Batch `s` is the same whichever thread makes it.
+    pub data_threads: usize,
+    /// A fresh run: fit the total step count into this many wall-clock seconds. The rate is
+    /// measured over the warm-up (whose learning rate does not depend on the total), then
+    /// `steps` is lowered (never raised) so the cosine decay ends inside the budget.
+    pub time_budget: Option<f64>,
+}
+
+/// The total step count that fits a time budget: `per_step` measured during warm-up, `spent`
+/// seconds already used, 3 % kept for checkpoints and export; never below `done` nor above `max`.
+pub fn budget_steps(budget: f64, spent: f64, per_step: f64, done: u64, max: u64) -> u64 {
+    if !(per_step > 0.0) || !budget.is_finite() {
+        return max;
+    }
+    let more = ((budget - spent).max(0.0) * 0.97 / per_step).floor();
+    let more = if more >= u64::MAX as f64 { u64::MAX } else { more as u64 };
+    done.saturating_add(more).clamp(done, max.max(done))
 }
 
 /// The package metadata a spec produces (family, task, defaults; IBMD: the teacher's).
@@ -328,13 +364,22 @@ pub fn spec_meta(spec: &Spec) -> Result<(PackageMeta, UNetConfig)> {
     let task = spec.task()?;
     let (mut meta, cfg) = if spec.family == "ibmd" {
         let t = spec.teacher.as_ref().ok_or_else(|| Error::Config("ibmd needs a teacher package".into()))?;
-        let (cfg, _, mut meta) = read_package(t)?;
+        let (tcfg, _, mut meta) = read_package(t)?;
         meta.sampler = "distilled".into();
         meta.nfe = 1;
         meta.sampler_params.clear();
+        // The teacher's network description and training record are not the generator's.
+        meta.other.retain(|k, _| !k.starts_with("unet.") && !k.starts_with("train."));
         meta.info.insert("name".into(), format!("libbridge IBMD ({}) {} demo", meta.family, task.name()));
+        // The generator: the teacher's network plus its noise input (role `noise`).
+        let mut cfg = tcfg.clone();
+        cfg.noise_channels = spec.generator_noise(&tcfg);
+        meta.io.noise = (cfg.noise_channels > 0).then(|| crate::onnx_ops::io::Z.to_string());
         (meta, cfg)
     } else {
+        if spec.noise_channels.is_some_and(|n| n > 0) {
+            return Err(Error::Config(format!("noise channels are an IBMD generator's input; family `{}` takes none", spec.family)));
+        }
         let m = package_meta(&spec.family, spec.parameterization.as_deref(), spec.family_params.clone(), task, &spec.unet)?;
         (m, spec.unet.clone())
     };
@@ -358,8 +403,10 @@ fn write_atomic(w: &Weights, path: &Path) -> Result<()> {
 
 /// Run (or resume) training and write the package. `command` is recorded in the package.
 pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reporting) -> Result<Summary> {
+    // `steps` may be lowered by a time budget; everything else is fixed.
+    let mut spec = spec.clone();
     let task = spec.task()?;
-    let (meta, cfg) = spec_meta(spec)?;
+    let (meta, cfg) = spec_meta(&spec)?;
     let family: Box<dyn Family> = build_family(&meta)?;
     let device = super::device::best_device();
     if spec.crop == 0 || spec.crop % cfg.spatial_multiple() != 0 || spec.crop % task.sr_scale() != 0 {
@@ -381,7 +428,11 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         let t = spec.teacher.as_ref().ok_or_else(|| Error::Config("ibmd needs --teacher".into()))?;
         let (tcfg, tw, _) = read_package(t)?;
         let i = Ibmd::new(&tcfg, &tw, family.as_ref(), spec.nfe.unwrap_or(1), device)?;
-        let g = Net::from_weights(&tcfg, &tw, device)?;
+        let (gcfg, gw) = generator_weights(&tcfg, &tw, spec.generator_noise(&tcfg))?;
+        if gcfg != cfg {
+            return Err(Error::Config("the teacher package changed since the spec was read".into()));
+        }
+        let g = Net::from_weights(&gcfg, &gw, device)?;
         ibmd = Some(i);
         g
     } else {
@@ -424,7 +475,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     } else {
         Vec::new()
     };
-    let save = |net: &Net, mean: &Option<Net>, ibmd: &Option<Ibmd>, step: u64, seconds: f64| -> Result<()> {
+    let save = |spec: &Spec, net: &Net, mean: &Option<Net>, ibmd: &Option<Ibmd>, step: u64, seconds: f64| -> Result<()> {
         let mut ck = Weights::new();
         net.save("net", &mut ck)?;
         if let Some(m) = mean {
@@ -440,10 +491,16 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         write_atomic(&ck, ckpt)
     };
 
-    let stop = rep.max_steps_now.map_or(spec.steps, |n| (step + n).min(spec.steps));
+    let mut stop = rep.max_steps_now.map_or(spec.steps, |n| (step + n).min(spec.steps));
+    let budget = rep.time_budget.filter(|_| step == 0);
+    if budget.is_some() && (spec.warmup < 20 || mean_steps > 0 || spec.family == "ibmd") {
+        return Err(Error::Config("a time budget needs ≥ 20 warm-up steps and a single-phase run (not NADB's mean phase or IBMD)".into()));
+    }
     let mut last_loss = f64::NAN;
     if step < stop {
-        let sampler = PairSampler::new(&photos, task.pairs(spec.crop, true), spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
+        let mut pairs = task.pairs(spec.crop, true);
+        pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
+        let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
             indicatif::ProgressStyle::with_template("[{elapsed_precise}] [{bar:30}] {pos}/{len} {msg} (eta {eta})")
@@ -453,21 +510,31 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         bar.set_position(step);
         let (mut win_loss, mut win_n, mut win_t) = (0.0f64, 0u64, Instant::now());
         let mut seg_start = Instant::now();
+        let run_start = Instant::now();
+        let mut probe: Option<(u64, Instant)> = None;
+        let data_spec = spec.clone();
         let result: Result<()> = std::thread::scope(|s| {
-            // Batches are made one step ahead on a second thread (crops, degradations, noise).
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(2);
-            let obj_ref = &obj;
-            let sampler_ref = &sampler;
+            // Batches are made ahead on `data_threads` threads (crops, degradations, noise):
+            // thread `i` makes steps `first + i + k·n`, and the training thread takes them in
+            // order from each thread's queue in turn, so the batches do not depend on `n`.
+            let n = rep.data_threads.max(1);
             let first = step;
-            s.spawn(move || {
-                for st in first..stop {
-                    if tx.send(prepare(sampler_ref, Some(obj_ref), spec, st)).is_err() {
-                        break;
+            let last = stop;
+            let mut queues = Vec::with_capacity(n);
+            for i in 0..n {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared>>(2);
+                queues.push(rx);
+                let (obj_ref, sampler_ref, spec_ref) = (&obj, &sampler, &data_spec);
+                s.spawn(move || {
+                    for st in (first + i as u64..last).step_by(n) {
+                        if tx.send(prepare(sampler_ref, Some(obj_ref), spec_ref, st)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
+                });
+            }
             while step < stop {
-                let p = rx.recv().map_err(|_| Error::Backend("data thread stopped".into()))??;
+                let p = queues[((step - first) % n as u64) as usize].recv().map_err(|_| Error::Backend("data thread stopped".into()))??;
                 let lr = learning_rate(spec.lr, step, spec.warmup, spec.steps);
                 let x0 = p.clean.to_device(device);
                 let deg = p.degraded.to_device(device);
@@ -481,7 +548,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
                     m.update(&l, lr, spec.grad_clip, spec.ema)?;
                     l
                 } else if let Some(i) = ibmd.as_mut() {
-                    i.step(&mut net, &obj, wscale, &deg, &p, device, lr, spec)?
+                    i.step(&mut net, &obj, wscale, &deg, &p, device, lr, &spec)?
                 } else {
                     let x_end = match &mean {
                         Some(m) => tch::no_grad(|| {
@@ -500,6 +567,21 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
                     return Err(Error::Backend(format!("loss is {lv} at step {step}")));
                 }
                 step += 1;
+                // Time budget: time the warm-up after its first 10 steps (start-up, kernel
+                // selection), then fix the total so the schedule ends in time.
+                if let Some(b) = budget {
+                    if step == 10 {
+                        probe = Some((step, Instant::now()));
+                    } else if step == spec.warmup
+                        && let Some((s0, t0)) = probe
+                    {
+                        let per_step = t0.elapsed().as_secs_f64() / (step - s0) as f64;
+                        let total = budget_steps(b, run_start.elapsed().as_secs_f64(), per_step, step, spec.steps);
+                        eprintln!("time budget {b:.0} s: {per_step:.4} s/step, training {total} of {} steps", spec.steps);
+                        spec.steps = total;
+                        stop = stop.min(total);
+                    }
+                }
                 win_loss += lv;
                 win_n += 1;
                 bar.set_position(step);
@@ -521,7 +603,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
                 if step % rep.ckpt_every.max(1) == 0 || step == stop {
                     seconds += seg_start.elapsed().as_secs_f64();
                     seg_start = Instant::now();
-                    save(&net, &mean, &ibmd, step, seconds)?;
+                    save(&spec, &net, &mean, &ibmd, step, seconds)?;
                 }
             }
             Ok(())
@@ -532,7 +614,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
 
     // Export the EMA weights as the package.
     let mut extra = BTreeMap::new();
-    extra.insert("train.spec".to_string(), serde_json::to_string(spec).unwrap_or_default());
+    extra.insert("train.spec".to_string(), serde_json::to_string(&spec).unwrap_or_default());
     extra.insert("train.steps".to_string(), step.to_string());
     extra.insert("train.seconds".to_string(), format!("{seconds:.0}"));
     extra.insert("train.command".to_string(), command.to_string());
@@ -541,7 +623,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         None => None,
     };
     let package = write_package(out, &net.cfg, &net.ema_weights()?, &meta, mw.as_ref().map(|(c, w)| (c, w)), &extra)?;
-    Ok(Summary { step, seconds, package, last_loss })
+    Ok(Summary { step, seconds, package, last_loss, steps: spec.steps })
 }
 
 /// Write the package of a checkpoint (e.g. while a run is still going on), optionally with
@@ -585,4 +667,23 @@ pub fn export_checkpoint(ckpt: &Path, out: &Path, sampler: Option<&str>, nfe: Op
 /// The values of a `[B,…]` tensor (tests).
 pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     values(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_steps;
+
+    #[test]
+    fn time_budget_steps() {
+        // 100 s budget, 10 s spent, 0.1 s/step: 90 s · 0.97 / 0.1 ≈ 873 more steps (floor of a
+        // value a rounding error below or above 873).
+        assert!((972..=973).contains(&budget_steps(100.0, 10.0, 0.1, 100, 10_000)));
+        // Never above the requested total, never below what is done.
+        assert_eq!(budget_steps(1e9, 0.0, 0.1, 100, 2000), 2000);
+        assert_eq!(budget_steps(10.0, 50.0, 0.1, 100, 2000), 100);
+        // No usable rate: keep the total.
+        assert_eq!(budget_steps(10.0, 0.0, 0.0, 100, 2000), 2000);
+        assert_eq!(budget_steps(f64::INFINITY, 0.0, 0.1, 100, 2000), 2000);
+        assert_eq!(budget_steps(1e300, 0.0, 1e-300, 0, u64::MAX), u64::MAX);
+    }
 }

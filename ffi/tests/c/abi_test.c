@@ -449,6 +449,166 @@ static void test_bad_inputs(void) {
     bridge_model_free(shrink_m);
 }
 
+/* A two-plane NV12 descriptor (planes 0 = Y, 1 = UV). */
+static bridge_image_planes nv12_planes(uint32_t w, uint32_t h, void *y, size_t y_pitch, size_t y_size, void *uv,
+                                       size_t uv_pitch, size_t uv_size) {
+    bridge_image_planes d;
+    EXPECT_STATUS(bridge_image_planes_init(&d), BRIDGE_OK);
+    d.format = BRIDGE_FORMAT_NV12;
+    d.width = w;
+    d.height = h;
+    d.data[0] = y;
+    d.stride[0] = y_pitch;
+    d.size[0] = y_size;
+    d.data[1] = uv;
+    d.stride[1] = uv_pitch;
+    d.size[1] = uv_size;
+    return d;
+}
+
+/* NV12 in separate planes (camera buffers): separately malloc'd planes of exactly their
+ * required size with padded, different pitches (ASan / valgrind catch any byte past a plane)
+ * restore to the same bytes as the one-buffer NV12 of the same pixels; the bad-input cases. */
+static void test_nv12_planes(void) {
+    enum { W = 18, H = 10, ST = 21, YP = 24, UVP = 19, OYP = 20, OUVP = 32 };
+    static unsigned char one_in[ST * H * 3 / 2], one_out[ST * H * 3 / 2], rgb_a[W * H * 3], rgb_b[W * H * 3];
+    bridge_model *m = load("oracle.onnx");
+    bridge_restorer *r = make(m, 1);
+    bridge_image in = image(W, H, ST, BRIDGE_FORMAT_NV12, one_in, sizeof one_in);
+    bridge_image out = image(W, H, ST, BRIDGE_FORMAT_NV12, one_out, sizeof one_out);
+    bridge_image_planes pin, pout, b;
+    size_t sizes[BRIDGE_MAX_PLANES], k, row;
+    unsigned char *y, *uv, *oy, *ouv;
+    int same = 1, padding_kept = 1;
+
+    for (k = 0; k < sizeof one_in; k++) one_in[k] = (unsigned char)(k * 37 + 11);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK);
+
+    pin = nv12_planes(W, H, NULL, YP, 0, NULL, UVP, 0);
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&pin, sizes), BRIDGE_OK);
+    EXPECT(sizes[0] == (size_t)YP * (H - 1) + W && sizes[1] == (size_t)UVP * (H / 2 - 1) + W);
+    EXPECT(sizes[2] == 0 && sizes[3] == 0);
+    y = (unsigned char *)malloc((size_t)YP * (H - 1) + W);
+    uv = (unsigned char *)malloc((size_t)UVP * (H / 2 - 1) + W);
+    oy = (unsigned char *)malloc((size_t)OYP * (H - 1) + W);
+    ouv = (unsigned char *)malloc((size_t)OUVP * (H / 2 - 1) + W);
+    EXPECT(y && uv && oy && ouv);
+    if (!y || !uv || !oy || !ouv) goto done;
+    memset(y, 0xEE, (size_t)YP * (H - 1) + W);
+    memset(uv, 0xEE, (size_t)UVP * (H / 2 - 1) + W);
+    memset(oy, 0xEE, (size_t)OYP * (H - 1) + W);
+    memset(ouv, 0xEE, (size_t)OUVP * (H / 2 - 1) + W);
+    for (row = 0; row < H; row++) memcpy(y + row * YP, one_in + row * ST, W);
+    for (row = 0; row < H / 2; row++) memcpy(uv + row * UVP, one_in + (H + row) * ST, W);
+    pin = nv12_planes(W, H, y, YP, (size_t)YP * (H - 1) + W, uv, UVP, (size_t)UVP * (H / 2 - 1) + W);
+    pout = nv12_planes(W, H, oy, OYP, (size_t)OYP * (H - 1) + W, ouv, OUVP, (size_t)OUVP * (H / 2 - 1) + W);
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &pout, NULL, NULL), BRIDGE_OK);
+    for (row = 0; row < H; row++) {
+        same &= memcmp(oy + row * OYP, one_out + row * ST, W) == 0;
+        for (k = W; row + 1 < H && k < OYP; k++) padding_kept &= oy[row * OYP + k] == 0xEE;
+    }
+    for (row = 0; row < H / 2; row++) {
+        same &= memcmp(ouv + row * OUVP, one_out + (H + row) * ST, W) == 0;
+        for (k = W; row + 1 < H / 2 && k < OUVP; k++) padding_kept &= ouv[row * OUVP + k] == 0xEE;
+    }
+    EXPECT(same);
+    EXPECT(padding_kept);
+
+    /* The one buffer described as two contiguous planes gives the same bytes. */
+    memset(oy, 0, (size_t)OYP * (H - 1) + W);
+    b = nv12_planes(W, H, one_in, ST, (size_t)ST * H, one_in + ST * H, ST, (size_t)ST * H / 2);
+    pout = nv12_planes(W, H, oy, OYP, (size_t)OYP * (H - 1) + W, ouv, OUVP, (size_t)OUVP * (H / 2 - 1) + W);
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_OK);
+    EXPECT(memcmp(oy + 3 * OYP, one_out + 3 * ST, W) == 0);
+
+    /* NV12 planes in, RGB8 out (plane 0): the same as the one-buffer NV12 input. */
+    out = image(W, H, W * 3, BRIDGE_FORMAT_RGB8, rgb_a, sizeof rgb_a);
+    EXPECT_STATUS(bridge_restore(r, &in, &out, NULL, NULL), BRIDGE_OK);
+    EXPECT_STATUS(bridge_image_planes_init(&b), BRIDGE_OK);
+    b.format = BRIDGE_FORMAT_RGB8;
+    b.width = W;
+    b.height = H;
+    b.data[0] = rgb_b;
+    b.stride[0] = W * 3;
+    b.size[0] = sizeof rgb_b;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_OK);
+    EXPECT(memcmp(rgb_a, rgb_b, sizeof rgb_a) == 0);
+
+    /* Bad descriptors: each a status, nothing read or written. */
+    EXPECT_STATUS(bridge_restore_planes(r, NULL, &pout, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, NULL, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&pin, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    EXPECT_STATUS(bridge_image_planes_init(NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    b = pin;
+    b.struct_size = 0; /* not initialised */
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    b.struct_size = (uint32_t)sizeof b + 8; /* a newer header's struct */
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&b, sizes), BRIDGE_ERR_INVALID_ARGUMENT);
+    b = pin;
+    b.format = 77;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_UNSUPPORTED_FORMAT);
+    b = pin;
+    b.flags = 0x100;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    b = pin;
+    b.data[1] = NULL;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    b = pout;
+    b.data[0] = NULL;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_NULL_ARGUMENT);
+    b = pin;
+    b.stride[0] = W - 1;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_STRIDE);
+    b = pout;
+    b.stride[1] = W - 2;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_STRIDE);
+    b = pin;
+    b.stride[1] = (size_t)-(ptrdiff_t)UVP; /* bottom-up rows are not supported */
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&b, sizes), BRIDGE_ERR_STRIDE);
+    b = pin;
+    b.size[1] -= 1;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+    b = pout;
+    b.size[0] -= 1;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_BUFFER_TOO_SMALL);
+    b = pin;
+    b.width = W - 1; /* odd */
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&b, sizes), BRIDGE_ERR_IMAGE_SIZE);
+    b = pin;
+    b.height = 0;
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    b = pout;
+    b.height = H + 2; /* not the restorer's output size */
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_IMAGE_SIZE);
+    b = pin;
+    b.data[2] = y; /* NV12 has two planes */
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    b = pout;
+    b.data[1] = oy + OYP; /* output planes overlapping each other */
+    b.stride[1] = OYP;
+    b.size[1] = (size_t)OYP * (H / 2 - 1) + W;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(bridge_last_error(), "overlap") != NULL);
+    /* CUDA device planes need a restorer on the CUDA / TensorRT provider: refused on the CPU
+     * before any plane is touched (the flag itself is valid). */
+    b = pin;
+    b.flags = BRIDGE_IMAGE_MEMORY_CUDA;
+    EXPECT_STATUS(bridge_image_planes_required_sizes(&b, sizes), BRIDGE_OK);
+    EXPECT_STATUS(bridge_restore_planes(r, &b, &pout, NULL, NULL), BRIDGE_ERR_UNSUPPORTED);
+    b = pout;
+    b.flags = BRIDGE_IMAGE_MEMORY_CUDA;
+    EXPECT_STATUS(bridge_restore_planes(r, &pin, &b, NULL, NULL), BRIDGE_ERR_UNSUPPORTED);
+    /* Input planes may overlap anything, the output included: converted before writing. */
+    EXPECT_STATUS(bridge_restore_planes(r, &pout, &pout, NULL, NULL), BRIDGE_OK);
+done:
+    free(y);
+    free(uv);
+    free(oy);
+    free(ouv);
+    bridge_restorer_free(r);
+    bridge_model_free(m);
+}
+
 /* Use after free, double free, wrong handle type, foreign pointers. */
 static void test_handles(void) {
     bridge_model *m = load("oracle.onnx");
@@ -860,6 +1020,7 @@ int main(int argc, char **argv) {
     test_bad_inputs();
     test_struct_size();
     test_descriptor_bounds();
+    test_nv12_planes();
     test_handles();
     test_formats();
     test_cancel();

@@ -3,7 +3,7 @@
 //! `γ⁻¹` (`gamma_inv`); `γ⁻¹ = 0` is GOUB exactly.
 //!
 //! Integer time `t = 0..=T` (T = 100 in every official config), `t = T` is the degraded end.
-//! Reference: `reference/math-B.md` §1–2 (Hammour-steak/GOUB @895876e, UniDB-SOC/UniDB @5625e73,
+//! Reference: `docs/math/goub.md` §1–6 (Hammour-steak/GOUB @895876e, UniDB-SOC/UniDB @5625e73,
 //! `utils/sde_utils.py`). With `L` the config's `lambda_square` (divided by 255 when ≥ 1; the
 //! code uses it as a standard deviation), `θ_i` the schedule, `Θ_t = Σ_{i≤t} θ_i − θ_0`,
 //! `dt = −ln(eps)/Θ_T`, `τ_t = Θ_t·dt`, `τ_{t:T} = τ_T − τ_t`:
@@ -17,9 +17,9 @@
 //! (float32 cosine over `T + 2` points, cumulative sum accumulated in double and stored as
 //! float32, `dt` a float32 scalar): the networks were trained with those values. Everything
 //! derived from them is `f64`. The network predicts the noise `ε`; `f_σ` keeps GOUB's form for
-//! UniDB too (as the code does, math-B §2.3).
+//! UniDB too (as the code does, `docs/math/goub.md` §6).
 //!
-//! UniDB++'s solver helpers (`A_t`, `A^γ_t`, `S_t`, `β^γ_t`, math-B §2.7) live here too.
+//! UniDB++'s solver helpers (`A_t`, `A^γ_t`, `S_t`, `β^γ_t`, `docs/math/goub.md` §7.1) live here too.
 
 use super::{Family, Lin, Marginal, NetCall};
 use crate::{Error, Result};
@@ -189,7 +189,7 @@ impl Gou {
         (-2.0 * (self.tau_end() - self.tau(t))).exp() / (self.gamma_inv + self.sigma_bar2_to_end(tt))
     }
 
-    // UniDB++ helpers (math-B §2.7), c = γ⁻¹/L².
+    // UniDB++ helpers (docs/math/goub.md §7.1), c = γ⁻¹/L².
     /// `A_t = e^{τ_{t:T}} − e^{−τ_{t:T}}` (`ode_alpha_t`).
     pub fn ode_a(&self, t: usize) -> f64 {
         2.0 * (self.tau_end() - self.tau(t)).sinh()
@@ -250,7 +250,7 @@ impl Family for Gou {
         Ok((0..=nfe).rev().map(|i| ((2 * t * i + nfe) / (2 * nfe)) as f64).collect())
     }
 
-    /// GOUB's exact posterior `q(x_s | x_t, x0)` keeps `ρ = sinh τ_s / sinh τ_t` (math-B §1.6;
+    /// GOUB's exact posterior `q(x_s | x_t, x0)` keeps `ρ = sinh τ_s / sinh τ_t` (`docs/math/goub.md` §5;
     /// UniDB++'s data-solver-1 uses the same ratio for UniDB).
     fn ancestral_ratio(&self, t: f64, s: f64) -> Option<f64> {
         let (ts, tt) = (self.tau_at(s), self.tau_at(t));
@@ -393,7 +393,7 @@ mod tests {
         let m0 = f.marginal(0.0);
         assert!((m0.x0 - 1.0).abs() < 1e-15 && m0.std == 0.0);
         let (tt, te) = (f.tau(37), f.tau(100));
-        // m_t = sinh τ_{t:T}/sinh τ_T, f_σ² = 2L² sinh τ_t sinh τ_{t:T}/sinh τ_T (math-B §1.3).
+        // m_t = sinh τ_{t:T}/sinh τ_T, f_σ² = 2L² sinh τ_t sinh τ_{t:T}/sinh τ_T (docs/math/goub.md §2).
         assert!((f.m(37.0) - (te - tt).sinh() / te.sinh()).abs() < 1e-12);
         let v = 2.0 * f.lambda().powi(2) * tt.sinh() * (te - tt).sinh() / te.sinh();
         assert!((f.f_sigma(37.0).powi(2) - v).abs() < 1e-14);
@@ -428,7 +428,7 @@ mod tests {
         assert!(matches!(f.grid(0), Err(Error::InvalidNfe { .. })));
         assert!(matches!(f.grid(101), Err(Error::InvalidNfe { .. })));
         let rho = f.ancestral_ratio(60.0, 40.0).unwrap();
-        // ρ = f_σ(s)²·(m_t/m_s)/f_σ(t)² (math-B §1.6).
+        // ρ = f_σ(s)²·(m_t/m_s)/f_σ(t)² (docs/math/goub.md §5).
         let want = f.f_sigma(40.0).powi(2) * (f.m(60.0) / f.m(40.0)) / f.f_sigma(60.0).powi(2);
         assert!((rho - want).abs() < 1e-12);
         assert_eq!(f.ancestral_ratio(60.0, 0.0), Some(0.0));

@@ -1,6 +1,6 @@
 //! NADB, the noise-aligned diffusion bridge ("Resolving Endpoint Underfitting in Diffusion
 //! Bridges via Noise Alignment", arXiv 2605.28962; code gyr02/NADB @14e33f1, built on I2SB;
-//! math-B §4).
+//! `docs/math/nadb.md`).
 //!
 //! Integer time `n = 0..=1000`, bridge time `t = n/1000` (a float32 value, as the reference
 //! forms it). The "magnitude-aligned interpolant":

@@ -1,5 +1,5 @@
 //! RDBM, the Residual Diffusion Bridge Model (Wang, Zhang et al., arXiv 2510.23116; code
-//! MiliLab/RDBM @ddc8ef9, `code/rdbm.py`, math-B §3).
+//! MiliLab/RDBM @ddc8ef9, `code/rdbm.py`, `docs/math/rdbm.md`).
 //!
 //! Integer index `i ∈ {−1, 0, …, T−1}` (T = 100): `i = T−1` is the degraded end (`Θ = Σ = 0`),
 //! `−1` the clean sentinel (`Θ = 1`, `Σ = 0`, not stored in the reference tables).
@@ -260,7 +260,7 @@ mod tests {
         let f = Rdbm::new(RdbmParams::default()).unwrap();
         assert_eq!(f.grid(10).unwrap(), vec![99.0, 89.0, 79.0, 69.0, 59.0, 49.0, 39.0, 29.0, 19.0, 9.0, -1.0]);
         assert_eq!(f.grid(5).unwrap(), vec![99.0, 79.0, 59.0, 39.0, 19.0, -1.0]);
-        // math-B §3.1: S = 7 → 99, 84, 70, 56, 41, 27, 13, −1.
+        // docs/math/rdbm.md §1: S = 7 → 99, 84, 70, 56, 41, 27, 13, −1.
         assert_eq!(f.grid(7).unwrap(), vec![99.0, 84.0, 70.0, 56.0, 41.0, 27.0, 13.0, -1.0]);
         assert_eq!(f.grid(100).unwrap().len(), 101);
         assert!(matches!(f.grid(0), Err(Error::InvalidNfe { .. })));

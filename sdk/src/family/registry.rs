@@ -211,6 +211,15 @@ pub const SAMPLERS: &[SamplerEntry] = &[
         build: |_| Ok(Sampler::Euler { sde: false }),
         of: |s| matches!(s, Sampler::Euler { sde: false }).then(Vec::new),
     },
+    // UniDB++'s `method: euler, solver_type: pf-ode` (½·g²·score, no noise).
+    SamplerEntry {
+        name: "pf-ode",
+        aliases: &["euler-pf-ode"],
+        knobs: &[],
+        runs: Runs::Only(GOU),
+        build: |_| Ok(Sampler::PfOde),
+        of: |s| matches!(s, Sampler::PfOde).then(Vec::new),
+    },
     SamplerEntry {
         name: "data-solver-1",
         aliases: &[],
@@ -258,6 +267,23 @@ pub const SAMPLERS: &[SamplerEntry] = &[
         runs: Runs::Only(GOU),
         build: |_| Ok(Sampler::NoiseSolver1 { sde: false }),
         of: |s| matches!(s, Sampler::NoiseSolver1 { sde: false }).then(Vec::new),
+    },
+    // Not GOUB: its A^γ_T = 0 makes noise-solver-2's first step divide by zero.
+    SamplerEntry {
+        name: "noise-solver-2",
+        aliases: &[],
+        knobs: &[],
+        runs: Runs::Only(&["unidb"]),
+        build: |_| Ok(Sampler::NoiseSolver2 { sde: true }),
+        of: |s| matches!(s, Sampler::NoiseSolver2 { sde: true }).then(Vec::new),
+    },
+    SamplerEntry {
+        name: "noise-solver-2-ode",
+        aliases: &[],
+        knobs: &[],
+        runs: Runs::Only(&["unidb"]),
+        build: |_| Ok(Sampler::NoiseSolver2 { sde: false }),
+        of: |s| matches!(s, Sampler::NoiseSolver2 { sde: false }).then(Vec::new),
     },
     SamplerEntry {
         name: "rdbm",
@@ -397,9 +423,27 @@ pub fn takes(name: &str, knob: Knob) -> bool {
     sampler_by_name(name).is_some_and(|e| e.knobs.contains(&knob))
 }
 
+/// UniDB++ method × `solver_type` combinations the official release names but cannot run, with
+/// why: [`parse_sampler`] refuses them with that reason instead of guessing a meaning.
+pub const REFUSED: &[(&str, &str)] = &[
+    (
+        "data-solver-1-pf-ode",
+        "the official unidb_pf_ode_solver_data_prediction (UniDB++ @b128385) reads self.ode_T, which UniDB never \
+         sets (AttributeError), so its step count is undefined; use data-solver-1-ode (Mean-ODE) or pf-ode (Euler)",
+    ),
+    ("data-solver-2-pf-ode", "the official DenoisingModel.test has no pf-ode for data-solver-2 (ValueError)"),
+    ("noise-solver-1-pf-ode", "the official DenoisingModel.test has no pf-ode for noise-solver-1 (ValueError)"),
+    ("noise-solver-2-pf-ode", "the official DenoisingModel.test has no pf-ode for noise-solver-2 (ValueError)"),
+];
+
 /// A sampler from its name and knobs. A knob the sampler does not have is an error rather
-/// than silently ignored; an unknown name is [`Error::UnknownSampler`].
+/// than silently ignored; a [`REFUSED`] combination is [`Error::InvalidParam`] with its reason; an
+/// unknown name is [`Error::UnknownSampler`].
 pub fn parse_sampler(name: &str, knobs: &Knobs) -> Result<Sampler> {
+    let lower = name.trim().to_ascii_lowercase();
+    if let Some((n, why)) = REFUSED.iter().find(|(n, _)| *n == lower) {
+        return Err(Error::param("sampler", format!("`{n}` is not supported: {why}")));
+    }
     let e = sampler_by_name(name).ok_or_else(|| {
         Error::UnknownSampler(format!("{} (known: {})", name.trim().to_ascii_lowercase(), SAMPLER_NAMES.join(", ")))
     })?;
@@ -764,6 +808,28 @@ mod tests {
         assert!(takes("DDIM", Knob::Eta) && !takes("dbim-2", Knob::Eta) && takes("heun", Knob::Churn));
     }
 
+    /// The broken official combination is a typed error that says why, not an unknown name or
+    /// a guess; the new UniDB++ names parse.
+    #[test]
+    fn refused_combinations_say_why() {
+        for (n, _) in REFUSED {
+            assert!(sampler_by_name(n).is_none(), "{n} is both refused and a sampler");
+        }
+        match parse_sampler(" Data-Solver-1-PF-ODE", &Knobs::default()) {
+            Err(Error::InvalidParam { name, reason }) => {
+                assert_eq!(name, "sampler");
+                assert!(reason.contains("ode_T") && reason.contains("AttributeError"), "{reason}");
+            }
+            r => panic!("{r:?}"),
+        }
+        assert_eq!(parse_sampler("pf-ode", &Knobs::default()).unwrap(), Sampler::PfOde);
+        assert_eq!(parse_sampler("euler-pf-ode", &Knobs::default()).unwrap(), Sampler::PfOde);
+        assert_eq!(parse_sampler("noise-solver-2", &Knobs::default()).unwrap(), Sampler::NoiseSolver2 { sde: true });
+        assert_eq!(parse_sampler("noise-solver-2-ode", &Knobs::default()).unwrap(), Sampler::NoiseSolver2 { sde: false });
+        assert!(supports("unidb", &Sampler::NoiseSolver2 { sde: true }) && !supports("goub", &Sampler::NoiseSolver2 { sde: true }));
+        assert!(supports("goub", &Sampler::PfOde) && !supports("i2sb", &Sampler::PfOde));
+    }
+
     /// Every default sampler of a family is a sampler that runs on it, and every family builds
     /// from empty parameters with its default schedule and parameterization (UniDB needs γ⁻¹).
     #[test]
@@ -803,7 +869,7 @@ mod tests {
                 let s = (e.build)(&Knobs::default()).unwrap();
                 // Only the planned samplers check compatibility without a network.
                 let nfe = match &s {
-                    Sampler::Euler { .. } => 100,
+                    Sampler::Euler { .. } | Sampler::PfOde => 100,
                     _ => 4,
                 };
                 let r = plan(fam.as_ref(), &s, nfe, false);

@@ -10,10 +10,12 @@
 //! * [`families`] — package metadata → family and sampler.
 //! * [`conventions`] — time input, class label and generator noise checked against the family.
 //! * [`device`] — the device-resident sampling loop (IO binding + [`step_graph`]).
+//! * [`device_memory`] — caller buffers in CUDA memory, copied to and from the host through ONNX Runtime.
 
 pub mod cancel;
 pub mod conventions;
 pub mod device;
+pub mod device_memory;
 pub mod env;
 pub mod ep;
 pub mod families;

@@ -233,6 +233,42 @@ impl Graph {
     }
 }
 
+/// A one-node `Identity` model over a rank-1 `uint8` tensor (`x` → `y`, length `n`): run
+/// without IO binding on the CUDA provider it copies a device buffer to a host output
+/// ([`super::device_memory`]).
+pub(crate) fn identity_u8() -> Vec<u8> {
+    /// ONNX `TensorProto.DataType.UINT8`.
+    const UINT8: i64 = 2;
+    let value_info = |name: &str| {
+        let mut vi = Pb::default();
+        vi.str(1, name);
+        vi.msg(2, |ty| ty.msg(1, |t| {
+            t.int(1, UINT8);
+            t.msg(2, |shape| shape.msg(1, |d| d.str(2, "n")));
+        }));
+        vi.0
+    };
+    let mut graph = Pb::default();
+    graph.msg(1, |n| {
+        n.str(1, "x");
+        n.str(2, "y");
+        n.str(3, "copy");
+        n.str(4, "Identity");
+    });
+    graph.str(2, "libbridge_copy");
+    graph.bytes(11, &value_info("x"));
+    graph.bytes(12, &value_info("y"));
+    let mut model = Pb::default();
+    model.int(1, IR_VERSION);
+    model.str(2, "libbridge");
+    model.bytes(7, &graph.0);
+    model.msg(8, |o| {
+        o.str(1, "");
+        o.int(2, OPSET);
+    });
+    model.0
+}
+
 /// A protobuf message being written (varint and length-delimited fields only).
 #[derive(Default)]
 struct Pb(Vec<u8>);

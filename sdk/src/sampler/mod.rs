@@ -44,12 +44,16 @@ pub enum Sampler {
     Implicit { eta: f64 },
     /// GOUB/UniDB reverse SDE (`sde`) or Mean-ODE, every integer step.
     Euler { sde: bool },
+    /// GOUB/UniDB probability-flow ODE (UniDB++'s `euler` + `pf-ode`), every integer step.
+    PfOde,
     /// UniDB++ data-solver-1 (SDE or Mean-ODE).
     DataSolver1 { sde: bool },
     /// UniDB++ data-solver-2 (multistep, one `x0̂` of history).
     DataSolver2 { sde: bool },
     /// UniDB++ noise-solver-1 (exponential integrator in `ε`).
     NoiseSolver1 { sde: bool },
+    /// UniDB++ noise-solver-2 (single-step second order in `ε`, `r = ½`, one intermediate call).
+    NoiseSolver2 { sde: bool },
     /// RDBM's deterministic sampler; `eps_form` = the reference's `sampling_type = pred_noise`.
     Rdbm { eps_form: bool },
     /// NADB's posterior sampler with the family's threshold `d`.
@@ -96,6 +100,7 @@ pub fn sample(model: &mut Model<'_>, sampler: &Sampler, nfe: usize, noise: &mut 
         Sampler::Heun { churn } => heun::sample(model, nfe, churn, noise),
         Sampler::Dbim { eta, order } => dbim::sample(model, nfe, eta, order, noise),
         Sampler::DataSolver2 { sde } => unidbpp::data_solver_2(model, nfe, sde, noise),
+        Sampler::NoiseSolver2 { sde } => unidbpp::noise_solver_2(model, nfe, sde, noise),
         Sampler::Dbmsolver { midpoint, sde_order } => dbmsolver::sample(model, nfe, midpoint, sde_order, noise),
         Sampler::Distilled => distilled::sample(model, nfe, noise),
         ref s => Err(Error::param("sampler", format!("{s:?} has neither a plan nor a loop"))),

@@ -1,5 +1,5 @@
 //! NADB's posterior sampler, a row plan ([`super::plan`]) (`Diffusion.ddpm_sampling` / `p_posterior` in gyr02/NADB
-//! `nadb/diffusion.py`, math-B §4.6).
+//! `nadb/diffusion.py`, `docs/math/nadb.md` §4).
 //!
 //! Starts at the model's endpoint `x_T` — the mean network's `M(x1)` (see
 //! [`crate::family::nadb::endpoint`]) or `x1` — and walks the family's grid

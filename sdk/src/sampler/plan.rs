@@ -13,7 +13,7 @@
 //! coefficients in a fixed source order ([`Plan::order`]), the noise draw and its per-pixel
 //! scale `s` (1, or RDBM's residual `|x0̂ − x_T|`, [`NoiseScale`]), and the inpainting rules of
 //! a masked run ([`PlanStep::mask_x0`], [`PlanStep::reset`]). Each sampler's module builds its
-//! rows (`implicit`, `dbim` order 1, `i2sb`, `i3sb`, `nadb`, `rdbm`, `euler`, `unidbpp`'s
+//! rows (`implicit`, `dbim` order 1, `i2sb`, `i3sb`, `nadb`, `rdbm`, `euler` (with `pf-ode`), `unidbpp`'s
 //! `data-solver-1`/`noise-solver-1`); two kernels apply them:
 //!
 //! * [`run`], on the host, through [`Model`] and [`crate::step::update`] — what
@@ -26,8 +26,8 @@
 //! one source order per sampler serves all its steps (the host result is unchanged; the device
 //! result differs at most in the sign of an exact zero).
 //!
-//! Not planned — [`plan`] returns `Ok(None)` and [`super::sample`] runs their loops: `heun`
-//! and `dbmsolver` (two calls per step), `dbim` orders 2 and 3 and `data-solver-2` (they
+//! Not planned — [`plan`] returns `Ok(None)` and [`super::sample`] runs their loops: `heun`,
+//! `dbmsolver` and `noise-solver-2` (two calls per step), `dbim` orders 2 and 3 and `data-solver-2` (they
 //! combine earlier `x0̂`), `distilled` (the generator's noise is a network input of its own,
 //! drawn per call, which a row cannot feed). Samplers without inpainting rules (all but `implicit`, `dbim` and `i2sb`) ignore a
 //! mask, as they always have.
@@ -217,7 +217,10 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::I2sb { ot_ode } => i2sb::plan(family, nfe, ot_ode, masked)?,
         Sampler::Nadb => nadb::plan(family, nfe, masked)?,
         Sampler::Rdbm { eps_form } => rdbm::plan(family, nfe, eps_form, masked)?,
-        Sampler::Euler { sde } => euler::plan(family, nfe, sde, masked)?,
+        Sampler::Euler { sde } => {
+            euler::plan(family, nfe, if sde { euler::Drift::Sde } else { euler::Drift::MeanOde }, masked)?
+        }
+        Sampler::PfOde => euler::plan(family, nfe, euler::Drift::PfOde, masked)?,
         Sampler::DataSolver1 { sde } => unidbpp::data_solver_1(family, nfe, sde, masked)?,
         Sampler::NoiseSolver1 { sde } => unidbpp::noise_solver_1(family, nfe, sde, masked)?,
         Sampler::I3sb { eta, ot_ode } => i3sb::plan(family, nfe, eta, ot_ode, masked)?,

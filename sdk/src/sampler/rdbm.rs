@@ -1,4 +1,4 @@
-//! RDBM's sampler, a row plan ([`super::plan`]) (`ddim_sample` in MiliLab/RDBM `code/rdbm.py`, math-B §3.6), on the family's
+//! RDBM's sampler, a row plan ([`super::plan`]) (`ddim_sample` in MiliLab/RDBM `code/rdbm.py`, `docs/math/rdbm.md` §4), on the family's
 //! truncated-linspace grid `T−1 = i_S > … > i_1 > −1` (NFE = `sampling_timesteps` = S).
 //!
 //! Step `i → j` (`Θ`, `Σ` the family's tables):

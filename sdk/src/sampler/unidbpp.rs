@@ -1,6 +1,7 @@
 //! UniDB++'s fast solvers for GOUB/UniDB models (data-solver-1 and noise-solver-1 are row plans,
-//! [`super::plan`]; data-solver-2 is a loop, its steps combine two `x0̂`) (Pan, Zhu et al., arXiv 2505.21528; code
-//! 2769433owo/UniDB-plusplus @b128385, `UniDB/utils/sde_utils.py`; math-B §2.7).
+//! [`super::plan`]; data-solver-2 and noise-solver-2 are loops: the first combines two `x0̂`, the
+//! second calls the network twice per step) (Pan, Zhu et al., arXiv 2505.21528; code
+//! 2769433owo/UniDB-plusplus @b128385, `UniDB/utils/sde_utils.py`; `docs/math/goub.md` §7).
 //!
 //! All work on a [`Gou`] family (UniDB with `γ⁻¹`, or GOUB with `γ⁻¹ = 0`) with the helper
 //! tables `A_t`, `A^γ_t`, `S_t`, `β^γ_t` (`Gou::ode_*`), on the grid `t = T, T − h, …, h` with
@@ -12,7 +13,7 @@
 //!   `x_s = (S_s/S_t)·x_t + C_μ·μ + C_0·x0̂ + δ·z` with `C_0 = A^γ_s/S_T − S_s A^γ_t/(S_T S_t)`,
 //!   `C_μ = 1 − S_s/S_t − C_0`, `δ = L·S_s·sqrt(1/(e^{2τ_s} − 1) − 1/(e^{2τ_t} − 1))` (SDE; 0 on
 //!   the last step and for the Mean-ODE). The update uses `ã_t = A^γ_t/S_T` while `x0̂` uses
-//!   `m_t = A^γ_t/A^γ_0` — two different `a_t` in one step (math-B §5.3 item 3); we keep both,
+//!   `m_t = A^γ_t/A^γ_0` — two different `a_t` in one step (`docs/math/goub.md` §7.3); we keep both,
 //!   so the last step's `x0̂` coefficient is `1.000007` at `γ⁻¹ = 1e-7`, as in the reference.
 //!   NFE = `solver_step − 1`. Draws: one per step (the last one's multiplied by 0, not drawn).
 //! * **data-solver-2** (`unidb_reverse_sde_solver_2_data_prediction`, multistep, `r = 1`):
@@ -28,6 +29,19 @@
 //!   SDE: the same with `A` for `A^γ` plus `L·A_t·sqrt(1/(c + 1 − e^{−2τ_{t:T}}) − 1/(c + 1 − e^{−2τ_{s:T}}))·z`
 //!   (`γ` enters the SDE only through its noise, as in the reference). NFE = `solver_step − 1`.
 //!   Draws: one per step (the first, at `t = T`, unused).
+//! * **noise-solver-2** (`unidb_noise_sde_solver_2`, single step, `r = ½`; `solver_type` sde or
+//!   mean-ode, which only switches its noise off). With `ρ_u = A^γ_u/A^γ_t`, `e_u = √(S_u/A_u)`
+//!   (γ-free), `K_u = 2L·A^γ_u/√S_T` and `δ_u = L·A^γ_u·sqrt(1/(c + 1 − e^{−2τ_{t:T}}) − 1/(c + 1 − e^{−2τ_{u:T}}))`:
+//!   at `t = T`, `x_s = ρ_s x + (1 − ρ_s)μ` (no call; evaluated in float32 like the reference,
+//!   whose rounding there is large: see [`noise_solver_2`]); on the last step (`s = 0`),
+//!   `x_s = ρ_s x + (1 − ρ_s)μ − K_s(e_t − e_s)ε + δ_s z₂`; else, with `h = β^γ_s − β^γ_t` and the
+//!   intermediate integer time `m = argmin_u |τ_u − β⁻¹(β^γ_t + r·h)|` (`beta_inv_gamma`),
+//!   `y = ρ_m x + (1 − ρ_m)μ − K_m(e_t − e_m)ε + δ_m z₁`, `ε' = net(y, m)`,
+//!   `x_s = ρ_s x + (1 − ρ_s)μ − 2K_s(e_t − ½h·e_s − e_s)(ε' − ε)/(r·h) − K_s(e_t − e_s)ε + δ_s z₂`.
+//!   NFE = `2·solver_step − 3`. Draws: `z₁` (number `2k`) and `z₂` (`2k + 1`) every step, as the
+//!   reference draws them (both unused at `t = T`, `z₁` unused on the last step). GOUB (and a
+//!   `γ⁻¹` so small that float32 `A^γ_T = fl(1 + c) − 1` is 0) is refused: the first step's
+//!   ratio is infinite there (the reference divides by zero).
 
 use super::Model;
 use super::plan::{Builder, Plan, Source};
@@ -159,6 +173,114 @@ pub(super) fn noise_solver_1(family: &dyn Family, nfe: usize, sde: bool, masked:
     Ok(b.finish(None))
 }
 
+/// `A^γ_u` evaluated as the reference does, in float32 (`ode_alpha_t_gamma`,
+/// `(1 + c)/tmp − tmp`, where torch turns `float / tensor` into `reciprocal(tmp)·fl(1 + c)`). At
+/// `u = T` it is `fl(1 + c) − 1`: `c` keeps only its float32 rounding (7.2718e-6 for 7.2254e-6 at
+/// γ⁻¹ = 1e-7).
+fn ode_a_gamma_f32(f: &Gou, u: usize) -> f32 {
+    let tmp = ((((f.theta_cumsum(u) - f.theta_cumsum(f.t_max())) * f.dt() as f32) as f64).exp()) as f32;
+    (1.0f32 / tmp) * ((1.0 + f.c()) as f32) - tmp
+}
+
+/// noise-solver-2's intermediate fraction `r` (hard-coded in the reference).
+const NS2_R: f64 = 0.5;
+
+/// The integer time whose `τ` is nearest to `β^γ`'s inverse at `beta` (`beta_inv_gamma`, first
+/// on ties like `torch.argmin`): `e^{2τ} = (e^{2τ_T}(1 + c) + e^{τ_T + β})/(1 + e^{τ_T + β})`.
+pub fn beta_inv_index(f: &Gou, beta: f64) -> usize {
+    let te = f.tau(f.t_max());
+    let eb = (te + beta).exp();
+    let real = 0.5 * (((2.0 * te).exp() * (1.0 + f.c()) + eb) / (1.0 + eb)).ln();
+    let dist = |u: usize| (f.tau(u) - real).abs();
+    (0..=f.t_max()).min_by(|&a, &b| dist(a).total_cmp(&dist(b))).unwrap_or(0)
+}
+
+/// noise-solver-2's step `h` for `nfe = 2·solver_step − 3` (no call at `t = T`, two per step,
+/// one on the last step), or the typed error listing the valid NFEs.
+fn noise_solver_2_h(f: &Gou, nfe: usize) -> Result<usize> {
+    let t = f.t_max();
+    let steps = nfe.checked_add(3).filter(|n| n % 2 == 0).map(|n| n / 2);
+    match steps {
+        Some(k) if nfe > 0 && k <= t && t % k == 0 => Ok(t / k),
+        _ => {
+            let ok: Vec<String> = (2..=t).filter(|k| t % k == 0).map(|k| (2 * k - 3).to_string()).collect();
+            Err(Error::nfe(
+                nfe,
+                format!(
+                    "noise-solver-2: NFE = 2·solver_step − 3 with solver_step ≥ 2 dividing T = {t} (NFE ∈ {{{}}})",
+                    ok.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// UniDB++ noise-solver-2 (SDE or Mean-ODE, module docs); `nfe = 2·solver_step − 3`.
+pub fn noise_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+    let family = model.family();
+    let f = family
+        .downcast::<Gou>()
+        .ok_or_else(|| Error::incompatible("noise-solver-2", family.name(), "UniDB++ solvers need a UniDB family"))?;
+    if ode_a_gamma_f32(f, f.t_max()) == 0.0 {
+        return Err(Error::incompatible(
+            "noise-solver-2",
+            family.name(),
+            format!(
+                "its first step divides by A^γ_T = fl(1 + c) − 1 (float32, c = γ⁻¹/L² = {:e}), which is 0 for GOUB \
+                 and for γ⁻¹ below float32 resolution (the reference divides by zero there); use noise-solver-1 or a \
+                 data solver",
+                f.c()
+            ),
+        ));
+    }
+    let h = noise_solver_2_h(f, nfe)?;
+    let (t_max, l, send) = (f.t_max(), f.lambda(), f.ode_s(f.t_max()));
+    let ag = |u: usize| f.ode_a_gamma(u);
+    let k_of = |u: usize| 2.0 * l * ag(u) / send.sqrt();
+    let e_of = |u: usize| (f.ode_s(u) / f.ode_a(u)).sqrt();
+    let mu = model.x_end();
+    let mut x = mu.to_owned();
+    for (k, t) in (1..=t_max / h).rev().map(|i| i * h).enumerate() {
+        let s = t - h;
+        let (z1, z2) = (2 * k as u64, 2 * k as u64 + 1);
+        // δ_u: the noise of a jump t → u (0 for the Mean-ODE).
+        let delta = |u: usize| if sde { l * ag(u) * noise_solver_gap_f32(f, t, u).sqrt() } else { 0.0 };
+        if t == t_max {
+            // In exact arithmetic this step keeps the start state x = μ. But ρ = A^γ_s/A^γ_T is
+            // ~3e5 at γ⁻¹ = 1e-7 (A^γ_T = c), and the reference's float32 ρ·x + (1 − ρ)·μ leaves
+            // rounding of ~ρ·2⁻²⁴·|μ| (0.03 on [0, 1] images) that the rest of its run carries. We
+            // reproduce the released sampler: ρ and 1 − ρ in float32 and the update in its order.
+            let rho = ode_a_gamma_f32(f, s) / ode_a_gamma_f32(f, t);
+            step::update(&mut x, rho as f64, &[Term::new((1.0f32 - rho) as f64, mu)], None)?;
+        } else {
+            let rho_s = ag(s) / ag(t);
+            let eps = model.raw(&x, t as f64)?;
+            let (e_t, e_s) = (e_of(t), e_of(s));
+            let first = -k_of(s) * (e_t - e_s);
+            if s == 0 {
+                let z = NoiseTerm { coef: delta(0), draw: z2, source: &mut *noise };
+                step::update(&mut x, rho_s, &[Term::new(1.0 - rho_s, mu), Term::new(first, eps.view())], Some(z))?;
+            } else {
+                let hi = f.beta_gamma(s) - f.beta_gamma(t);
+                let m = beta_inv_index(f, f.beta_gamma(t) + NS2_R * hi);
+                let rho_m = ag(m) / ag(t);
+                let mut y = x.clone();
+                let c_eps_m = -k_of(m) * (e_t - e_of(m));
+                let z = NoiseTerm { coef: delta(m), draw: z1, source: &mut *noise };
+                step::update(&mut y, rho_m, &[Term::new(1.0 - rho_m, mu), Term::new(c_eps_m, eps.view())], Some(z))?;
+                // ε' − ε is formed first, as the reference does: its coefficient is large.
+                let diff = model.raw(&y, m as f64)? - &eps;
+                let c_diff = -2.0 * k_of(s) * (e_t - 0.5 * hi * e_s - e_s) / (NS2_R * hi);
+                let z = NoiseTerm { coef: delta(s), draw: z2, source: &mut *noise };
+                let terms = [Term::new(1.0 - rho_s, mu), Term::new(c_diff, diff.view()), Term::new(first, eps.view())];
+                step::update(&mut x, rho_s, &terms, Some(z))?;
+            }
+        }
+        model.record(&x);
+    }
+    Ok(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +367,7 @@ mod tests {
     }
 
     /// Data-solver-1's row is the implicit step with ρ = sinh τ_s/sinh τ_t and the exact posterior
-    /// noise, on the mean ã_t = A^γ_t/S_T (math-B §2.7); for GOUB ã = m, the exact posterior.
+    /// noise, on the mean ã_t = A^γ_t/S_T (docs/math/goub.md §7.3); for GOUB ã = m, the exact posterior.
     #[test]
     fn data_solver_1_is_the_ancestral_step() {
         for gi in [0.0, 1e-3] {
@@ -325,9 +447,104 @@ mod tests {
         assert!(draws(Sampler::DataSolver1 { sde: false }, 4).is_empty());
         // data-solver-2, solver_step 5: z₁ (even, unused) and z₂ (odd) every step, z₂ unused last.
         assert_eq!(draws(Sampler::DataSolver2 { sde: true }, 5), vec![1, 3, 5, 7]);
+        // noise-solver-2 SDE, solver_step 5 (NFE 7): z₁, z₂ unused at t = T, z₁ unused last.
+        assert_eq!(draws(Sampler::NoiseSolver2 { sde: true }, 7), vec![2, 3, 4, 5, 6, 7, 9]);
+        assert!(draws(Sampler::NoiseSolver2 { sde: false }, 7).is_empty());
         // noise-solver-1 SDE, solver_step 5: the z of the first step (t = T) is unused.
         assert_eq!(draws(Sampler::NoiseSolver1 { sde: true }, 4), vec![1, 2, 3, 4]);
         assert!(draws(Sampler::NoiseSolver1 { sde: false }, 4).is_empty());
+    }
+
+    /// `beta_inv_index` inverts `β^γ` on the grid, and noise-solver-2's intermediate time lies in
+    /// `[s, t]`, not within 1e-6 (in τ) of a tie between two grid points, for every `solver_step`
+    /// dividing `T`. The closest call is solver_step 100 (margin 2e-6 near t = 73, where the
+    /// target is halfway between s and t); the golden `unidbpp_noise2_sde_S100` shows the float64
+    /// evaluation picks the reference's float32 index there.
+    #[test]
+    fn noise_solver_2_intermediate_time() {
+        for gi in [1e-7, 1e-3] {
+            let f = Gou::new(GouParams::unidb(gi)).unwrap();
+            for u in 1..=f.t_max() {
+                assert_eq!(beta_inv_index(&f, f.beta_gamma(u)), u, "γ⁻¹ {gi} u {u}");
+            }
+            for steps in (2..=100).filter(|k| 100 % k == 0) {
+                let h = 100 / steps;
+                for t in (2..steps).map(|i| i * h) {
+                    let s = t - h;
+                    let beta = f.beta_gamma(t) + NS2_R * (f.beta_gamma(s) - f.beta_gamma(t));
+                    let m = beta_inv_index(&f, beta);
+                    assert!((s..=t).contains(&m), "γ⁻¹ {gi} {t}→{s}: m {m}");
+                    // Distance to the target τ of the winner and of its neighbours.
+                    let te = f.tau(100);
+                    let eb = (te + beta).exp();
+                    let real = 0.5 * (((2.0 * te).exp() * (1.0 + f.c()) + eb) / (1.0 + eb)).ln();
+                    let d = |u: usize| (f.tau(u) - real).abs();
+                    let runner = d(m - 1).min(d((m + 1).min(100)));
+                    assert!(runner - d(m) > 1e-6 || m == 100, "γ⁻¹ {gi} {t}→{s}: near tie at {m}");
+                }
+            }
+        }
+    }
+
+    /// noise-solver-2 with the exact ε lands near x0, closer as the steps shrink; its SDE without
+    /// noise is its Mean-ODE (the two differ only in δ). At γ⁻¹ = 1e-7 the float32 first step
+    /// moves the state off μ by the reference's rounding (≤ ρ·2⁻²⁴·max|μ|), not more.
+    #[test]
+    fn noise_solver_2_lands_near_x0() {
+        let (x0, xt) = images();
+        let err = |a: &Tensor| a.iter().zip(&x0).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        for gi in [1e-7, 1e-3] {
+            let f = Gou::new(GouParams::unidb(gi)).unwrap();
+            let errs: Vec<f32> = [7, 17, 37, 97]
+                .iter()
+                .map(|&nfe| {
+                    let ode = solve(&f, &Sampler::NoiseSolver2 { sde: false }, nfe, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap();
+                    let quiet = solve(&f, &Sampler::NoiseSolver2 { sde: true }, nfe, &x0, &xt, &mut Log(Vec::new())).unwrap();
+                    assert_eq!(ode, quiet, "γ⁻¹ {gi} nfe {nfe}");
+                    err(&ode)
+                })
+                .collect();
+            assert!(errs.windows(2).all(|w| w[1] < w[0]) && errs[2] < 1e-5, "γ⁻¹ {gi}: {errs:?}");
+            let rho = ode_a_gamma_f32(&f, 80) as f64 / ode_a_gamma_f32(&f, 100) as f64;
+            let first = &trajectory(&f, &Sampler::NoiseSolver2 { sde: false }, 7, &x0, &xt, None)[0];
+            let off = first.iter().zip(&xt).fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+            assert!(off <= 2.0 * rho * 2f64.powi(-24), "γ⁻¹ {gi}: first step off μ by {off} (ρ {rho})");
+        }
+    }
+
+    /// The states of a run with the exact denoiser, or with a network that always answers `eps`.
+    fn trajectory(f: &Gou, s: &Sampler, nfe: usize, x0: &Tensor, xt: &Tensor, eps: Option<&Tensor>) -> Vec<Tensor> {
+        let mut states = Vec::new();
+        let mut rec = |x: &Tensor| states.push(x.clone());
+        let mut oracle = PointMassOracle::new(x0.clone());
+        let mut constant = FnDenoiser(|_x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(eps.cloned().unwrap_or_default()));
+        let net: &mut dyn crate::Denoiser = if eps.is_some() { &mut constant } else { &mut oracle };
+        let hooks = crate::sampler::Hooks { on_call: None, on_state: Some(&mut rec) };
+        let mut model = Model::new(net, f, xt.view(), xt.view()).unwrap().with_hooks(hooks);
+        run(&mut model, s, nfe, &mut PhiloxNoise::new(6)).unwrap();
+        states
+    }
+
+    /// With an ε network that ignores its input, ε' = ε and the second-order term vanishes; the
+    /// first-order steps then compose exactly (`(x − μ)/A^γ` moves by `−2L(e_t − e_s)ε/√S_T`), so
+    /// the result depends on the grid only through the first state:
+    /// `x_0 = μ + A^γ_0·[(x_{T−h} − μ)/A^γ_{T−h} − 2L·e_{T−h}·ε/√S_T]`.
+    #[test]
+    fn noise_solver_2_with_constant_eps_telescopes() {
+        let (x0, xt) = images();
+        let f = Gou::new(GouParams::unidb(1e-3)).unwrap();
+        let eps = Tensor::from_shape_fn(xt.raw_dim(), |(_, c, y, x)| 0.3 * ((c + 2 * y + x) % 5) as f32 - 0.6);
+        let e_of = |u: usize| (f.ode_s(u) / f.ode_a(u)).sqrt();
+        let k = 2.0 * f.lambda() / f.ode_s(100).sqrt();
+        for (nfe, h) in [(7usize, 20usize), (17, 10), (37, 5)] {
+            let states = trajectory(&f, &Sampler::NoiseSolver2 { sde: false }, nfe, &x0, &xt, Some(&eps));
+            let (first, last) = (&states[0], &states[states.len() - 1]);
+            let (a0, a1) = (f.ode_a_gamma(0), f.ode_a_gamma(100 - h));
+            for (((&o, &x1), &m), &e) in last.iter().zip(first).zip(&xt).zip(&eps) {
+                let want = m as f64 + a0 * ((x1 - m) as f64 / a1 - k * e_of(100 - h) * e as f64);
+                assert!((o as f64 - want).abs() < 2e-5 * want.abs().max(1.0), "nfe {nfe}: {o} vs {want}");
+            }
+        }
     }
 
     #[test]
@@ -339,6 +556,7 @@ mod tests {
             (Sampler::DataSolver1 { sde: true }, [0, 10, 100, usize::MAX]),
             (Sampler::DataSolver2 { sde: true }, [0, 9, 101, usize::MAX]),
             (Sampler::NoiseSolver1 { sde: false }, [0, 10, 100, usize::MAX]),
+            (Sampler::NoiseSolver2 { sde: true }, [0, 8, 15, usize::MAX]),
         ] {
             for nfe in bad {
                 assert!(matches!(solve(&f, &s, nfe, &x0, &xt, &mut p), Err(Error::InvalidNfe { .. })), "{s:?} {nfe}");
@@ -349,10 +567,20 @@ mod tests {
             assert!(matches!(run(&mut model, &s, 9, &mut p), Err(Error::Incompatible { .. })));
             let mut nan = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.mapv(|_| f32::NAN)));
             let mut model = Model::new(&mut nan, &f, xt.view(), xt.view()).unwrap();
-            assert!(matches!(
-                run(&mut model, &s, 9 + matches!(s, Sampler::DataSolver2 { .. }) as usize, &mut p),
-                Err(Error::NonFinite { .. })
-            ));
+            let nfe = match s {
+                Sampler::DataSolver2 { .. } => 10,
+                Sampler::NoiseSolver2 { .. } => 17,
+                _ => 9,
+            };
+            assert!(matches!(run(&mut model, &s, nfe, &mut p), Err(Error::NonFinite { .. })));
         }
+        // noise-solver-2 divides by A^γ_T: refused for GOUB and a γ⁻¹ below float32 resolution.
+        for gi in [0.0, 1e-12] {
+            let g = Gou::new(GouParams::unidb(gi)).unwrap();
+            let r = solve(&g, &Sampler::NoiseSolver2 { sde: true }, 17, &x0, &xt, &mut p);
+            assert!(matches!(&r, Err(Error::Incompatible { reason, .. }) if reason.contains("A^γ_T")), "{r:?}");
+        }
+        assert_eq!(noise_solver_2_h(&f, 1).unwrap(), 50);
+        assert_eq!(noise_solver_2_h(&f, 197).unwrap(), 1);
     }
 }

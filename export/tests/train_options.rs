@@ -1,0 +1,67 @@
+//! Training options that must not change what is learned, and the time budget (feature `train`):
+//! batches made on 1 or 3 data threads give the same weights; a time budget lowers the step
+//! count so the run ends in time and records it; colour augmentation trains and exports.
+#![cfg(feature = "train")]
+
+mod common;
+
+use bridge_export::package::read_package;
+use bridge_export::train::trainer::{Reporting, Spec, train};
+use std::path::Path;
+
+fn spec(steps: u64) -> Spec {
+    let mut s = common::tiny_spec("rdbm", "denoise", steps);
+    s.seed = 5;
+    // A time budget measures the rate during the warm-up.
+    s.warmup = 20;
+    s
+}
+
+fn rep(data_threads: usize, time_budget: Option<f64>) -> Reporting {
+    Reporting { log_every: 0, progress_bar: false, ckpt_every: 1000, max_steps_now: None, data_threads, time_budget }
+}
+
+fn weights(pkg: &Path) -> Vec<(String, Vec<f32>)> {
+    let (_, w, _) = read_package(pkg).unwrap();
+    w.names().map(|n| (n.to_string(), w.get(n).unwrap().data.clone())).collect()
+}
+
+#[test]
+fn data_threads_time_budget_and_colour() {
+    let dir = common::synthetic_data("train-options", 3);
+
+    // The same 9 steps with batches made on one thread and on three.
+    let run = |threads: usize, name: &str| {
+        let s = train(&spec(9), &dir.join(format!("{name}.onnx")), &dir.join(format!("{name}.ckpt")), "test", &rep(threads, None)).unwrap();
+        assert_eq!((s.step, s.steps), (9, 9));
+        weights(&s.package)
+    };
+    let one = run(1, "one");
+    let three = run(3, "three");
+    assert!(!one.is_empty());
+    assert_eq!(one, three, "weights depend on the number of data threads");
+
+    // A budget far below what 100,000 steps need: the total is fixed after the warm-up, the run
+    // ends there, and the package records that total.
+    let t = std::time::Instant::now();
+    let s = train(&spec(100_000), &dir.join("budget.onnx"), &dir.join("budget.ckpt"), "test", &rep(2, Some(3.0))).unwrap();
+    assert!(s.steps >= 20 && s.steps < 100_000, "{} steps", s.steps);
+    assert_eq!(s.step, s.steps);
+    assert!(t.elapsed().as_secs_f64() < 60.0, "a 3 s budget took {:?}", t.elapsed());
+    let props = bridge_export::onnx::read_model(&s.package).unwrap().metadata_props;
+    let spec_json = props.iter().find(|e| e.key.as_deref() == Some("train.spec")).and_then(|e| e.value.clone()).unwrap();
+    let recorded: Spec = serde_json::from_str(&spec_json).unwrap();
+    assert_eq!(recorded.steps, s.steps);
+    // A budget needs a warm-up to measure in.
+    let mut short = spec(100);
+    short.warmup = 5;
+    assert!(train(&short, &dir.join("short.onnx"), &dir.join("short.ckpt"), "test", &rep(1, Some(3.0))).is_err());
+
+    // Colour augmentation: grey crops and channel permutations train and export.
+    let mut c = spec(4);
+    c.gray_p = 0.5;
+    c.permute_channels = true;
+    let s = train(&c, &dir.join("colour.onnx"), &dir.join("colour.ckpt"), "test", &rep(1, None)).unwrap();
+    assert_eq!(s.step, 4);
+    assert_ne!(weights(&s.package), weights(&dir.join("one.onnx")));
+}
