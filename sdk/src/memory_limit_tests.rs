@@ -75,7 +75,8 @@ fn frame(side: usize) -> Tensor {
     Tensor::from_shape_fn((1, 3, side, side), |(_, c, y, x)| ((c * 7 + y * 3 + x) % 19) as f32 * 0.09 - 0.8)
 }
 
-/// For each kind of sampler loop (a plan, Heun, DBIM order 2, data-solver-2, DBMSolver): a
+/// For each kind of sampler loop (a plan, Heun, DBIM order 2, data-solver-2, noise-solver-2,
+/// DBMSolver): a
 /// 1792² frame (38.5 MB per tensor, above glibc's largest mmap threshold, so every frame
 /// buffer is its own mapping) is restored whole under caps rising by half a frame from half
 /// a frame above what the process uses. Below the restore's peak it must fail with
@@ -94,7 +95,7 @@ fn sampler_allocations_are_fallible() {
         // Before the fallible sampler buffers the child died of SIGABRT ("memory allocation of
         // … failed") at the first cap.
         assert!(o.status.success(), "child failed ({}):\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
-        for tag in ["rdbm", "heun", "dbim-2", "data-solver-2", "dbmsolver"] {
+        for tag in ["rdbm", "heun", "dbim-2", "data-solver-2", "noise-solver-2", "dbmsolver"] {
             assert!(out.contains(&format!("{tag}: refused then restored")), "{tag}:\n{out}");
         }
         return;
@@ -104,6 +105,7 @@ fn sampler_allocations_are_fallible() {
         ("heun", Box::new(Ddbm::new(DdbmParams::vp()).unwrap()), Sampler::Heun { churn: 0.0 }, 3),
         ("dbim-2", Box::new(Ddbm::new(DdbmParams::vp()).unwrap()), Sampler::Dbim { eta: 0.0, order: 2 }, 4),
         ("data-solver-2", Box::new(Gou::new(GouParams::goub()).unwrap()), Sampler::DataSolver2 { sde: true }, 5),
+        ("noise-solver-2", Box::new(Gou::new(GouParams::unidb(1e-3)).unwrap()), Sampler::NoiseSolver2 { sde: true }, 7),
         ("dbmsolver", Box::new(Ddbm::new(DdbmParams::vp()).unwrap()), Sampler::Dbmsolver { midpoint: Midpoint::Lambda, sde_order: 1 }, 4),
     ];
     let side = 1792;
