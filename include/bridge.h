@@ -13,11 +13,20 @@
  *   past `size` (see bridge_image_required_size).
  * - Checks before allocation: bridge_restore validates both descriptors and the restorer's
  *   size limits before it allocates anything for the frame, so an oversized frame costs no
- *   memory. The frame's conversion buffers and the tile buffers are allocated fallibly: a
- *   refused allocation there (e.g. under RLIMIT_AS) returns BRIDGE_ERR_OUT_OF_MEMORY instead
- *   of aborting. The sampler's own full-frame working tensors (bounded by the size limit,
- *   a few times 12 bytes per output pixel) are not yet allocated fallibly: size a memory cap
- *   for them.
+ *   memory.
+ * - Out of memory is a status: every buffer whose size grows with the frame or the tile is
+ *   allocated fallibly — the conversion buffers, the upsampled and padded frame, the
+ *   sampler's state and working tensors, the network's inputs and libbridge's copy of its
+ *   output, the tile buffers and weight maps, the device loop's host staging buffers. A
+ *   refused allocation (e.g. under RLIMIT_AS) returns BRIDGE_ERR_OUT_OF_MEMORY instead of
+ *   aborting; nothing is leaked and the restorer stays usable. ONNX Runtime's own
+ *   allocations during a run (its arena: the network's intermediate and output tensors)
+ *   come back as a failed run, also returned as BRIDGE_ERR_OUT_OF_MEMORY. Still ordinary
+ *   allocations (a refusal aborts): bookkeeping whose size does not grow with the frame area
+ *   (tile lists, coefficient tables, per-row upsampling taps, messages) and a model's bytes
+ *   when it is loaded. ONNX Runtime's allocations outside a run (creating a session, the
+ *   device loop's device buffers) fail with the status of that call (e.g. BRIDGE_ERR_MODEL,
+ *   BRIDGE_ERR_RUNTIME).
  * - Versioned structs: libbridge reads at most min(struct_size, sizeof) bytes of a
  *   bridge_restorer_options or bridge_image_planes; a struct_size larger than this library's
  *   struct is refused without reading the extra bytes (see bridge_restorer_options).
@@ -238,9 +247,10 @@ typedef enum bridge_status {
    */
   BRIDGE_ERR_INTERNAL = 18,
   /*
-   libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
-   under a `RLIMIT_AS` or container limit): the frame's conversion or tile buffers. Sizes
-   are checked against the limits first; nothing is leaked and the restorer stays usable.
+   A buffer for this input could not be allocated (the system refused the memory, e.g.
+   under a `RLIMIT_AS` or container limit): one of libbridge's frame- or tile-sized buffers,
+   or an allocation inside ONNX Runtime's run. Sizes are checked against the limits first;
+   nothing is leaked and the restorer stays usable.
    */
   BRIDGE_ERR_OUT_OF_MEMORY = 19,
 } bridge_status;
@@ -755,7 +765,8 @@ enum bridge_status bridge_image_required_size(const struct bridge_image *image, 
  `BRIDGE_ERR_MODEL_MISMATCH` (a model that is not RGB); the restorer's limits — each output
  side at most 65536 pixels and at most 2^25 output pixels (`BRIDGE_ERR_IMAGE_SIZE`). Then the
  input is converted (`BRIDGE_ERR_INVALID_ARGUMENT` for NaN/Inf in a float input) and
- restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated,
+ restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated (libbridge's or
+ ONNX Runtime's; see the header's guarantees),
  `BRIDGE_ERR_MODEL_MISMATCH` (a graph whose output size is wrong), `BRIDGE_ERR_CANCELLED`,
  `BRIDGE_ERR_RUNTIME`. libbridge reads at most `bridge_image_required_size` bytes of the
  input and writes at most that many of the output.

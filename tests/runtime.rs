@@ -99,7 +99,7 @@ fn oracle_end_to_end_is_exact() {
         let out = r.restore(&ImageRef::rgb8(&px, w, h).unwrap()).unwrap();
         // The same computation by hand: to [-1, 1], upsample, f, back.
         let x = ImageRef::rgb8(&px, w, h).unwrap().to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
-        let up = bridge::image::upsample(x.view(), sr, bridge::runtime::Upsample::Bicubic);
+        let up = bridge::image::upsample(x.view(), sr, bridge::runtime::Upsample::Bicubic).unwrap();
         let want = up.mapv(|c| 0.5 * c + 0.25);
         let want = Image::from_tensor(want.view(), (-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb, bridge::image::SampleType::U8).unwrap();
         assert_eq!(out, want, "sr {sr} multiple {multiple} bgr {bgr}");
@@ -402,7 +402,7 @@ fn rdbm_package_oracle_is_exact() {
     let px = test_image(w, h);
     let img = ImageRef::rgb8(&px, w, h).unwrap();
     let x = img.to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
-    let want = bridge::image::upsample(x.view(), 2, bridge::runtime::Upsample::Bicubic).mapv(|c| (0.5 * c + 0.25).clamp(-1.0, 1.0));
+    let want = bridge::image::upsample(x.view(), 2, bridge::runtime::Upsample::Bicubic).unwrap().mapv(|c| (0.5 * c + 0.25).clamp(-1.0, 1.0));
     for tile in [0, 16, 32] {
         models::ensure_ort();
         let mut r = Restorer::builder(&path).threads(1).tile(tile).build().unwrap();

@@ -214,7 +214,7 @@ fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item
     let mut degraded = d.image;
     if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
         let lr = degraded.insert_axis(Axis(0));
-        degraded = upsample(lr.view(), *factor, kind).index_axis_move(Axis(0), 0);
+        degraded = upsample(lr.view(), *factor, kind)?.index_axis_move(Axis(0), 0);
     }
     let to_range = |a: Array3<f32>| match cfg.range {
         Range::Unit => a,

@@ -250,7 +250,8 @@ fn scale_alpha(a: Vec<f32>, w: usize, h: usize, s: usize) -> Result<Vec<f32>, Fa
 /// `BRIDGE_ERR_MODEL_MISMATCH` (a model that is not RGB); the restorer's limits — each output
 /// side at most 65536 pixels and at most 2^25 output pixels (`BRIDGE_ERR_IMAGE_SIZE`). Then the
 /// input is converted (`BRIDGE_ERR_INVALID_ARGUMENT` for NaN/Inf in a float input) and
-/// restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated,
+/// restored: `BRIDGE_ERR_OUT_OF_MEMORY` if a buffer cannot be allocated (libbridge's or
+/// ONNX Runtime's; see the header's guarantees),
 /// `BRIDGE_ERR_MODEL_MISMATCH` (a graph whose output size is wrong), `BRIDGE_ERR_CANCELLED`,
 /// `BRIDGE_ERR_RUNTIME`. libbridge reads at most `bridge_image_required_size` bytes of the
 /// input and writes at most that many of the output.

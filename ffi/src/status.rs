@@ -59,9 +59,10 @@ pub enum bridge_status {
     BRIDGE_ERR_PANIC = 17,
     /// Any other internal error.
     BRIDGE_ERR_INTERNAL = 18,
-    /// libbridge could not allocate a buffer for this input (the system refused the memory, e.g.
-    /// under a `RLIMIT_AS` or container limit): the frame's conversion or tile buffers. Sizes
-    /// are checked against the limits first; nothing is leaked and the restorer stays usable.
+    /// A buffer for this input could not be allocated (the system refused the memory, e.g.
+    /// under a `RLIMIT_AS` or container limit): one of libbridge's frame- or tile-sized buffers,
+    /// or an allocation inside ONNX Runtime's run. Sizes are checked against the limits first;
+    /// nothing is leaked and the restorer stays usable.
     BRIDGE_ERR_OUT_OF_MEMORY = 19,
 }
 

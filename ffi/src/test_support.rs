@@ -23,10 +23,14 @@ pub(crate) fn oracle_path() -> &'static PathBuf {
 /// A new restorer on the oracle package, one thread; the model handle is freed (the restorer
 /// keeps what it needs). Free the restorer with `bridge_restorer_free`.
 pub(crate) fn oracle_restorer() -> *mut bridge_restorer {
+    oracle_restorer_with(bridge_restorer_options { threads: 1, ..Default::default() })
+}
+
+/// [`oracle_restorer`] with other options.
+pub(crate) fn oracle_restorer_with(o: bridge_restorer_options) -> *mut bridge_restorer {
     let path = CString::new(oracle_path().to_str().expect("UTF-8 temp path")).unwrap();
     let mut m: *mut bridge_model = std::ptr::null_mut();
     assert_eq!(unsafe { bridge_model_load(path.as_ptr(), &mut m) }, bridge_status::BRIDGE_OK);
-    let o = bridge_restorer_options { threads: 1, ..Default::default() };
     let mut r: *mut bridge_restorer = std::ptr::null_mut();
     assert_eq!(unsafe { bridge_restorer_new(m, &o, &mut r) }, bridge_status::BRIDGE_OK);
     assert_eq!(bridge_model_free(m), bridge_status::BRIDGE_OK);

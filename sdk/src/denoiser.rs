@@ -83,11 +83,11 @@ impl Denoiser for PointMassOracle {
         if x_in.shape() != self.x0.shape() || cond.shape() != self.x0.shape() {
             return Err(Error::shape("oracle input", self.x0.shape(), x_in.shape()));
         }
-        let Some(lin) = call.x0 else { return Ok(Tensor::zeros(self.x0.raw_dim())) };
+        let Some(lin) = call.x0 else { return crate::alloc::try_zeros(self.x0.raw_dim(), "the oracle output") };
         if lin.out == 0.0 {
             return Err(Error::Denoiser("oracle: x0̂ does not depend on the network output here".into()));
         }
-        let mut raw = Tensor::zeros(self.x0.raw_dim());
+        let mut raw: Tensor = crate::alloc::try_zeros(self.x0.raw_dim(), "the oracle output")?;
         ndarray::Zip::from(&mut raw).and(&self.x0).and(&x_in).and(&cond).for_each(|r, &x0, &xin, &xt| {
             let x_t = xin as f64 / call.c_in;
             *r = ((x0 as f64 - lin.x * x_t - lin.xt * xt as f64) / lin.out) as f32;

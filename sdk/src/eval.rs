@@ -218,7 +218,7 @@ impl Scores {
 pub fn baseline(pairs: &[Pair], scale: usize, kind: Upsample) -> Result<Row> {
     let mut sc = Scores::default();
     for pair in pairs {
-        let up = upsample(pair.degraded.view(), scale, kind).mapv(|v| v.clamp(0.0, 1.0));
+        let up = upsample(pair.degraded.view(), scale, kind)?.mapv(|v| v.clamp(0.0, 1.0));
         sc.add(up.view(), pair.clean.view(), 0.0)?;
     }
     let label = if scale > 1 { format!("input ({} x{scale})", kind.name()) } else { "input (identity)".into() };

@@ -250,16 +250,21 @@ fn upsample_taps(n: usize, scale: usize, kind: Upsample) -> Vec<([usize; 4], [f3
         .collect()
 }
 
-/// Upscale `[B, C, H, W]` by an integer `scale` (separable; see [`Upsample`]).
-pub fn upsample(x: TensorView<'_>, scale: usize, kind: Upsample) -> Tensor {
+/// Upscale `[B, C, H, W]` by an integer `scale` (separable; see [`Upsample`]); the frame-sized
+/// buffers are allocated fallibly ([`Error::OutOfMemory`]).
+pub fn upsample(x: TensorView<'_>, scale: usize, kind: Upsample) -> Result<Tensor> {
     let (b, c, h, w) = x.dim();
     if scale <= 1 {
-        return x.to_owned();
+        return crate::alloc::try_copy(x, "the upsampled image");
     }
+    let (sh, sw) = match (h.checked_mul(scale), w.checked_mul(scale)) {
+        (Some(sh), Some(sw)) => (sh, sw),
+        _ => return Err(Error::Image(format!("{w}x{h} upsampled {scale} times overflows"))),
+    };
     let ty = upsample_taps(h, scale, kind);
     let tx = upsample_taps(w, scale, kind);
     // Rows first: [B, C, H, W·s], then columns.
-    let mut mid = Array4::<f32>::zeros((b, c, h, w * scale));
+    let mut mid: Array4<f32> = crate::alloc::try_zeros((b, c, h, sw), "the upsampling buffer")?;
     for bi in 0..b {
         for ci in 0..c {
             for y in 0..h {
@@ -272,7 +277,7 @@ pub fn upsample(x: TensorView<'_>, scale: usize, kind: Upsample) -> Tensor {
             }
         }
     }
-    let mut out = Array4::<f32>::zeros((b, c, h * scale, w * scale));
+    let mut out: Array4<f32> = crate::alloc::try_zeros((b, c, sh, sw), "the upsampled image")?;
     for bi in 0..b {
         for ci in 0..c {
             let src = mid.slice(s![bi, ci, .., ..]);
@@ -285,7 +290,7 @@ pub fn upsample(x: TensorView<'_>, scale: usize, kind: Upsample) -> Tensor {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Mirror index without repeating the edge (`numpy.pad(mode="reflect")`), for any overshoot.
@@ -299,13 +304,16 @@ fn mirror(i: usize, n: usize) -> usize {
 }
 
 /// Pad `[B, C, H, W]` on the bottom and right to `(ph, pw)` (≥ H, W) by reflection, so the
-/// top-left pixel grid — and the phase of strided layers — is unchanged.
-pub fn pad_reflect(x: TensorView<'_>, ph: usize, pw: usize) -> Tensor {
+/// top-left pixel grid — and the phase of strided layers — is unchanged. The padded frame is
+/// allocated fallibly ([`Error::OutOfMemory`]).
+pub fn pad_reflect(x: TensorView<'_>, ph: usize, pw: usize) -> Result<Tensor> {
     let (b, c, h, w) = x.dim();
     if (ph, pw) == (h, w) {
-        return x.to_owned();
+        return crate::alloc::try_copy(x, "the padded image");
     }
-    Array4::from_shape_fn((b, c, ph, pw), |(bi, ci, y, xx)| x[[bi, ci, mirror(y, h), mirror(xx, w)]])
+    let mut out: Tensor = crate::alloc::try_zeros((b, c, ph, pw), "the padded image")?;
+    ndarray::Zip::indexed(&mut out).for_each(|(bi, ci, y, xx), o| *o = x[[bi, ci, mirror(y, h), mirror(xx, w)]]);
+    Ok(out)
 }
 
 /// `n` rounded up to a multiple of `m`.
@@ -362,7 +370,7 @@ mod tests {
     #[test]
     fn bicubic_matches_pytorch_convention() {
         let x = Tensor::from_shape_vec((1, 1, 1, 4), vec![0.0, 1.0, 4.0, 9.0]).unwrap();
-        let up = upsample(x.view(), 2, Upsample::Bicubic);
+        let up = upsample(x.view(), 2, Upsample::Bicubic).unwrap();
         // The row dimension of a 1-row image replicates the row.
         let want: [f32; 8] = [-0.105_468_75, 0.121_093_75, 0.457_031_25, 1.609_375, 2.828_125, 5.449_218_8, 7.972_656_3, 9.527_344];
         for (a, b) in up.iter().zip(want.iter().chain(want.iter())) {
@@ -371,7 +379,7 @@ mod tests {
         assert_eq!(up.shape(), &[1, 1, 2, 8]);
         // A constant stays constant (weights sum to 1), with both kernels.
         for k in [Upsample::Bicubic, Upsample::BicubicA05, Upsample::Nearest] {
-            let c = upsample(Tensor::from_elem((1, 3, 5, 3), 0.25).view(), 3, k);
+            let c = upsample(Tensor::from_elem((1, 3, 5, 3), 0.25).view(), 3, k).unwrap();
             assert!(c.iter().all(|&v| (v - 0.25).abs() < 1e-6));
         }
     }
@@ -379,11 +387,25 @@ mod tests {
     #[test]
     fn reflect_pad() {
         let x = Tensor::from_shape_vec((1, 1, 1, 3), vec![1.0, 2.0, 3.0]).unwrap();
-        let p = pad_reflect(x.view(), 1, 9);
+        let p = pad_reflect(x.view(), 1, 9).unwrap();
         assert_eq!(p.iter().copied().collect::<Vec<_>>(), vec![1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]);
         let one = Tensor::from_elem((1, 1, 1, 1), 5.0);
-        assert!(pad_reflect(one.view(), 4, 4).iter().all(|&v| v == 5.0));
+        assert!(pad_reflect(one.view(), 4, 4).unwrap().iter().all(|&v| v == 5.0));
         assert_eq!(round_up(13, 8), 16);
         assert_eq!(round_up(16, 8), 16);
+    }
+
+    /// A frame whose upsampled or padded copy is larger than any address space is refused with
+    /// `OutOfMemory`, not an abort. The input is a broadcast view: no memory behind it.
+    #[test]
+    fn frame_buffers_are_fallible() {
+        let one = Tensor::from_elem((1, 1, 1, 1), 0.5);
+        let huge = one.broadcast((1 << 21, 1 << 21, 4, 4)).unwrap();
+        let e = upsample(huge, 2, Upsample::Bicubic).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { ref what, .. } if what == "the upsampling buffer"), "{e}");
+        let e = pad_reflect(huge, 8, 8).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { ref what, .. } if what == "the padded image"), "{e}");
+        let e = upsample(huge, 1, Upsample::Nearest).unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { .. }), "{e}");
     }
 }

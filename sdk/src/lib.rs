@@ -28,6 +28,8 @@ pub mod eval;
 pub mod family;
 pub mod golden;
 pub mod image;
+#[cfg(test)]
+mod memory_limit_tests;
 pub mod pixel;
 pub mod restorer;
 pub mod rng;

@@ -560,16 +560,25 @@ impl Restorer {
         }
         let (lo, hi) = (self.meta.value_range.0 as f32, self.meta.value_range.1 as f32);
         let bgr = self.meta.channel_order == crate::runtime::ChannelOrder::Bgr;
-        let mut x = rgb.mapv(|v| lo + (hi - lo) * v);
+        // Range mapping and channel order in one fallible copy (a reversed view, read in
+        // order, is the BGR tensor).
+        let mut src = rgb;
         if bgr {
-            x.invert_axis(ndarray::Axis(1));
-            x = x.as_standard_layout().into_owned();
+            src.invert_axis(ndarray::Axis(1));
         }
+        let x = crate::alloc::try_map(src, |&v| lo + (hi - lo) * v, "the model-range image")?;
         let mut out = self.restore_tensor(x.view())?;
+        drop(x);
+        // Back to [0, 1] and RGB in place: no second output-sized buffer.
+        out.mapv_inplace(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
         if bgr {
-            out.invert_axis(ndarray::Axis(1));
+            let (mut b, mut r) = out.multi_slice_mut((s![.., 0, .., ..], s![.., 2, .., ..]));
+            ndarray::Zip::from(&mut b).and(&mut r).for_each(std::mem::swap);
         }
-        Ok(out.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0)).as_standard_layout().into_owned())
+        if !out.is_standard_layout() {
+            out = crate::alloc::try_copy(out.view(), "the restored image")?;
+        }
+        Ok(out)
     }
 
     /// Check a `w`×`h` input against this restorer's limits ([`MAX_SIDE`], `max_pixels`) without
@@ -609,7 +618,7 @@ impl Restorer {
         let s = self.meta.sr_scale;
         // Copies only where something changes (SR, padding, cropping).
         let up: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if s > 1 { upsample(x, s, self.meta.sr_upsample).into() } else { x.into() };
+            if s > 1 { upsample(x, s, self.meta.sr_upsample)?.into() } else { x.into() };
         let (oh, ow) = (h * s, w * s);
         let g = self.meta.spatial_multiple;
         let (mut ph, mut pw) = (round_up(oh, g), round_up(ow, g));
@@ -629,7 +638,7 @@ impl Restorer {
             pw = pw.max(tile.size.1);
         }
         let cond: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw).into() } else { up };
+            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw)?.into() } else { up };
         let opts = self.options.clone();
         let has_mean = self.mean.is_some();
         let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, gen_noise, .. } = self;
@@ -706,7 +715,7 @@ impl Restorer {
         if (ph, pw) == (oh, ow) {
             return Ok(out);
         }
-        Ok(out.slice(s![.., .., ..oh, ..ow]).to_owned())
+        crate::alloc::try_copy(out.slice(s![.., .., ..oh, ..ow]), "the cropped output")
     }
 }
 
@@ -761,7 +770,7 @@ mod tests {
         let px: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 256) as u8).collect();
         let img = ImageRef::rgb8(&px, w, h).unwrap();
         let x = img.to_tensor((-1.0, 1.0), crate::runtime::ChannelOrder::Rgb).unwrap();
-        let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).mapv(|c| 0.5 * c + 0.25);
+        let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).unwrap().mapv(|c| 0.5 * c + 0.25);
         for tile in [(0, 0), (16, 16)] {
             let net = crate::FnDenoiser(|_x: TensorView<'_>, c: TensorView<'_>, _t: f64| Ok(c.mapv(|v| 0.5 * v + 0.25)));
             let options = RestoreOptions {
@@ -779,6 +788,46 @@ mod tests {
             assert_eq!(d, 0.0, "tile {tile:?}");
             let u8s = r.restore(&img).unwrap();
             assert_eq!((u8s.width(), u8s.height()), (2 * w, 2 * h));
+        }
+    }
+
+    /// `restore_rgb` maps to the model's range and channel order and back (now in place) as
+    /// the plain composition `mapv` → reverse channels → `restore_tensor` → reverse → `mapv`.
+    #[test]
+    fn restore_rgb_range_and_channel_order() {
+        use crate::family::rdbm::{Rdbm, RdbmParams};
+        use crate::runtime::ChannelOrder;
+        let rgb = Tensor::from_shape_fn((1, 3, 6, 9), |(_, c, y, x)| ((c * 29 + y * 7 + x * 3) % 17) as f32 / 16.0);
+        for (order, range) in [(ChannelOrder::Rgb, (-1.0, 1.0)), (ChannelOrder::Bgr, (-1.0, 1.0)), (ChannelOrder::Bgr, (0.0, 1.0))] {
+            let mut meta = PackageMeta::new("rdbm", "cosine", "x0", "rdbm", 3);
+            meta.channel_order = order;
+            meta.value_range = range;
+            // Channel-dependent, so a channel mix-up shows.
+            let net = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
+                Ok(Tensor::from_shape_fn(c.raw_dim(), |(b, ch, y, x)| 0.5 * c[[b, ch, y, x]] + 0.1 * ch as f32 - 0.3))
+            };
+            let options = RestoreOptions {
+                sampler: Sampler::Rdbm { eps_form: false },
+                nfe: 2,
+                seed: 0,
+                tile: TileConfig { size: (0, 0), ..TileConfig::default() },
+                max_pixels: DEFAULT_MAX_PIXELS,
+            };
+            let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
+            let mut r = Restorer::from_parts(meta, family, Box::new(crate::FnDenoiser(net)), options).unwrap();
+            let (lo, hi) = (range.0 as f32, range.1 as f32);
+            let mut x = rgb.mapv(|v| lo + (hi - lo) * v);
+            if order == ChannelOrder::Bgr {
+                x.invert_axis(ndarray::Axis(1));
+            }
+            let mut want = r.restore_tensor(x.as_standard_layout().view()).unwrap();
+            if order == ChannelOrder::Bgr {
+                want.invert_axis(ndarray::Axis(1));
+            }
+            let want = want.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
+            let got = r.restore_rgb(rgb.view()).unwrap();
+            assert!(got.is_standard_layout());
+            assert_eq!(got, want, "{order:?} {range:?}");
         }
     }
 

@@ -6,7 +6,8 @@
 //!
 //! Coefficients arrive in `f64` (they come from `f64` schedule tables) and are rounded to the
 //! state's `f32` once per call. Noise from a counter-based source is generated inline, so the
-//! update makes one pass over memory.
+//! update makes one pass over memory. The frame-sized buffers made here (a non-counter noise
+//! tensor, [`combine`]'s result) are allocated fallibly ([`crate::alloc`]).
 
 use crate::rng::{NoiseSource, PhiloxNoise};
 use rayon::prelude::*;
@@ -62,7 +63,7 @@ pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseT
                 inline = Some((n.coef as f32, n.draw, p.clone()))
             }
             _ => {
-                let mut z = Tensor::zeros(x.raw_dim());
+                let mut z: Tensor = crate::alloc::try_zeros(x.raw_dim(), "a noise tensor")?;
                 n.source.fill(n.draw, z.view_mut())?;
                 buffered = z;
                 live.push((n.coef as f32, buffered.view()));
@@ -190,20 +191,21 @@ fn update_strided(x: &mut Tensor, cx: f32, srcs: &[(f32, TensorView<'_>)], noise
         Zip::from(&mut *x).and(src).for_each(|v, &s| *v += k * s);
     }
     if let Some((cz, draw, p)) = noise {
-        let mut z = Tensor::zeros(x.raw_dim());
+        let mut z: Tensor = crate::alloc::try_zeros(x.raw_dim(), "a noise tensor")?;
         p.clone().fill(*draw, z.view_mut())?;
         Zip::from(&mut *x).and(&z).for_each(|v, &s| *v += cz * s);
     }
     Ok(())
 }
 
-/// `Σ terms` into a new tensor of the given shape (e.g. `x0̂ = p·x + q·x_T + r·out`).
+/// `Σ terms` into a new tensor of the given shape (e.g. `x0̂ = p·x + q·x_T + r·out`), allocated
+/// fallibly ([`Error::OutOfMemory`]).
 pub fn combine(shape: &[usize], terms: &[Term<'_>]) -> Result<Tensor> {
     let dim = match shape {
         &[b, c, h, w] => (b, c, h, w),
         _ => return Err(Error::shape("combine", &[0, 0, 0, 0], shape)),
     };
-    let mut out = Tensor::zeros(dim);
+    let mut out: Tensor = crate::alloc::try_zeros(dim, "a sampler tensor")?;
     update(&mut out, 0.0, terms, None)?;
     Ok(out)
 }

@@ -172,7 +172,7 @@ impl Rdbm {
         if x0.shape() != mu.shape() {
             return Err(Error::shape("residual", mu.shape(), x0.shape()));
         }
-        let mut out = x0.to_owned();
+        let mut out = crate::alloc::try_copy(x0, "the noise modulation")?;
         ndarray::Zip::from(&mut out).and(&mu).for_each(|o, &m| *o = (*o - m).abs());
         Ok(out)
     }

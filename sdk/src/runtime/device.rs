@@ -40,6 +40,7 @@ use super::ep::{CudaOptions, ExecutionProvider};
 use super::package::{Elem, TimeFeed};
 use super::session::{OnnxDenoiser, SessionConfig};
 use super::step_graph::{self, names};
+use crate::alloc::{try_standard, try_to_vec, try_vec};
 use crate::rng::NoiseSource;
 use crate::sampler::plan::{Plan, Source};
 use crate::tile::TileProgress;
@@ -197,14 +198,14 @@ impl DeviceLoop {
         // Device buffers.
         let (b, c, h, w) = x_end.dim();
         let img = [b, c, h, w];
-        let xe_host = x_end.as_standard_layout();
+        let xe_host = try_standard(x_end, "x_T")?;
         let xe_slice = xe_host.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?;
         let new = |shape: &[usize]| OrtTensor::<f32>::new(&alloc, shape).map_err(rt);
         let mut xe = new(&img)?;
         mv.put(&mut xe, xe_slice)?;
         let mut xs = [new(&img)?, new(&img)?];
         mv.put(&mut xs[0], xe_slice)?;
-        let zeros = vec![0f32; xe_slice.len()];
+        let zeros = try_vec(xe_slice.len(), 0f32, "a zero frame")?;
         // Raw output and noise start at 0 so a zero coefficient on them always gives 0.
         let mut raw = new(&img)?;
         mv.put(&mut raw, &zeros)?;
@@ -216,12 +217,13 @@ impl DeviceLoop {
             mv.put(&mut x_in, xe_slice)?;
         } else {
             let k = c_in0 as f32;
-            let v: Vec<f32> = xe_slice.iter().map(|&v| k * v).collect();
+            let mut v = try_to_vec(xe_slice, "the network input")?;
+            v.iter_mut().for_each(|v| *v *= k);
             mv.put(&mut x_in, &v)?;
         }
         let cond_dev = match io.cond.as_ref() {
             Some(_) => {
-                let ch = cond.as_standard_layout();
+                let ch = try_standard(cond, "the conditioning input")?;
                 let mut t = new(cond.shape())?;
                 mv.put(&mut t, ch.as_slice().ok_or_else(|| Error::Runtime("cond is not contiguous".into()))?)?;
                 Some(t)
@@ -332,7 +334,7 @@ impl DeviceLoop {
             step_bind.bind_input(names::FLAG, fc).map_err(rt)?;
             step_bind.bind_output(names::X_NEXT, xn).map_err(rt)?;
             step_bind.bind_output(names::FLAG_NEXT, fnext).map_err(rt)?;
-            drop(step.run_binding(&step_bind).map_err(|e| Error::Runtime(format!("step graph: {e}")))?);
+            drop(step.run_binding(&step_bind).map_err(|e| super::session::run_error("step graph", e.message()))?);
         }
         drop(step_bind);
         drop(net_bind);
@@ -355,7 +357,7 @@ impl DeviceLoop {
 
 /// One network run with the bound inputs and output.
 fn run_net(session: &mut Session, binding: &IoBinding, opts: &RunOptions) -> Result<()> {
-    session.run_binding_with_options(binding, opts).map(drop).map_err(|e| Error::Runtime(format!("running the network: {}", e.message())))
+    session.run_binding_with_options(binding, opts).map(drop).map_err(|e| super::session::run_error("running the network", e.message()))
 }
 
 /// A network error, or [`Error::Cancelled`] if the run was terminated by the token.
@@ -391,19 +393,19 @@ impl Mover {
             Ok(())
         } else {
             let shape: Vec<i64> = dst.shape().to_vec();
-            let host = OrtTensor::from_array((shape, src.to_vec())).map_err(rt)?;
+            let host = OrtTensor::from_array((shape, try_to_vec(src, "an upload buffer")?)).map_err(rt)?;
             host.copy_into(dst).map_err(|e| Error::Runtime(format!("upload: {e}")))
         }
     }
 
     fn get(&self, src: &OrtTensor<f32>) -> Result<Vec<f32>> {
         if self.resident {
-            return Ok(src.extract_tensor().1.to_vec());
+            return try_to_vec(src.extract_tensor().1, "the state read-back");
         }
         let shape: Vec<i64> = src.shape().to_vec();
         let mut host = OrtTensor::<f32>::new(&Allocator::default(), shape).map_err(rt)?;
         src.copy_into(&mut host).map_err(|e| Error::Runtime(format!("read-back: {e}")))?;
-        Ok(host.extract_tensor().1.to_vec())
+        try_to_vec(host.extract_tensor().1, "the state read-back")
     }
 }
 

@@ -6,6 +6,7 @@ use super::model_package::ModelPackage;
 use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, TimeInput, check_io};
 use super::env;
 use crate::family::NetCall;
+use crate::alloc::{try_copy, try_standard, try_zeros};
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::{Axis, Ix4, s};
 use ort::session::{RunOptions, Session, SessionInputValue};
@@ -338,9 +339,9 @@ impl OnnxDenoiser {
     /// One run on a batch the graph accepts as is.
     fn run_chunk(&mut self, x: TensorView<'_>, cond: Option<TensorView<'_>>, z: Option<TensorView<'_>>, t_net: f64) -> Result<Tensor> {
         let b = x.shape()[0];
-        let xc = x.as_standard_layout();
-        let cc = cond.as_ref().map(|c| c.as_standard_layout());
-        let zc = z.as_ref().map(|c| c.as_standard_layout());
+        let xc = try_standard(x, "the network input")?;
+        let cc = cond.map(|c| try_standard(c, "the network's conditioning input")).transpose()?;
+        let zc = z.map(|c| try_standard(c, "the generator noise input")).transpose()?;
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(5);
         inputs.push((Cow::from(self.io.state.as_str()), TensorRef::from_array_view(&xc).map_err(rt)?.into()));
         if let (Some(name), Some(c)) = (self.io.cond.as_deref(), cc.as_ref()) {
@@ -364,7 +365,7 @@ impl OnnxDenoiser {
         let cancel = self.cancel.clone();
         let out_name = self.io.output.clone();
         let outputs = self.session.run_with_options(inputs, &*self.run).map_err(|e| {
-            if cancel.is_cancelled() { Error::Cancelled } else { Error::Runtime(format!("running the network: {}", e.message())) }
+            if cancel.is_cancelled() { Error::Cancelled } else { run_error("running the network", e.message()) }
         })?;
         let v = outputs.get(&out_name).ok_or_else(|| Error::Runtime(format!("the network did not return `{out_name}`")))?;
         let arr = v.try_extract_array::<f32>().map_err(|e| Error::Runtime(format!("output `{out_name}`: {}", e.message())))?;
@@ -372,8 +373,24 @@ impl OnnxDenoiser {
         if arr.shape() != x.shape() {
             return Err(Error::shape("network output", x.shape(), arr.shape()));
         }
-        Ok(arr.to_owned())
+        // ONNX Runtime owns the output buffer; our copy of it is allocated fallibly.
+        try_copy(arr.view(), "the network output")
     }
+}
+
+/// A failed ONNX Runtime run as an [`Error`]: a refused allocation inside it (ONNX Runtime
+/// reports its arena's and its allocator's failures in the run's status, with these words) is
+/// [`Error::OutOfMemory`] like the SDK's own; anything else is [`Error::Runtime`].
+pub(crate) fn run_error(context: &str, message: &str) -> Error {
+    const ARENA: &str = "Failed to allocate memory for requested buffer of size ";
+    if let Some(i) = message.find(ARENA) {
+        let digits = message[i + ARENA.len()..].split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+        return Error::OutOfMemory { what: format!("ONNX Runtime ({context})"), bytes: digits.parse().unwrap_or(0) };
+    }
+    if message.contains("std::bad_alloc") {
+        return Error::OutOfMemory { what: format!("ONNX Runtime ({context})"), bytes: 0 };
+    }
+    Error::Runtime(format!("{context}: {message}"))
 }
 
 /// Run `f`, turning a panic inside `ort` into an error (a C host must never see one).
@@ -429,7 +446,7 @@ impl OnnxDenoiser {
             return Err(Error::shape("network input (the graph fixes height and width)", &[b, x_in.shape()[1], fh, fw], x_in.shape()));
         }
         if b == 0 {
-            return Ok(Tensor::zeros(x_in.raw_dim()));
+            return try_zeros(x_in.raw_dim(), "the network output");
         }
         // A generator's noise arrives as the last channels of `cond` (`Model::x0_generator`).
         let nz = self.plan.noise_channels;
@@ -453,21 +470,43 @@ impl OnnxDenoiser {
         };
         // A fixed batch size: run in chunks of `fb`, padding the last chunk by repeating its
         // final element (outputs of the padding are dropped).
-        let mut out = Tensor::zeros(x_in.raw_dim());
+        let mut out: Tensor = try_zeros(x_in.raw_dim(), "the network output")?;
         let mut i = 0;
         while i < b {
             let n = fb.min(b - i);
-            let pick = |t: TensorView<'_>| -> Tensor {
-                let idx: Vec<usize> = (0..fb).map(|k| i + k.min(n - 1)).collect();
-                t.select(Axis(0), &idx)
+            let pick = |t: TensorView<'_>| -> Result<Tensor> {
+                let (_, c, h, w) = t.dim();
+                let mut o: Tensor = try_zeros((fb, c, h, w), "a network batch")?;
+                for k in 0..fb {
+                    o.index_axis_mut(Axis(0), k).assign(&t.index_axis(Axis(0), i + k.min(n - 1)));
+                }
+                Ok(o)
             };
-            let xo = pick(x_in);
-            let co = cond.map(pick);
-            let zo = z.map(pick);
+            let xo = pick(x_in)?;
+            let co = cond.map(pick).transpose()?;
+            let zo = z.map(pick).transpose()?;
             let r = self.run_chunk(xo.view(), co.as_ref().map(|c| c.view()), zo.as_ref().map(|c| c.view()), t_net)?;
             out.slice_mut(s![i..i + n, .., .., ..]).assign(&r.slice(s![..n, .., .., ..]));
             i += n;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ONNX Runtime's allocation failures (the words of its arena and allocator) are
+    /// `OutOfMemory` with the requested size; other failures stay `Runtime`.
+    #[test]
+    fn refused_allocations_in_a_run_are_out_of_memory() {
+        let arena = "Non-zero status code returned while running Add node. Name:'Add_2' Status Message: /onnxruntime_src/onnxruntime/core/framework/bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) Failed to allocate memory for requested buffer of size 50331648\n";
+        let e = run_error("running the network", arena);
+        assert!(matches!(e, Error::OutOfMemory { bytes: 50331648, ref what } if what.contains("ONNX Runtime")), "{e}");
+        let e = run_error("step graph", "Exception during initialization: std::bad_alloc");
+        assert!(matches!(e, Error::OutOfMemory { bytes: 0, .. }), "{e}");
+        let e = run_error("running the network", "Invalid rank for input: x");
+        assert!(matches!(e, Error::Runtime(ref m) if m == "running the network: Invalid rank for input: x"), "{e}");
     }
 }

@@ -124,7 +124,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
     let x_end = model.x_end();
     let mask = model.mask();
     let t_top = f.t_max();
-    let mut z = Tensor::zeros(x_end.raw_dim());
+    let mut z: Tensor = crate::alloc::try_zeros(x_end.raw_dim(), "a noise tensor")?;
     noise.fill(Z_DRAW, z.view_mut())?;
     let x0_at = |model: &mut Model<'_>, x: &Tensor, t: f64, masked: bool| -> Result<Tensor> {
         let mut x0 = model.x0(x, t)?;
@@ -136,7 +136,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
 
     // First step T → σ_0 (module docs).
     let s0 = sigmas[0];
-    let x_start = x_end.to_owned();
+    let x_start = crate::alloc::try_copy(x_end, "the sampler state")?;
     let x0_top = x0_at(model, &x_start, t_top, true)?;
     let m0 = f.marginal(s0);
     let mut x = step::combine(
@@ -207,7 +207,7 @@ pub fn euler_to_zero(f: &Ddbm, t: f64, x: &Tensor, x_end: TensorView<'_>, x0: Te
     let k_p = g2 / (ar.alpha * ar.alpha * ar.rho_bar * ar.rho_bar);
     // Residual first (it cancels), then x_0 = (1 − t f + t k_p)·x − t k_q·resid − t k_p ᾱ·x_T.
     let resid = step::combine(x.shape(), &[Term::new(1.0, x.view()), Term::new(-m.xt, x_end), Term::new(-m.x0, x0)])?;
-    let mut out = x.clone();
+    let mut out = crate::alloc::try_copy(x.view(), "the sampler state")?;
     step::update(
         &mut out,
         1.0 - t * drift + t * k_p,

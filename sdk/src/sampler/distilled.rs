@@ -41,7 +41,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, noise: &mut dyn NoiseSource) ->
     let grid = family.grid(nfe)?;
     let x_end = model.x_end();
     let top = family.marginal(grid[0]);
-    let mut x = x_end.to_owned();
+    let mut x = crate::alloc::try_copy(x_end, "the sampler state")?;
     step::update(&mut x, top.x0 + top.xt, &[], Some(NoiseTerm { coef: top.std, draw: 0, source: &mut *noise }))?;
     for (k, w) in grid.windows(2).enumerate() {
         let x0 = model.x0_generator(&x, w[0], GENERATOR_DRAW + k as u64, &mut *noise)?;

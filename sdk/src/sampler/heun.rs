@@ -86,7 +86,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
     let n = steps_for(nfe, churn > 0.0)?;
     let sigmas = f.karras_grid(n, RHO);
     let x_end = model.x_end();
-    let mut x = x_end.to_owned();
+    let mut x = crate::alloc::try_copy(x_end, "the sampler state")?;
     for i in 0..n {
         let (si, snext) = (sigmas[i], sigmas[i + 1]);
         let sigma_hat = if churn > 0.0 {
@@ -109,7 +109,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
         if snext == 0.0 {
             step::update(&mut x, 1.0 + dt * d.x, &[Term::new(dt * d.dd, dd.view()), Term::new(dt * d.dt, dtd.view())], None)?;
         } else {
-            let mut x2 = x.clone();
+            let mut x2 = crate::alloc::try_copy(x.view(), "the Heun predictor")?;
             step::update(&mut x2, 1.0 + dt * d.x, &[Term::new(dt * d.dd, dd.view()), Term::new(dt * d.dt, dtd.view())], None)?;
             let d2_0 = model.x0(&x2, snext)?;
             let d2 = f.drift(snext, false)?;

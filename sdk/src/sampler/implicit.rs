@@ -226,14 +226,14 @@ pub fn run_high_order(model: &mut Model<'_>, grid: &[f64], order: u8, noise: &mu
     let family = model.family();
     let x_end = model.x_end();
     let mask = model.mask();
-    let mut x = x_end.to_owned();
+    let mut x = crate::alloc::try_copy(x_end, "the sampler state")?;
     let steps = grid.len() - 1;
     // (time, x0̂) of the previous calls, most recent last.
     let mut hist: Vec<(f64, Tensor)> = Vec::new();
     for k in 0..steps {
         let (t, s) = (grid[k], grid[k + 1]);
         let last = k + 1 == steps;
-        let mut x0 = if k == 0 && family.net_call(t).x0.is_none() { x_end.to_owned() } else { model.x0(&x, t)? };
+        let mut x0 = if k == 0 && family.net_call(t).x0.is_none() { crate::alloc::try_copy(x_end, "x0̂")? } else { model.x0(&x, t)? };
         if let Some(m) = mask {
             keep_known(&mut x0, x_end, m)?;
         }

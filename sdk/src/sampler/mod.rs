@@ -5,6 +5,10 @@
 //! (Euler SDE for GOUB/UniDB, UniDB++'s solvers, DDBM Heun, …) downcast the family and return
 //! [`Error::Incompatible`] for a family whose math they cannot use. The generic implicit step
 //! ([`implicit`]) serves every family expressible as eq. (1).
+//!
+//! Every frame-sized tensor a sampler makes (its state, `x0̂`, network inputs, differences,
+//! noise) is allocated fallibly — through [`crate::alloc`] or [`step::combine`] — so a refused
+//! allocation ends the run with [`Error::OutOfMemory`] instead of aborting the process.
 
 pub mod dbim;
 pub mod dbmsolver;
@@ -212,7 +216,7 @@ impl<'a> Model<'a> {
             self.net.eval_call(x.view(), cond, call)?
         } else {
             let c = call.c_in as f32;
-            let x_in = x.mapv(|v| c * v);
+            let x_in = crate::alloc::try_map(x.view(), |&v| c * v, "the network input")?;
             self.net.eval_call(x_in.view(), cond, call)?
         };
         self.calls += 1;
@@ -263,7 +267,7 @@ impl<'a> Model<'a> {
         }
         let (b, cc, h, w) = self.cond.dim();
         let channels = cc.checked_add(self.gen_noise).ok_or_else(|| Error::param("generator noise channels", "too many"))?;
-        let mut cz = Tensor::zeros((b, channels, h, w));
+        let mut cz: Tensor = crate::alloc::try_zeros((b, channels, h, w), "the generator's conditioning input")?;
         cz.slice_mut(ndarray::s![.., ..cc, .., ..]).assign(&self.cond);
         noise.fill(draw, cz.slice_mut(ndarray::s![.., cc.., .., ..]))?;
         let call = self.family.net_call(t);

@@ -239,7 +239,7 @@ pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> R
     if plan.masked != mask.is_some() {
         return Err(Error::param("plan", "built for a run with an inpainting mask exactly when the model has one"));
     }
-    let mut x = x_end.to_owned();
+    let mut x = crate::alloc::try_copy(x_end, "the sampler state")?;
     for st in &plan.steps {
         let raw = match &st.call {
             Some(c) => Some(model.raw_with(&x, c)?),
@@ -250,7 +250,10 @@ pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> R
             _ => None,
         };
         if let (true, Some(m)) = (st.mask_x0, mask) {
-            let mut t = x0.take().unwrap_or_else(|| x_end.to_owned());
+            let mut t = match x0.take() {
+                Some(t) => t,
+                None => crate::alloc::try_copy(x_end, "x0̂")?,
+            };
             keep_known(&mut t, x_end, m)?;
             x0 = Some(t);
         }
@@ -274,7 +277,7 @@ pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> R
             (Some((coef, draw)), NoiseScale::Residual) => {
                 // An elementwise scale, which the update's scalar noise term cannot express.
                 let x0 = x0.as_ref().ok_or_else(|| Error::param("plan", "residual-scaled noise needs the step's x0̂"))?;
-                let mut z = Tensor::zeros(x0.raw_dim());
+                let mut z: Tensor = crate::alloc::try_zeros(x0.raw_dim(), "a noise tensor")?;
                 noise.fill(draw, z.view_mut())?;
                 let scale = Rdbm::modulation(x0.view(), x_end)?;
                 z.zip_mut_with(&scale, |v, &s| *v *= s);
@@ -285,7 +288,7 @@ pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> R
         };
         step::update(&mut x, st.c_x, &terms, z)?;
         if let (Some(r), Some(m)) = (st.reset, mask) {
-            let mut known = x_end.to_owned();
+            let mut known = crate::alloc::try_copy(x_end, "the known pixels")?;
             if let Some((coef, draw)) = r.noise {
                 step::update(&mut known, 1.0, &[], Some(NoiseTerm { coef, draw, source: &mut *noise }))?;
             }

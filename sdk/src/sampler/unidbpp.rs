@@ -104,7 +104,7 @@ pub fn data_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut d
     let (f, h) = setup_family(model.family(), "data-solver-2", nfe, 0)?;
     let t_max = f.t_max();
     let mu = model.x_end();
-    let mut x = mu.to_owned();
+    let mut x = crate::alloc::try_copy(mu, "the sampler state")?;
     let mut prev: Option<Tensor> = None; // x0̂ of the previous visited time (μ before the first call)
     for (k, t) in (1..=t_max / h).rev().map(|i| i * h).enumerate() {
         let s = t - h;
@@ -239,7 +239,7 @@ pub fn noise_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut 
     let k_of = |u: usize| 2.0 * l * ag(u) / send.sqrt();
     let e_of = |u: usize| (f.ode_s(u) / f.ode_a(u)).sqrt();
     let mu = model.x_end();
-    let mut x = mu.to_owned();
+    let mut x = crate::alloc::try_copy(mu, "the sampler state")?;
     for (k, t) in (1..=t_max / h).rev().map(|i| i * h).enumerate() {
         let s = t - h;
         let (z1, z2) = (2 * k as u64, 2 * k as u64 + 1);
@@ -264,7 +264,7 @@ pub fn noise_solver_2(model: &mut Model<'_>, nfe: usize, sde: bool, noise: &mut 
                 let hi = f.beta_gamma(s) - f.beta_gamma(t);
                 let m = beta_inv_index(f, f.beta_gamma(t) + NS2_R * hi);
                 let rho_m = ag(m) / ag(t);
-                let mut y = x.clone();
+                let mut y = crate::alloc::try_copy(x.view(), "the intermediate state")?;
                 let c_eps_m = -k_of(m) * (e_t - e_of(m));
                 let z = NoiseTerm { coef: delta(m), draw: z1, source: &mut *noise };
                 step::update(&mut y, rho_m, &[Term::new(1.0 - rho_m, mu), Term::new(c_eps_m, eps.view())], Some(z))?;
