@@ -9,6 +9,7 @@ pub mod degrade;
 pub mod error;
 /// Small ONNX model packages written with the graph builder for tests, examples and demos (no libtorch needed).
 pub mod fixtures;
+pub mod memcap;
 pub mod objective;
 pub mod package;
 pub mod onnx;

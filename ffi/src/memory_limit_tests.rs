@@ -2,68 +2,24 @@
 //! other tests): the size limits are checked before anything is allocated, and an allocation
 //! the system refuses is `BRIDGE_ERR_OUT_OF_MEMORY` — never an abort.
 //!
-//! The test re-runs its own test binary filtered to itself with `BRIDGE_MEMCAP_CHILD` set; the
-//! child lowers `RLIMIT_AS` (the soft limit only, so it can raise it again) and prints the
-//! statuses it got; the parent checks that the child exited normally and what it printed.
+//! The test re-runs itself in a child process that lowers `RLIMIT_AS` and prints the statuses it
+//! got (`bridge_export::memcap`); the parent checks that the child exited normally and what it
+//! printed.
 #![cfg(all(target_os = "linux", target_pointer_width = "64"))]
 
 use crate::image::{BRIDGE_FORMAT_GRAY8, bridge_image, bridge_restore};
 use crate::restorer::bridge_restorer_free;
 use crate::status::bridge_status as S;
-use std::process::Command;
-
-#[repr(C)]
-struct Rlimit {
-    cur: u64,
-    max: u64,
-}
-
-unsafe extern "C" {
-    fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-    fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-}
-
-/// `RLIMIT_AS` on Linux (x86-64 and AArch64).
-const RLIMIT_AS: i32 = 9;
-
-/// The process's current address-space size in bytes (`/proc/self/statm`, in pages).
-fn address_space() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm.split_whitespace().next().and_then(|p| p.parse().ok()).expect("statm size");
-    pages * 4096
-}
-
-/// Set the soft `RLIMIT_AS`; returns the previous soft limit.
-fn cap_address_space(bytes: u64) -> u64 {
-    let mut r = Rlimit { cur: 0, max: 0 };
-    assert_eq!(unsafe { getrlimit(RLIMIT_AS, &mut r) }, 0);
-    let old = r.cur;
-    r.cur = bytes.min(r.max);
-    assert_eq!(unsafe { setrlimit(RLIMIT_AS, &r) }, 0);
-    old
-}
+use bridge_export::memcap::{self, address_space, cap_address_space, is_child};
 
 fn gray(w: u32, h: u32, buf: &mut [u8]) -> bridge_image {
     bridge_image { width: w, height: h, stride: w as usize, format: BRIDGE_FORMAT_GRAY8, flags: 0, data: buf.as_mut_ptr().cast(), size: buf.len() }
 }
 
-/// Run `test` (this module's test of that name) in a child with `BRIDGE_MEMCAP_CHILD=1`; the
-/// child's stdout.
+/// Run `test` (this module's test of that name) in a child with a lowered address-space
+/// limit ([`bridge_export::memcap::in_child`]); the child's stdout.
 fn in_child(test: &str) -> String {
-    let exe = std::env::current_exe().expect("test binary");
-    let o = Command::new(exe)
-        .args(["--exact", &format!("memory_limit_tests::{test}"), "--nocapture", "--test-threads=1"])
-        .env("BRIDGE_MEMCAP_CHILD", "1")
-        .output()
-        .expect("run the test binary");
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    // Before the fix the child died of SIGABRT ("memory allocation of … failed").
-    assert!(o.status.success(), "child {test} failed ({}):\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
-    out
-}
-
-fn is_child() -> bool {
-    std::env::var_os("BRIDGE_MEMCAP_CHILD").is_some()
+    memcap::in_child(&format!("memory_limit_tests::{test}"))
 }
 
 /// A 16384² frame (4× the restorer's pixel limit) is refused with `BRIDGE_ERR_IMAGE_SIZE`

@@ -2,10 +2,9 @@
 //! other tests): wherever in the sampler the cap is reached, the restore returns
 //! [`Error::OutOfMemory`] — never an abort — and the restorer keeps working.
 //!
-//! The test re-runs its own test binary filtered to itself with `BRIDGE_MEMCAP_CHILD` set; the
-//! child lowers `RLIMIT_AS` (the soft limit only, so it can raise it again) and prints what it
-//! got; the parent checks that the child exited normally and what it printed. The same pattern
-//! as the C ABI's `memory_limit_tests` (ffi crate).
+//! The test re-runs itself in a child process that lowers `RLIMIT_AS` and prints what it got
+//! (`bridge_export::memcap`, shared with the C ABI's `memory_limit_tests`); the parent checks
+//! that the child exited normally and what it printed.
 #![cfg(all(target_os = "linux", target_pointer_width = "64"))]
 
 use crate::family::Family;
@@ -18,38 +17,8 @@ use crate::sampler::Sampler;
 use crate::sampler::dbmsolver::Midpoint;
 use crate::tile::TileConfig;
 use crate::{Error, FnDenoiser, Result, Tensor, TensorView};
-use std::process::Command;
 
-#[repr(C)]
-struct Rlimit {
-    cur: u64,
-    max: u64,
-}
-
-unsafe extern "C" {
-    fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
-    fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
-}
-
-/// `RLIMIT_AS` on Linux (x86-64 and AArch64).
-const RLIMIT_AS: i32 = 9;
-
-/// The process's current address-space size in bytes (`/proc/self/statm`, in pages).
-fn address_space() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm.split_whitespace().next().and_then(|p| p.parse().ok()).expect("statm size");
-    pages * 4096
-}
-
-/// Set the soft `RLIMIT_AS`; returns the previous soft limit.
-fn cap_address_space(bytes: u64) -> u64 {
-    let mut r = Rlimit { cur: 0, max: 0 };
-    assert_eq!(unsafe { getrlimit(RLIMIT_AS, &mut r) }, 0);
-    let old = r.cur;
-    r.cur = bytes.min(r.max);
-    assert_eq!(unsafe { setrlimit(RLIMIT_AS, &r) }, 0);
-    old
-}
+use bridge_export::memcap::{address_space, cap_address_space, in_child, is_child};
 
 /// A network whose output (like everything else of the restore) is allocated fallibly, so
 /// the cap is met by the restorer's own buffers; nonlinear in both inputs.
@@ -84,17 +53,10 @@ fn frame(side: usize) -> Tensor {
 /// small restore, still under the cap, gives its uncapped result.
 #[test]
 fn sampler_allocations_are_fallible() {
-    if std::env::var_os("BRIDGE_MEMCAP_CHILD").is_none() {
-        let exe = std::env::current_exe().expect("test binary");
-        let o = Command::new(exe)
-            .args(["--exact", "memory_limit_tests::sampler_allocations_are_fallible", "--nocapture", "--test-threads=1"])
-            .env("BRIDGE_MEMCAP_CHILD", "1")
-            .output()
-            .expect("run the test binary");
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if !is_child() {
         // Before the fallible sampler buffers the child died of SIGABRT ("memory allocation of
         // … failed") at the first cap.
-        assert!(o.status.success(), "child failed ({}):\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+        let out = in_child("memory_limit_tests::sampler_allocations_are_fallible");
         for tag in ["rdbm", "heun", "dbim-2", "data-solver-2", "noise-solver-2", "dbmsolver"] {
             assert!(out.contains(&format!("{tag}: refused then restored")), "{tag}:\n{out}");
         }

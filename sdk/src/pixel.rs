@@ -181,6 +181,18 @@ impl Nv12Layout {
     /// non-zero, even width and height; each pitch at least `width` (errors name `y_pitch` or
     /// `uv_pitch`); no byte count past `isize::MAX` (a pitch that alone exceeds it, typically a
     /// negative pitch cast to `usize`, is a pitch error, anything else an image-size error).
+    /// Check that planes of `y_len` and `uv_len` bytes hold this layout (longer is fine).
+    fn check_planes(&self, y_len: usize, uv_len: usize) -> Result<()> {
+        let (need_y, need_uv) = self.plane_lens()?;
+        if y_len < need_y {
+            return Err(Error::param("y plane", format!("{y_len} bytes, the layout needs {need_y}")));
+        }
+        if uv_len < need_uv {
+            return Err(Error::param("uv plane", format!("{uv_len} bytes, the layout needs {need_uv}")));
+        }
+        Ok(())
+    }
+
     pub fn plane_lens(&self) -> Result<(usize, usize)> {
         if self.width == 0 || self.height == 0 {
             return Err(Error::param("image size", format!("{}×{} is empty", self.width, self.height)));
@@ -337,15 +349,10 @@ pub fn encode(p: &Planar, layout: &Layout, out: &mut [u8]) -> Result<()> {
 /// plane's bytes and `uv` the chroma plane's ([`Nv12Layout::plane_lens`]); longer slices are
 /// fine (only the layout's bytes are read). The planes may be anywhere, even overlapping.
 pub fn decode_nv12(y: &[u8], uv: &[u8], layout: &Nv12Layout) -> Result<Planar> {
-    let (need_y, need_uv) = layout.plane_lens()?;
-    if y.len() < need_y {
-        return Err(Error::param("y plane", format!("{} bytes, the layout needs {need_y}", y.len())));
-    }
-    if uv.len() < need_uv {
-        return Err(Error::param("uv plane", format!("{} bytes, the layout needs {need_uv}", uv.len())));
-    }
+    layout.check_planes(y.len(), uv.len())?;
     let (w, h) = (layout.width, layout.height);
-    // `w·h` ≤ `need_y` ≤ `isize::MAX`: no overflow; the allocation may still be refused.
+    // `w·h` ≤ the luma plane's bytes ≤ `isize::MAX`: no overflow; the allocation may still be
+    // refused.
     let mut rgb: Tensor = crate::alloc::try_zeros((1, 3, h, w), "the planar RGB image")?;
     for row in 0..h {
         let yr = &y[row * layout.y_pitch..][..w];
@@ -366,13 +373,7 @@ pub fn decode_nv12(y: &[u8], uv: &[u8], layout: &Nv12Layout) -> Result<Planar> {
 /// block. Writes only the layout's bytes of `y` and `uv` (row padding is left as it was).
 /// Two `&mut` slices cannot overlap, so neither can the planes.
 pub fn encode_nv12(p: &Planar, layout: &Nv12Layout, y: &mut [u8], uv: &mut [u8]) -> Result<()> {
-    let (need_y, need_uv) = layout.plane_lens()?;
-    if y.len() < need_y {
-        return Err(Error::param("y plane", format!("{} bytes, the layout needs {need_y}", y.len())));
-    }
-    if uv.len() < need_uv {
-        return Err(Error::param("uv plane", format!("{} bytes, the layout needs {need_uv}", uv.len())));
-    }
+    layout.check_planes(y.len(), uv.len())?;
     let (w, h) = (layout.width, layout.height);
     if p.rgb.shape() != [1, 3, h, w] {
         return Err(Error::shape("image to encode", &[1, 3, h, w], p.rgb.shape()));

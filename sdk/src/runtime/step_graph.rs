@@ -221,15 +221,7 @@ impl Graph {
         for (name, dims) in &self.outputs {
             graph.bytes(12, &value_info(name, dims));
         }
-        let mut model = Pb::default();
-        model.int(1, IR_VERSION);
-        model.str(2, "libbridge");
-        model.bytes(7, &graph.0);
-        model.msg(8, |o| {
-            o.str(1, "");
-            o.int(2, OPSET);
-        });
-        model.0
+        model(&graph)
     }
 }
 
@@ -258,6 +250,11 @@ pub(crate) fn identity_u8() -> Vec<u8> {
     graph.str(2, "libbridge_copy");
     graph.bytes(11, &value_info("x"));
     graph.bytes(12, &value_info("y"));
+    model(&graph)
+}
+
+/// A `ModelProto` around `graph`: libbridge as producer, the default opset [`OPSET`].
+fn model(graph: &Pb) -> Vec<u8> {
     let mut model = Pb::default();
     model.int(1, IR_VERSION);
     model.str(2, "libbridge");
