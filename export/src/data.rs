@@ -282,19 +282,29 @@ pub fn eval_pairs(photos: &[Photo], cfg: &PairConfig, seed: u64) -> Result<Batch
 pub fn save_png(img: ArrayView3<f32>, path: &Path, sixteen: bool) -> Result<()> {
     let (_, h, w) = img.dim();
     let (wu, hu) = (w as u32, h as u32);
-    let scale = if sixteen { 65535.0 } else { 255.0 };
-    let q = |c: usize, y: usize, x: usize| (img[[c, y, x]].clamp(0.0, 1.0) * scale).round();
-    let interleaved = || (0..h).flat_map(move |y| (0..w).flat_map(move |x| (0..3).map(move |c| (c, y, x))));
     let saved = if sixteen {
-        let buf: Vec<u16> = interleaved().map(|(c, y, x)| q(c, y, x) as u16).collect();
+        let buf: Vec<u16> = interleaved(img, 65535.0).map(|v| v as u16).collect();
         image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, buf).map(|im| im.save(path))
     } else {
-        let buf: Vec<u8> = interleaved().map(|(c, y, x)| q(c, y, x) as u8).collect();
-        image::RgbImage::from_raw(wu, hu, buf).map(|im| im.save(path))
+        image::RgbImage::from_raw(wu, hu, rgb8(img)).map(|im| im.save(path))
     };
     saved
         .ok_or_else(|| Error::Image("image buffer".into()))?
         .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+}
+
+/// The samples of a `[3, H, W]` image in `[0, 1]` in interleaved RGB order, clamped, scaled to
+/// `[0, scale]` and rounded.
+fn interleaved(img: ArrayView3<'_, f32>, scale: f32) -> impl Iterator<Item = f32> + '_ {
+    let (_, h, w) = img.dim();
+    (0..h)
+        .flat_map(move |y| (0..w).flat_map(move |x| (0..3).map(move |c| (c, y, x))))
+        .map(move |(c, y, x)| (img[[c, y, x]].clamp(0.0, 1.0) * scale).round())
+}
+
+/// Interleaved 8-bit RGB of a `[3, H, W]` image in `[0, 1]`.
+fn rgb8(img: ArrayView3<'_, f32>) -> Vec<u8> {
+    interleaved(img, 255.0).map(|v| v as u8).collect()
 }
 
 /// Load every photo of `src` as training does (shrunk to `max_side`) and save it as a JPEG of
@@ -304,10 +314,7 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
     std::fs::create_dir_all(dst).map_err(|e| Error::Image(format!("{}: {e}", dst.display())))?;
     for p in &photos {
         let (_, h, w) = p.image.dim();
-        let buf: Vec<u8> = (0..h)
-            .flat_map(|y| (0..w).flat_map(move |x| (0..3).map(move |c| (c, y, x))))
-            .map(|(c, y, x)| (p.image[[c, y, x]].clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
+        let buf = rgb8(p.image.view());
         let stem = Path::new(&p.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| p.name.clone());
         let path = dst.join(format!("{stem}.jpg"));
         let tmp = dst.join(format!(".{stem}.jpg.tmp"));

@@ -210,7 +210,11 @@ pub fn write_package(
 
 /// A package's U-Net configuration, weights (initializers) and metadata.
 pub fn read_package(path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
-    let m = read_model(path)?;
+    package_of(read_model(path)?, path)
+}
+
+/// [`read_package`] of a model already read from `path` (named in errors).
+fn package_of(m: crate::proto::ModelProto, path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
     let props: BTreeMap<String, String> =
         m.metadata_props.iter().filter_map(|e| Some((e.key.clone()?, e.value.clone()?))).collect();
     let bad = |msg: String| Error::Format { path: path.into(), msg };
@@ -239,7 +243,14 @@ pub fn read_package(path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
 /// family build as any written package. NADB packages with a mean network are refused (their
 /// mean network file would have to be rewritten too).
 pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
-    let (cfg, w, mut meta) = read_package(src)?;
+    let m = read_model(src)?;
+    let extra: BTreeMap<String, String> = m
+        .metadata_props
+        .iter()
+        .filter_map(|e| Some((e.key.clone()?, e.value.clone()?)))
+        .filter(|(k, _)| k.starts_with("train."))
+        .collect();
+    let (cfg, w, mut meta) = package_of(m, src)?;
     if meta.mean_network.is_some() {
         return Err(Error::Config(format!("{}: a package with a mean network cannot be re-defaulted; export its checkpoint", src.display())));
     }
@@ -249,12 +260,6 @@ pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Opt
     if let Some(n) = nfe {
         meta.nfe = n;
     }
-    let extra: BTreeMap<String, String> = read_model(src)?
-        .metadata_props
-        .iter()
-        .filter_map(|e| Some((e.key.clone()?, e.value.clone()?)))
-        .filter(|(k, _)| k.starts_with("train."))
-        .collect();
     write_package(out, &cfg, &w, &meta, None, &extra)
 }
 
