@@ -355,6 +355,13 @@ typedef struct bridge_restorer_options {
    for a network without a class input, or none for one with it, is `BRIDGE_ERR_INVALID`.
    */
   int64_t class_label;
+  /*
+   Colour correction: 0 (default) off; `n` in 1–16: the output keeps its detail and takes its
+   coarse colours (the lowest band of `n` à trous wavelet passes; 5 ≈ 32 px) from the input.
+   Removes a model's colour cast — and any colour change the model should make. Added after
+   ABI 0.1's `class_label`: a struct from an older header (smaller `struct_size`) leaves it off.
+   */
+  uint32_t color_fix_levels;
 } bridge_restorer_options;
 
 /*

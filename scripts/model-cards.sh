@@ -6,7 +6,9 @@
 # step with η = 1). The table also holds the input and the classical baseline that knows the
 # degradation (`--baseline auto` reads the pairs' degradation.json: Wiener for deblur,
 # back-projection for sr4, NLM for denoise and jpeg; `sdk/src/baseline/`).
-# Writes models/<task>.eval.md (table) and models/<task>.png (plot).
+# Also scores the unseen split (input, baseline, default and NFE 1) and grey versions of the
+# held-out photos (colour cast). Writes models/<task>.eval.md and models/<task>.png, and replaces
+# the card's <!-- eval:begin --> … <!-- eval:end --> block with the same tables.
 #   scripts/model-cards.sh [TASK...]        (default: sr4 denoise deblur jpeg)
 # Installs what it needs (ONNX Runtime, libtorch for bridge-export, the photographs).
 set -euo pipefail
@@ -21,33 +23,89 @@ scripts/fetch-data.sh >/dev/null
 scripts/with-torch.sh cargo build --quiet --release --locked -p bridge-export --features train --bin bridge-export
 cargo build --quiet --release --locked -p bridge --bin bridge
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+bridge=$target/release/bridge
 for task in "${tasks[@]}"; do
   model=models/$task.onnx
   # The alternative sampler shown beside the package's default (any sampler the family allows).
   # samplers: default,alternative; nfes: the default sampler's sweep; alt_nfe: the package's NFE.
   case "$task" in
-    sr4) samplers=i2sb-ot-ode,i2sb nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
-    denoise) samplers=rdbm,implicit nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
-    deblur) samplers=dbim,implicit nfes=1,2,5 alt_nfe=2 alt_args=(--eta 1) ;;
-    jpeg) samplers=rdbm,implicit nfes=1,2,5,10 alt_nfe=5 alt_args=() ;;
+    sr4) samplers=i2sb-ot-ode,i2sb nfes=1,2,5,10 alt_args=() ;;
+    denoise) samplers=rdbm,implicit nfes=1,2,5,10 alt_args=() ;;
+    deblur) samplers=dbim,implicit nfes=1,2,5 alt_args=(--eta 1) ;;
+    jpeg) samplers=rdbm,implicit nfes=1,2,5,10 alt_args=() ;;
   esac
-  scripts/with-torch.sh "$target/release/bridge-export" pairs --task "$task" --out "$tmp/$task"
   default=${samplers%%,*}; alt=${samplers#*,}
-  # The input, the classical baseline and the package's default sampler across NFEs (table + plot) ...
-  "$target/release/bridge" eval -m "$model" -p "$tmp/$task" --sampler "$default" --nfe "$nfes" \
+  # The package's default NFE (`bridge info`: "default sampler: NAME, N NFE").
+  nfe=$("$bridge" info "$model" | sed -n 's/^  default sampler: .*, \([0-9]*\) NFE$/\1/p')
+  [ -n "$nfe" ] || { echo "no default NFE in $model" >&2; exit 1; }
+  one=1; [ "$nfe" = 1 ] && one=""
+  pairs() { scripts/with-torch.sh "$target/release/bridge-export" pairs --task "$task" "$@" >/dev/null; }
+  pairs --out "$tmp/$task"
+  pairs --split unseen --out "$tmp/$task-unseen"
+  pairs --gray --out "$tmp/$task-gray"
+  # Held-out: the input, the classical baseline and the default sampler across NFEs (table + plot) ...
+  "$bridge" eval -m "$model" -p "$tmp/$task" --sampler "$default" --nfe "$nfes" \
     --baseline auto --seed 0 --markdown "$tmp/$task.md" --plot "models/$task.png" >/dev/null
   # ... and another sampler of the same family at the default NFE (its rows join the table).
-  "$target/release/bridge" eval -m "$model" -p "$tmp/$task" --sampler "$alt" --nfe "$alt_nfe" "${alt_args[@]}" \
+  "$bridge" eval -m "$model" -p "$tmp/$task" --sampler "$alt" --nfe "$nfe" "${alt_args[@]}" \
     --baseline none --seed 0 --markdown "$tmp/$task.alt.md" >/dev/null
-  python3 - "$tmp/$task.md" "$tmp/$task.alt.md" "models/$task.eval.md" "$tmp/$task" "$task" <<'PY'
-import sys
-main, alt, out, tmpdir, task = sys.argv[1:]
-lines = open(main).read().split("\n")
-extra = [l for l in open(alt).read().split("\n") if l.startswith("| ") and not l.startswith("| input") and not l.startswith("| sampler")]
-last = max(i for i, l in enumerate(lines) if l.startswith("| "))
-lines[last + 1:last + 1] = extra
-text = "\n".join(lines).replace(f"pairs `{tmpdir}`", f"pairs from `bridge-export pairs --task {task} --out PAIRS`")
-open(out, "w").write(text)
+  # Unseen photos: input, baseline, the default (and NFE 1).
+  "$bridge" eval -m "$model" -p "$tmp/$task-unseen" --sampler "$default" --nfe "${one:+1,}$nfe" \
+    --baseline auto --seed 0 --markdown "$tmp/$task.unseen.md" >/dev/null
+  # Grey photos: the colour cast of the default (a neutral restorer keeps R = G = B).
+  "$bridge" eval -m "$model" -p "$tmp/$task-gray" --sampler "$default" --nfe "$nfe" \
+    --baseline none --seed 0 --markdown "$tmp/$task.gray.md" >/dev/null
+  python3 - "$tmp" "$task" "$model" "$default" "$nfes" "$alt" "$nfe" "${one:+1,}$nfe" "${alt_args[*]}" <<'PY'
+import re, sys
+tmp, task, model, default, nfes, alt, nfe, unseen_nfes, alt_args = sys.argv[1:]
+def table(name):
+    # The table rows of one `bridge eval --markdown` file (header and rows).
+    return [l for l in open(f"{tmp}/{name}").read().split("\n") if l.startswith("|")]
+main, alt, unseen, gray = table(f"{task}.md"), table(f"{task}.alt.md"), table(f"{task}.unseen.md"), table(f"{task}.gray.md")
+rows = [l for l in alt if l.startswith("| ") and not l.startswith("| input") and not l.startswith("| sampler")]
+n = lambda name: re.search(r"^(\d+) image pairs", open(f"{tmp}/{name}").read(), re.M).group(1)
+cmd = "scripts/with-torch.sh cargo run --release -p bridge-export --features train --"
+text = f"""<!-- eval:begin (written by scripts/model-cards.sh {task}; do not edit by hand) -->
+### Held-out photos
+
+{n(f"{task}.md")} image pairs (`{cmd} pairs --task {task} --out PAIRS`); PSNR (dB) and SSIM on RGB in [0, 1] (mean over images); colour shift: mean signed error of the output against the truth per channel (R / G / B, 0–255 levels); s/image on this machine.
+
+""" + "\n".join(main + rows) + f"""
+
+### Unseen photos
+
+{n(f"{task}.unseen.md")} image pairs of photographs used for nothing else (`pairs --task {task} --split unseen --out PAIRS`).
+
+""" + "\n".join(unseen) + f"""
+
+### Grey photos (colour cast)
+
+The held-out photos turned grey before degrading (`pairs --task {task} --gray --out PAIRS`): the truth has R = G = B, so a colour shift here is the model's own cast.
+
+""" + "\n".join(gray) + f"""
+
+Reproduce (`scripts/model-cards.sh {task}` runs these commands and rewrites this block; ONNX Runtime from
+`export ORT_DYLIB_PATH=$(scripts/install-ort.sh)`). `cargo test -p bridge-e2e --test model_cards` checks the
+input, classical-baseline, NFE-1 and default rows of the held-out table and the input, baseline and default
+rows of the unseen one:
+
+```sh
+{cmd} pairs --task {task} --out /tmp/{task}-pairs
+{cmd} pairs --task {task} --split unseen --out /tmp/{task}-unseen
+{cmd} pairs --task {task} --gray --out /tmp/{task}-gray
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-pairs --sampler {default} --nfe {nfes} --plot models/{task}.png
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-pairs --sampler {alt} --nfe {nfe}{" " + alt_args if alt_args else ""} --baseline none
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-unseen --sampler {default} --nfe {unseen_nfes}
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-gray --sampler {default} --nfe {nfe} --baseline none
+```
+<!-- eval:end -->
+"""
+open(f"models/{task}.eval.md", "w").write(text)
+card = open(f"models/{task}.md").read()
+pat = re.compile(r"<!-- eval:begin.*?<!-- eval:end -->\n", re.S)
+if not pat.search(card):
+    sys.exit(f"models/{task}.md has no <!-- eval:begin --> … <!-- eval:end --> block")
+open(f"models/{task}.md", "w").write(pat.sub(lambda _: text, card))
 print(text)
 PY
 done

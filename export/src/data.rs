@@ -102,6 +102,10 @@ pub struct PairConfig {
     pub augment: bool,
     /// Colour augmentation (training only; `Colour::NONE` keeps the photo's colours).
     pub colour: Colour,
+    /// Clip the degraded image to [0, 1] (before any up-sampling), as every 8- or 16-bit input
+    /// is: a camera's noisy frame, and the evaluation pairs, which are PNGs. Without it a
+    /// denoiser trains on noise below 0 and above 1 that it never sees in use.
+    pub clip: bool,
 }
 
 /// Colour augmentation of the clean crop before it is degraded.
@@ -134,12 +138,17 @@ impl Colour {
             }
         }
         if self.gray_p > 0.0 && rng.uniform() < self.gray_p {
-            let y = &crop.index_axis(Axis(0), 0) * 0.299 + &crop.index_axis(Axis(0), 1) * 0.587 + &crop.index_axis(Axis(0), 2) * 0.114;
-            for mut c in crop.outer_iter_mut() {
-                c.assign(&y);
-            }
+            to_gray(&mut crop);
         }
         crop
+    }
+}
+
+/// Turn a `[3, H, W]` image grey in place: BT.601 luma in all three channels.
+pub fn to_gray(img: &mut Array3<f32>) {
+    let y = &img.index_axis(Axis(0), 0) * 0.299 + &img.index_axis(Axis(0), 1) * 0.587 + &img.index_axis(Axis(0), 2) * 0.114;
+    for mut c in img.outer_iter_mut() {
+        c.assign(&y);
     }
 }
 
@@ -212,6 +221,9 @@ struct Item {
 fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item> {
     let d = cfg.degradation.apply(clean.view(), rng)?;
     let mut degraded = d.image;
+    if cfg.clip {
+        degraded.mapv_inplace(|v| v.clamp(0.0, 1.0));
+    }
     if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
         let lr = degraded.insert_axis(Axis(0));
         degraded = upsample(lr.view(), *factor, kind)?.index_axis_move(Axis(0), 0);
@@ -331,9 +343,14 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
 /// report): every photo of `photos` (shrunk to `max_side`, 0: as shipped), centre-cropped to
 /// `crop`, degraded with `seed`, as 16-bit PNGs `out/clean/<name>.png` and
 /// `out/degraded/<name>.png`. SR inputs are the small images (the package up-samples them).
-/// Returns the number of pairs.
-pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64) -> Result<usize> {
-    let list = load_dir(photos, (max_side > 0).then_some(max_side))?;
+/// With `gray`, the photos are turned grey first ([`to_gray`]; same crops and noise draws): a
+/// colour-neutral restorer keeps their three channels equal, so the colour shift measured on
+/// them is the model's own cast. Returns the number of pairs.
+pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool) -> Result<usize> {
+    let mut list = load_dir(photos, (max_side > 0).then_some(max_side))?;
+    if gray {
+        list.iter_mut().for_each(|p| to_gray(&mut p.image));
+    }
     let mut cfg = task.pairs(crop, false);
     cfg.upsample = None;
     cfg.range = Range::Unit;
@@ -380,7 +397,7 @@ mod tests {
     }
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
-        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE }
+        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE, clip: false }
     }
 
     /// `write_eval_pairs` describes its degradation in `degradation.json`, which the SDK reads.
@@ -388,7 +405,7 @@ mod tests {
     fn eval_pairs_write_their_degradation() {
         let t = temp_photos("degfile");
         let out = t.0.join("pairs");
-        let n = write_eval_pairs(crate::package::Task::Deblur, &t.0, &out, 64, 0, 7).unwrap();
+        let n = write_eval_pairs(crate::package::Task::Deblur, &t.0, &out, 64, 0, 7, false).unwrap();
         assert_eq!(n, 2);
         let info = bridge::baseline::PairsInfo::read(&out).unwrap().expect("degradation.json");
         assert_eq!(info.task, "deblur");
@@ -531,7 +548,7 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE };
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, clip: false };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).

@@ -393,6 +393,53 @@ fn mutated_options_struct_size() {
     assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
 }
 
+/// `color_fix_levels`: an older header's struct (ending at `class_label`) is accepted and leaves
+/// it off; 1–16 are accepted, 17 is `BRIDGE_ERR_INVALID_ARGUMENT`; and on the oracle (which
+/// changes every pixel to `0.5·v + 0.375`: a brightness cast) the fix brings the output's mean
+/// back to the input's while the uncorrected output keeps the cast.
+#[test]
+fn color_fix_levels_option() {
+    let path = std::ffi::CString::new(crate::test_support::oracle_path().to_str().unwrap()).unwrap();
+    let mut m = std::ptr::null_mut();
+    assert_eq!(unsafe { crate::model::bridge_model_load(path.as_ptr(), &mut m) }, S::BRIDGE_OK);
+    let old_size = std::mem::offset_of!(bridge_restorer_options, color_fix_levels);
+    let (w, h) = (48u32, 40u32);
+    let input: Vec<u8> = (0..(w * h * 3) as usize).map(|i| ((i * 7 + (i / 144) * 3) % 200) as u8).collect();
+    let mean = |b: &[u8]| b.iter().map(|&v| v as f64).sum::<f64>() / b.len() as f64;
+    let mut means = Vec::new();
+    for (levels, size, want) in [
+        (0u32, std::mem::size_of::<bridge_restorer_options>(), S::BRIDGE_OK),
+        (5, old_size, S::BRIDGE_OK), // an older header: the field is not read
+        (5, std::mem::size_of::<bridge_restorer_options>(), S::BRIDGE_OK),
+        (16, std::mem::size_of::<bridge_restorer_options>(), S::BRIDGE_OK),
+        (17, std::mem::size_of::<bridge_restorer_options>(), S::BRIDGE_ERR_INVALID_ARGUMENT),
+    ] {
+        let o = bridge_restorer_options { threads: 1, color_fix_levels: levels, struct_size: size as u32, ..Default::default() };
+        let mut r: *mut bridge_restorer = std::ptr::null_mut();
+        assert_eq!(unsafe { bridge_restorer_new(m, &o, &mut r) }, want, "levels {levels}, struct_size {size}");
+        if want != S::BRIDGE_OK {
+            assert!(r.is_null());
+            continue;
+        }
+        let mut a = input.clone();
+        let mut b = vec![0u8; a.len()];
+        let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
+        let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
+        assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
+        assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+        means.push((levels, size, mean(&b) - mean(&input)));
+    }
+    let cast = |i: usize| means[i].2;
+    // Off (explicitly, or by an older struct): the oracle's cast, 0.375·255 − v/2 ≈ +51 on average.
+    assert!(cast(0) > 40.0 && (cast(1) - cast(0)).abs() < 1e-9, "{means:?}");
+    // On: within two levels of the input's mean (not exactly: clamped borders make the blur
+    // not quite mean-preserving, most with 16 levels on a 48×40 frame; 8-bit rounding).
+    for i in [2, 3] {
+        assert!(cast(i).abs() < 2.0, "{means:?}");
+    }
+    assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
+}
+
 /// The rules of `bridge_image_planes_required_sizes` for the formats the plane mutation uses
 /// (NV12: two planes; GRAY8: plane 0), written out independently in 128-bit arithmetic.
 fn model_plane_sizes(d: &crate::planes::bridge_image_planes) -> Result<[usize; 4], S> {

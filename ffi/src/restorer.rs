@@ -2,6 +2,7 @@
 
 use crate::handles::{self, bridge_model, bridge_restorer};
 use crate::status::{Failure, bridge_status, guard, path_arg, put, str_arg};
+use sdk::color_fix::ColorFix;
 use sdk::restorer::Restorer;
 use sdk::runtime::{CancelToken, CudaOptions, ExecutionProvider, TensorRtOptions};
 use std::ffi::{CStr, c_char};
@@ -81,6 +82,11 @@ pub struct bridge_restorer_options {
     /// I2SB's ImageNet checkpoints); -1 (default): the package's `bridge.class_label`. A label
     /// for a network without a class input, or none for one with it, is `BRIDGE_ERR_INVALID`.
     pub class_label: i64,
+    /// Colour correction: 0 (default) off; `n` in 1–16: the output keeps its detail and takes its
+    /// coarse colours (the lowest band of `n` à trous wavelet passes; 5 ≈ 32 px) from the input.
+    /// Removes a model's colour cast — and any colour change the model should make. Added after
+    /// ABI 0.1's `class_label`: a struct from an older header (smaller `struct_size`) leaves it off.
+    pub color_fix_levels: u32,
 }
 
 impl Default for bridge_restorer_options {
@@ -101,6 +107,7 @@ impl Default for bridge_restorer_options {
             tensorrt_engine_cache_dir: std::ptr::null(),
             tensorrt_fp16: 0,
             class_label: -1,
+            color_fix_levels: 0,
         }
     }
 }
@@ -250,6 +257,13 @@ pub unsafe extern "C" fn bridge_restorer_new(
             -1 => {}
             n if n < 0 => return Err(Failure::invalid(format!("options.class_label is {n}: a label is >= 0 (-1: the package's)"))),
             n => b = b.class_label(n),
+        }
+        match o.color_fix_levels {
+            0 => {}
+            n if n > ColorFix::MAX_LEVELS => {
+                return Err(Failure::invalid(format!("options.color_fix_levels is {n}: 0 (off) or 1 to {}", ColorFix::MAX_LEVELS)));
+            }
+            levels => b = b.color_fix(ColorFix::Wavelet { levels }),
         }
         match o.tile_size {
             0 => {}

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for task in &tasks {
         let dir = std::env::temp_dir().join(format!("bridge-tune-{task}-{}", std::process::id()));
-        let n = write_eval_pairs(Task::parse(task)?, &photos, &dir, 256, 1024, 2024)?;
+        let n = write_eval_pairs(Task::parse(task)?, &photos, &dir, 256, 1024, 2024, false)?;
         let pairs = load_pairs(&dir)?;
         let info = PairsInfo::read(&dir)?.ok_or("no degradation.json")?;
         println!("## {task}: {n} training crops, {:?}", info.degradation);

@@ -450,6 +450,8 @@ pub struct EvalOptions {
     pub ort_lib: Option<std::path::PathBuf>,
     /// Title of the table and plot (default: the package's name).
     pub title: Option<String>,
+    /// Colour correction of the restored images ([`crate::color_fix`]); rows say when it is on.
+    pub color_fix: crate::color_fix::ColorFix,
 }
 
 /// Evaluate a package over a pairs folder for every sampler × NFE, print and write the markdown
@@ -480,7 +482,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     };
     let mut restorer = match &o.model {
         Some(m) => {
-            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed);
+            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix);
             if let Some(l) = &o.ort_lib {
                 b = b.onnxruntime_library(l);
             }
@@ -514,7 +516,12 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
                 let st = Setting { sampler: s.clone(), nfe: n, eta: eta_of(s) };
                 let label = format!("{} NFE {n}", st.label());
                 match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))) {
-                    Ok(mut r) => rows.append(&mut r),
+                    Ok(mut r) => {
+                        if let crate::color_fix::ColorFix::Wavelet { levels } = o.color_fix {
+                            r.iter_mut().for_each(|row| row.label.push_str(&format!(" + color fix ({levels})")));
+                        }
+                        rows.append(&mut r)
+                    }
                     Err(e @ (Error::Incompatible { .. } | Error::InvalidNfe { .. })) => notes.push(format!("{label}: skipped ({e})")),
                     Err(e) => return Err(e),
                 }

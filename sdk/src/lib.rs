@@ -22,6 +22,7 @@
 
 pub mod alloc;
 pub mod baseline;
+pub mod color_fix;
 pub mod denoiser;
 pub mod error;
 pub mod eval;

@@ -36,6 +36,7 @@ fn restorer(family: Box<dyn Family>, sampler: Sampler, nfe: usize) -> Restorer {
         seed: 5,
         tile: TileConfig { size: (0, 0), ..TileConfig::default() },
         max_pixels: DEFAULT_MAX_PIXELS,
+        color_fix: crate::color_fix::ColorFix::Off,
     };
     Restorer::from_parts(meta, family, Box::new(FnDenoiser(net)), options).expect("restorer")
 }

@@ -83,6 +83,9 @@ enum Command {
         /// Split (`test` is the held-out one).
         #[arg(long, default_value = "test")]
         split: String,
+        /// Turn the photos grey first (to measure a model's colour cast).
+        #[arg(long)]
+        gray: bool,
     },
     /// Shrink a split's photos once (as training does) and save them as JPEG
     /// (`<out>/<split>/<name>.jpg`): a compact copy of the training data for another machine
@@ -196,6 +199,12 @@ struct TrainArgs {
     /// during the warm-up; the learning-rate schedule then ends in time).
     #[arg(long)]
     time_budget: Option<f64>,
+    /// Start from this package's weights (fine-tuning; same family, task and U-Net).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Clip degraded training inputs to [0, 1], as real 8/16-bit inputs are.
+    #[arg(long)]
+    clip_inputs: bool,
     /// libtorch intra-op threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: i32,
@@ -215,7 +224,7 @@ fn main() -> ExitCode {
         }
         .map(|p| println!("wrote {}", p.display())),
         Command::Parity { steps, seed, unet, dir } => run_parity(steps, seed, &unet, &dir),
-        Command::Pairs { task, out, crop, max_side, seed, split } => write_pairs(&task, &out, crop, max_side, seed, &split),
+        Command::Pairs { task, out, crop, max_side, seed, split, gray } => write_pairs(&task, &out, crop, max_side, seed, &split, gray),
         Command::Shrink { split, out, max_side, quality } => shrink(&split, &out, max_side, quality),
     };
     match r {
@@ -278,6 +287,8 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         gray_p: a.gray_p,
         permute_channels: a.permute_channels,
         noise_channels: a.noise_channels,
+        init: a.init.clone(),
+        clip_inputs: a.clip_inputs,
     };
     let ckpt = a.ckpt.clone().unwrap_or_else(|| {
         let mut s = a.out.clone().into_os_string();
@@ -327,11 +338,12 @@ fn run_parity(steps: usize, seed: u64, unet: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, split: &str) -> Result<()> {
+fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, split: &str, gray: bool) -> Result<()> {
     let task = Task::parse(task)?;
     let dir = default_data_dir().join(split);
-    let n = write_eval_pairs(task, &dir, out, crop, max_side, seed).map_err(|e| Error::Backend(e.to_string()))?;
-    println!("wrote {n} {} pairs ({crop}×{crop} crops of {}) to {}", task.name(), dir.display(), out.display());
+    let n = write_eval_pairs(task, &dir, out, crop, max_side, seed, gray).map_err(|e| Error::Backend(e.to_string()))?;
+    let grey = if gray { " grey" } else { "" };
+    println!("wrote {n}{grey} {} pairs ({crop}×{crop} crops of {}) to {}", task.name(), dir.display(), out.display());
     Ok(())
 }
 

@@ -93,6 +93,15 @@ pub struct Spec {
     /// many as the image has ([`Spec::generator_noise`]). Other families take none.
     #[serde(default)]
     pub noise_channels: Option<usize>,
+    /// Start from this package's (EMA) weights instead of the seeded initializer: fine-tuning,
+    /// e.g. a long CPU run continuing a shipped model with new data. The package must be the
+    /// same family, parameterization, family parameters, task and U-Net ([`init_weights`]);
+    /// its training record is kept in the new package as `train.init.*`.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// Clip degraded training inputs to [0, 1] ([`crate::data::PairConfig::clip`]).
+    #[serde(default)]
+    pub clip_inputs: bool,
 }
 
 impl Spec {
@@ -424,7 +433,11 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
 
     // Networks: IBMD starts generator and fake model from the teacher; others from the seeded init.
     let mut ibmd = None;
+    let mut init_record = BTreeMap::new();
     let mut net = if spec.family == "ibmd" {
+        if spec.init.is_some() {
+            return Err(Error::Config("--init is for bridge networks; an IBMD generator starts from its teacher".into()));
+        }
         let t = spec.teacher.as_ref().ok_or_else(|| Error::Config("ibmd needs --teacher".into()))?;
         let (tcfg, tw, _) = read_package(t)?;
         let i = Ibmd::new(&tcfg, &tw, family.as_ref(), spec.nfe.unwrap_or(1), device)?;
@@ -435,6 +448,13 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         let g = Net::from_weights(&gcfg, &gw, device)?;
         ibmd = Some(i);
         g
+    } else if let Some(p) = &spec.init {
+        if mean_needed {
+            return Err(Error::Config("--init: packages with a mean network (NADB) cannot be fine-tuned yet".into()));
+        }
+        let (w, record) = init_weights(p, &meta, &cfg)?;
+        init_record = record;
+        Net::from_weights(&cfg, &w, device)?
     } else {
         Net::init(&cfg, spec.seed, device)?
     };
@@ -500,6 +520,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     if step < stop {
         let mut pairs = task.pairs(spec.crop, true);
         pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
+        pairs.clip = spec.clip_inputs;
         let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
@@ -618,12 +639,52 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     extra.insert("train.steps".to_string(), step.to_string());
     extra.insert("train.seconds".to_string(), format!("{seconds:.0}"));
     extra.insert("train.command".to_string(), command.to_string());
+    extra.extend(init_record);
     let mw = match &mean {
         Some(m) => Some((m.cfg.clone(), m.ema_weights()?)),
         None => None,
     };
     let package = write_package(out, &net.cfg, &net.ema_weights()?, &meta, mw.as_ref().map(|(c, w)| (c, w)), &extra)?;
     Ok(Summary { step, seconds, package, last_loss, steps: spec.steps })
+}
+
+/// The weights of the package `path` to fine-tune from, after checking that it is the run's
+/// family, parameterization, family parameters, task geometry and U-Net; and its training record
+/// as `train.init.*` (path, steps, seconds, command, and its own `train.init.*` renamed one level
+/// down, so a chain of fine-tunings stays traceable).
+fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(Weights, BTreeMap<String, String>)> {
+    let (icfg, w, imeta) = read_package(path)?;
+    let differs = |what: &str, a: String, b: String| {
+        Error::Config(format!("--init {}: its {what} is {a}, this run's is {b}", path.display()))
+    };
+    if icfg != *cfg {
+        return Err(differs("U-Net", icfg.to_json(), cfg.to_json()));
+    }
+    if imeta.mean_network.is_some() {
+        return Err(Error::Config(format!("--init {}: packages with a mean network cannot be fine-tuned yet", path.display())));
+    }
+    let pairs = [
+        ("family", imeta.family.clone(), meta.family.clone()),
+        ("schedule", imeta.schedule.clone(), meta.schedule.clone()),
+        ("parameterization", imeta.parameterization.clone(), meta.parameterization.clone()),
+        ("family parameters", Value::Object(imeta.family_params.clone()).to_string(), Value::Object(meta.family_params.clone()).to_string()),
+        ("value range", format!("{:?}", imeta.value_range), format!("{:?}", meta.value_range)),
+        ("SR factor", imeta.sr_scale.to_string(), meta.sr_scale.to_string()),
+        ("channels", imeta.channels.to_string(), meta.channels.to_string()),
+    ];
+    for (what, a, b) in pairs {
+        if a != b {
+            return Err(differs(what, a, b));
+        }
+    }
+    let mut record = BTreeMap::new();
+    record.insert("train.init".to_string(), path.display().to_string());
+    for (k, v) in &imeta.other {
+        if let Some(rest) = k.strip_prefix("train.") {
+            record.insert(format!("train.init.{rest}"), v.clone());
+        }
+    }
+    Ok((w, record))
 }
 
 /// Write the package of a checkpoint (e.g. while a run is still going on), optionally with

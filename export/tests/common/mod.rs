@@ -40,6 +40,8 @@ pub fn tiny_spec(family: &str, task: &str, steps: u64) -> Spec {
         gray_p: 0.0,
         permute_channels: false,
         noise_channels: None,
+        init: None,
+        clip_inputs: false,
     }
 }
 

@@ -76,6 +76,9 @@ struct EvalArgs {
     /// Title (default: the package's name).
     #[arg(long)]
     title: Option<String>,
+    /// Colour correction of the restored images: `off`, `wavelet`, `wavelet:LEVELS`.
+    #[arg(long, default_value = "off")]
+    color_fix: String,
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -154,6 +157,10 @@ struct RestoreArgs {
     /// Explicit path of libonnxruntime (file or folder).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
+    /// Colour correction: `off` (default), `wavelet` or `wavelet:LEVELS` — keep the output's
+    /// detail, take its coarse colours from the input (undoes a model's colour cast).
+    #[arg(long, default_value = "off")]
+    color_fix: String,
     /// Keep the sampling loop on the network's device (IO binding + step graph): `true`/`false`
     /// (default: on for cuda/tensorrt, off for cpu).
     #[arg(long)]
@@ -210,7 +217,8 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         .execution_provider(provider(a))
         .cpu_fallback(a.cpu_fallback)
         .threads(a.threads)
-        .seed(a.seed);
+        .seed(a.seed)
+        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?);
     if let Some(p) = &a.ort_lib {
         b = b.onnxruntime_library(p);
     }
@@ -332,6 +340,7 @@ fn eval(a: &EvalArgs) -> bridge::Result<()> {
         threads: a.threads,
         ort_lib: a.ort_lib.clone(),
         title: a.title.clone(),
+        color_fix: bridge::color_fix::ColorFix::parse(&a.color_fix)?,
     };
     bridge::eval::run(&o, |msg| eprint!("\r{msg}    ")).map(|_| eprintln!())
 }
