@@ -102,10 +102,6 @@ pub struct PairConfig {
     pub augment: bool,
     /// Colour augmentation (training only; `Colour::NONE` keeps the photo's colours).
     pub colour: Colour,
-    /// Clip the degraded image to [0, 1] (before any up-sampling), as every 8- or 16-bit input
-    /// is: a camera's noisy frame, and the evaluation pairs, which are PNGs. Without it a
-    /// denoiser trains on noise below 0 and above 1 that it never sees in use.
-    pub clip: bool,
 }
 
 /// Colour augmentation of the clean crop before it is degraded.
@@ -221,9 +217,6 @@ struct Item {
 fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item> {
     let d = cfg.degradation.apply(clean.view(), rng)?;
     let mut degraded = d.image;
-    if cfg.clip {
-        degraded.mapv_inplace(|v| v.clamp(0.0, 1.0));
-    }
     if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
         let lr = degraded.insert_axis(Axis(0));
         degraded = upsample(lr.view(), *factor, kind)?.index_axis_move(Axis(0), 0);
@@ -397,7 +390,7 @@ mod tests {
     }
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
-        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE, clip: false }
+        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE }
     }
 
     /// `write_eval_pairs` describes its degradation in `degradation.json`, which the SDK reads.
@@ -548,7 +541,7 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, clip: false };
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | 4× super-resolution | [`resize_bicubic`] / [`Degradation::Bicubic`] | MATLAB `imresize` bicubic: Keys cubic a = −0.5, antialiased (kernel stretched by the scale when shrinking), symmetric borders |
 //! | deblurring | [`gaussian_blur`] | σ = 3.0 px, 61 × 61 taps (DPS's Gaussian-deblur setting), reflect borders |
-//! | denoising | [`add_gaussian_noise`] | σ = 25 on the 0–255 scale, not clipped |
+//! | denoising | [`add_gaussian_noise`] | σ = 25 on the 0–255 scale, not clipped here (training clips every input to the model range, and the evaluation pairs are PNGs: both see clipped noise, as real 8/16-bit frames carry) |
 //! | JPEG repair | [`jpeg`] | quality 10, the `image` crate's baseline encoder (libjpeg's tables and quality scaling, 4:4:4) |
 //! | inpainting | [`center_mask`], [`free_form_mask`] | centre square of half the side; brush strokes covering a given fraction |
 //!
@@ -145,8 +145,9 @@ pub fn gaussian_blur(img: ArrayView3<f32>, sigma: f64, size: usize) -> Result<Ar
     Array3::from_shape_vec((c, h, w), out).map_err(|e| Error::Image(e.to_string()))
 }
 
-/// `img + σ/255 · z`, `z ~ N(0, 1)` per element. Not clipped: the denoising literature's
-/// convention (the noisy input may leave `[0, 1]`).
+/// `img + σ/255 · z`, `z ~ N(0, 1)` per element. Not clipped here (the denoising literature's
+/// convention); the trainer clips the network's input to the model range and the evaluation
+/// pairs are saved as PNGs, so both use the clipped noisy image that real frames are.
 pub fn add_gaussian_noise(img: ArrayView3<f32>, sigma_255: f64, rng: &mut Rng) -> Array3<f32> {
     let s = (sigma_255 / 255.0) as f32;
     img.mapv(|v| v + s * rng.normal())

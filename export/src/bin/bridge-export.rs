@@ -202,9 +202,6 @@ struct TrainArgs {
     /// Start from this package's weights (fine-tuning; same family, task and U-Net).
     #[arg(long)]
     init: Option<PathBuf>,
-    /// Clip degraded training inputs to [0, 1], as real 8/16-bit inputs are.
-    #[arg(long)]
-    clip_inputs: bool,
     /// libtorch intra-op threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     threads: i32,
@@ -288,7 +285,6 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         permute_channels: a.permute_channels,
         noise_channels: a.noise_channels,
         init: a.init.clone(),
-        clip_inputs: a.clip_inputs,
     };
     let ckpt = a.ckpt.clone().unwrap_or_else(|| {
         let mut s = a.out.clone().into_os_string();

@@ -99,9 +99,6 @@ pub struct Spec {
     /// its training record is kept in the new package as `train.init.*`.
     #[serde(default)]
     pub init: Option<PathBuf>,
-    /// Clip degraded training inputs to [0, 1] ([`crate::data::PairConfig::clip`]).
-    #[serde(default)]
-    pub clip_inputs: bool,
 }
 
 impl Spec {
@@ -305,6 +302,8 @@ fn prepare(sampler: &PairSampler<'_>, obj: Option<&Objective<'_>>, spec: &Spec, 
     let dims = |a: &bridge::Tensor| a.shape().to_vec();
     let flat = |a: &bridge::Tensor| a.iter().copied().collect::<Vec<f32>>();
     let clean = tensor(&flat(&b.clean), &dims(&b.clean), Device::Cpu)?;
+    // Clipped to the model range, as every 8/16-bit input is (a camera's noisy frame, the
+    // evaluation pairs' PNGs): the noise of a denoising pair never leaves [0, 1] here.
     let deg: Vec<f32> = b.degraded.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
     let degraded = tensor(&deg, &dims(&b.degraded), Device::Cpu)?;
     let n = b.clean.len();
@@ -520,7 +519,6 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     if step < stop {
         let mut pairs = task.pairs(spec.crop, true);
         pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
-        pairs.clip = spec.clip_inputs;
         let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(

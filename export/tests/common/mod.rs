@@ -41,7 +41,6 @@ pub fn tiny_spec(family: &str, task: &str, steps: u64) -> Spec {
         permute_channels: false,
         noise_channels: None,
         init: None,
-        clip_inputs: false,
     }
 }
 
