@@ -398,3 +398,65 @@ fn staged_tiled_path_equals_host_loop() {
         }
     }
 }
+
+/// A tiled device run reports after every tile batch and cancels between batches, as the host
+/// loop does: the callback's `false` stops it with `Cancelled` before the next batch.
+#[test]
+fn tiled_progress_cancels_between_batches() {
+    models::ensure_ort();
+    let dir = tmpdir("tiled-cancel");
+    let pkg = models::oracle_mixing(&dir, "mix.onnx");
+    for on in [false, true] {
+        let seen: Log = Default::default();
+        let s2 = seen.clone();
+        let mut r = Restorer::builder(&pkg)
+            .threads(1)
+            .nfe(4)
+            .tile(16)
+            .tile_overlap(4)
+            .tile_batch(2)
+            .device_loop(on)
+            .on_progress(move |p| {
+                s2.lock().unwrap().push((p.call, p.tile, p.tiles));
+                !(p.call == 1 && p.tile == 4)
+            })
+            .build()
+            .unwrap();
+        assert!(matches!(r.restore_tensor(image(24, 40, -1.0, 1.0).view()), Err(Error::Cancelled)), "device loop {on}");
+        let want = if on { SamplingLoop::Device } else { SamplingLoop::Host("device loop off") };
+        assert_eq!(r.sampling_loop(), want);
+        // 2×3 tiles in batches of 2: three reports per call, the fifth report cancels.
+        assert_eq!(*seen.lock().unwrap(), vec![(0, 2, 6), (0, 4, 6), (0, 6, 6), (1, 2, 6), (1, 4, 6)], "device loop {on}");
+    }
+}
+
+/// Timing, host loop vs tiled device loop on the CPU provider (ignored: run it by name with
+/// `--ignored --nocapture`; `docs/performance.md` quotes it): the U-Net on a 256² frame in
+/// 64² tiles (overlap 16, batch 4: 25 tiles), 4 steps, median of 3; the outputs are identical.
+#[test]
+#[ignore]
+fn tiled_timing_host_vs_device() {
+    models::ensure_ort();
+    let dir = tmpdir("tiled-timing");
+    let pkg = unet_package(&dir, "goub.onnx", &GOUB);
+    let x = image(256, 256, 0.0, 1.0);
+    let time = |on: bool| {
+        let mut r = Restorer::builder(&pkg).threads(2).sampler("data-solver-1").nfe(4).tile(64).tile_overlap(16).tile_batch(4).device_loop(on).build().unwrap();
+        let out = r.restore_tensor(x.view()).unwrap();
+        let mut t: Vec<f64> = (0..3)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                std::hint::black_box(r.restore_tensor(x.view()).unwrap());
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        (out, t[1], r.sampling_loop())
+    };
+    let (a, th, lh) = time(false);
+    let (b, td, ld) = time(true);
+    assert_eq!(ld, SamplingLoop::Device);
+    assert_ne!(lh, SamplingLoop::Device);
+    assert_eq!(diff(&a, &b).1, 0);
+    println!("tiled 256² (25 tiles of 64², batch 4), 4 steps, CPU provider, 2 threads: device loop / host loop time = {:.3}", td / th);
+}
