@@ -28,11 +28,21 @@
 //! makes the CPU provider take the GPU path (allocator from the session, every transfer an
 //! ONNX Runtime copy, noise upload overlapped), so CI exercises it.
 //!
+//! **Tiled frames** ([`DeviceLoop::sample_tiled`], `device_tiles.rs`): the state stays a whole
+//! frame on the device and each network call runs the host loop's tiling there — per tile
+//! batch, a crop graph cuts the tiles out of the device frame, the network runs on them, and a
+//! blend graph folds the outputs into the host's weighted running mean ([`super::tile_graph`]);
+//! the step graph then runs on the whole frame. Same tile layout, batches (fixed-shape padding
+//! rows, a graph's fixed batch size), blend factors and order as
+//! [`crate::tile::TiledDenoiser`], so the output is the host loop's bit for bit on the CPU
+//! provider. This is what fixed-shape TensorRT engines need: every real frame is tiled there.
+//!
 //! Scope: row samplers only ([`crate::sampler::plan`]) whose rows need no per-pixel work
-//! ([`Plan::host_only`]: inpainting masks, RDBM's residual-modulated noise); the network sees the whole frame in one
-//! run (no tiles; a graph with a fixed batch must fix it to the frame's batch). Trajectory
-//! hooks are not called. [`crate::restorer::Restorer`] falls back to the host loop for
-//! everything else ([`SamplingLoop`]).
+//! ([`Plan::host_only`]: inpainting masks, RDBM's residual-modulated noise); no generator-noise
+//! input. Untiled ([`DeviceLoop::sample`]), the network sees the whole frame in one run and a
+//! graph with a fixed batch must fix it to the frame's batch; tiled, a fixed height and width
+//! must be the tile's. Trajectory hooks are not called. [`crate::restorer::Restorer`] falls
+//! back to the host loop for everything else ([`SamplingLoop`]).
 
 use super::cancel::CancelToken;
 use super::env;

@@ -145,7 +145,7 @@ fn blend(sess: &mut Session, v: &OrtTensor<f32>, run: &Run, jobs: &[Job], factor
     let mut bind = sess.create_binding().map_err(rt)?;
     bind.bind_input(tn::V, v).map_err(rt)?;
     let [a0, a1] = acc;
-    let (src, dst) = if j % 2 == 0 { (&*a1, a0) } else { (&*a0, a1) };
+    let (src, dst) = if j.is_multiple_of(2) { (&*a1, a0) } else { (&*a0, a1) };
     if j > 0 {
         bind.bind_input(tn::ACC, src).map_err(rt)?;
     }

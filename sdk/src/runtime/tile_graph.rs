@@ -1,4 +1,4 @@
-//! The tile graphs of the tiled device loop ([`super::device_tiles`]): two tiny ONNX models the
+//! The tile graphs of the tiled device loop ([`super::device`], `device_tiles.rs`): two tiny ONNX models the
 //! SDK writes itself, so that cutting tiles out of the device frame and blending the network's
 //! tile outputs back run on the network's device, with the host loop's arithmetic
 //! ([`crate::tile::TiledDenoiser`]).
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! `k_i` is the host's per-pixel blend factor `w / Σw` of row `i`'s tile, computed once on the
-//! host ([`crate::tile::TileLayout::blend_factors`]); where it is 0 the host skips the pixel, and
+//! host (`TileLayout::blend_factors`); where it is 0 the host skips the pixel, and
 //! `Where` keeps `acc` there bit for bit (also when the tile output is NaN). `Sub`, `Mul` and
 //! `Add` are separate nodes in the host's order (no fused multiply-add), so the blend gives the
 //! host's bits. Rows `m..R` of a fixed-shape batch are padding: their outputs are not read.
@@ -97,7 +97,8 @@ pub fn blend(rows: usize, real: usize, first: bool) -> Vec<u8> {
     g.node("Split", &[V], &ro, &[("axis", 0)]);
     // `None`: the running blend is still all zeros (a call's first row).
     let mut acc: Option<String> = (!first).then(|| ACC.to_string());
-    for i in 0..real.min(rows) {
+    let real = real.min(rows);
+    for (i, &vi) in ro.iter().enumerate().take(real) {
         let (k, s, e, p) = (factors(i), starts(i), ends(i), pads(i));
         g.inputs.push((k.clone(), FLOAT, vec![Dim::V(1), Dim::V(1), Dim::P("TH"), Dim::P("TW")]));
         g.inputs.push((s.clone(), INT64, vec![Dim::V(4)]));
@@ -112,13 +113,13 @@ pub fn blend(rows: usize, real: usize, first: bool) -> Vec<u8> {
             None => "zero".to_string(),
         };
         // `old + k·(v − old)`: the host's `d += k·(v − d)`, one node per operation.
-        g.node("Sub", &[ro[i], &old], &[&n("d")], &[]);
+        g.node("Sub", &[vi, &old], &[&n("d")], &[]);
         g.node("Mul", &[&k, &n("d")], &[&n("kd")], &[]);
         g.node("Add", &[&old, &n("kd")], &[&n("new")], &[]);
         g.node("Pad", &[&n("new"), &p], &[&n("newp")], &[]);
         g.node("Pad", &[&k, &p], &[&n("kp")], &[]);
         g.node("Equal", &[&n("kp"), "zero"], &[&n("skip")], &[]);
-        let out = if i + 1 == real.min(rows) { ACC_OUT.to_string() } else { n("acc") };
+        let out = if i + 1 == real { ACC_OUT.to_string() } else { n("acc") };
         let keep = acc.clone().unwrap_or_else(|| "zero".to_string());
         g.node("Where", &[&n("skip"), &keep, &n("newp")], &[&out], &[]);
         acc = Some(out);
