@@ -352,6 +352,17 @@ fn fixed_shape_tiles_identical_both_ways() {
     }
 }
 
+/// Tiled frames without a conditioning input (NADB: the mean network's `x_T`, computed tiled on
+/// the host) and on a graph fixed to 1×3×16×16 with an int64 scalar time: the host loop's bits.
+#[test]
+fn tiled_nadb_and_integer_time_identical() {
+    let dir = tmpdir("tiled-nadb");
+    let nadb = models::nadb_with_mean(&dir);
+    tiled_both_ways(&nadb, "nadb", 4, &image(24, 40, -1.0, 1.0), |b| b.tile(16).tile_overlap(4).tile_batch(2), "nadb tiled");
+    let fixed = models::fixed(&dir, "fixed.onnx", 16);
+    tiled_both_ways(&fixed, "rdbm", 3, &image(40, 44, -1.0, 1.0), |b| b.fixed_tile_shape(true).tile_batch(3), "fixed int64 t tiled");
+}
+
 /// Two images per frame, tiled, through `DeviceLoop::sample_tiled` directly against the host
 /// loop (`TiledDenoiser` over the same `OnnxDenoiser`), on the CPU provider's direct path and on
 /// the GPU code path (`staged`): identical, for a dynamic-shape and fixed-shape networks.
