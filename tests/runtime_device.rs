@@ -6,10 +6,11 @@
 
 mod runtime_models;
 
-use bridge::restorer::Restorer;
+use bridge::restorer::{Restorer, RestorerBuilder};
 use bridge::rng::PhiloxNoise;
 use bridge::runtime::{DeviceLoop, OnnxDenoiser, SamplingLoop, SessionConfig, build_family, parse_sampler};
 use bridge::sampler::{Model, plan, sample};
+use bridge::tile::{TileConfig, TiledDenoiser};
 use bridge::{Error, Tensor};
 use runtime_models as models;
 use std::path::{Path, PathBuf};
@@ -151,14 +152,17 @@ fn automatic_fallback() {
         r.restore_tensor(x.view()).unwrap();
         assert_eq!(r.sampling_loop(), SamplingLoop::Host(want), "{s}");
     }
-    // A frame larger than a tile.
+    // A frame larger than a tile runs on the device too (tiled), and within one tile.
     let mut r = Restorer::builder(&vp).threads(2).sampler("dbim").nfe(3).tile(16).tile_overlap(4).device_loop(true).build().unwrap();
     r.restore_tensor(x.view()).unwrap();
-    assert_eq!(r.sampling_loop(), SamplingLoop::Host("the frame is tiled"));
-    // The same frame within one tile runs on the device.
+    assert_eq!(r.sampling_loop(), SamplingLoop::Device);
     r.options_mut().tile.size = (64, 64);
     r.restore_tensor(x.view()).unwrap();
     assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+    // A tiled frame with a sampler the device loop does not take runs the host loop.
+    let mut r = Restorer::builder(&vp).threads(2).sampler("heun").nfe(3).tile(16).tile_overlap(4).device_loop(true).build().unwrap();
+    r.restore_tensor(x.view()).unwrap();
+    assert_eq!(r.sampling_loop(), SamplingLoop::Host("the sampler is not one row per step"));
     // Off by default on the CPU; switchable per restorer.
     let mut r = Restorer::builder(&vp).threads(2).nfe(3).tile(0).build().unwrap();
     assert!(!r.device_loop());
@@ -250,4 +254,220 @@ fn staged_path_equals_host_loop() {
     assert!(matches!(dev.sample(&mut net, &p, bad.view(), x.view(), &mut PhiloxNoise::new(0), None), Err(Error::InvalidParam { .. })));
     let small = image(20, 20, 0.0, 1.0);
     assert!(matches!(dev.sample(&mut net, &p, x.view(), small.view(), &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
+}
+
+/// The GOUB metadata the tiled tests run their networks as (ε-predicting; a stochastic and a
+/// deterministic row sampler).
+const GOUB: [(&str, &str); 5] = [
+    ("bridge.family", "goub"),
+    ("bridge.schedule", "cosine"),
+    ("bridge.parameterization", "eps"),
+    ("bridge.value_range", "[0, 1]"),
+    ("bridge.sampler", "data-solver-1"),
+];
+
+/// Progress reports `(call, tiles done, tiles)` of a restore.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<(usize, usize, usize)>>>;
+
+/// Restore `x` tiled (`tune` sets the tiling) with the host loop and with the device loop: the
+/// device loop is taken, the outputs are identical element by element and the progress reports
+/// are the host's. Returns the reports. A stochastic sampler's device output changes with the
+/// seed (the noise is used).
+fn tiled_both_ways(pkg: &Path, sampler: &str, nfe: usize, x: &Tensor, tune: impl Fn(RestorerBuilder) -> RestorerBuilder, tag: &str) -> Vec<(usize, usize, usize)> {
+    models::ensure_ort();
+    let run = |on: bool| {
+        let log: Log = Default::default();
+        let l2 = log.clone();
+        let b = Restorer::builder(pkg).threads(2).sampler(sampler).nfe(nfe).seed(11).device_loop(on).on_progress(move |p| {
+            l2.lock().unwrap().push((p.call, p.tile, p.tiles));
+            true
+        });
+        let mut r = tune(b).build().unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let out = r.restore_tensor(x.view()).unwrap_or_else(|e| panic!("{tag} ({on}): {e}"));
+        let log = log.lock().unwrap().clone();
+        (out, log, r)
+    };
+    let (a, host_log, host) = run(false);
+    assert_eq!(host.sampling_loop(), SamplingLoop::Host("device loop off"));
+    let (b, dev_log, mut dev) = run(true);
+    assert_eq!(dev.sampling_loop(), SamplingLoop::Device, "{tag}");
+    let (max, n) = diff(&a, &b);
+    println!("{tag}: {} elements, max |host − device| = {max:e}, {n} differ; tiles per call {:?}", a.len(), host_log.first().map(|p| p.2));
+    assert!(a.iter().all(|v| v.is_finite()), "{tag}: finite output");
+    assert_eq!(n, 0, "{tag}: tiled device loop differs from the host loop (max {max:e})");
+    assert_eq!(host_log, dev_log, "{tag}: progress reports");
+    assert!(host_log.iter().all(|p| p.2 > 1), "{tag}: the frame is tiled");
+    let p = plan::plan(dev.family(), &dev.options().sampler, nfe, false).unwrap().unwrap();
+    if p.noisy_steps() > 0 {
+        dev.set_seed(12);
+        let c = dev.restore_tensor(x.view()).unwrap();
+        assert!(diff(&b, &c).1 > 0, "{tag}: another seed, another image");
+    }
+    host_log
+}
+
+/// Tiles done after each report of the first call.
+fn first_call(log: &[(usize, usize, usize)]) -> Vec<usize> {
+    log.iter().filter(|p| p.0 == 0).map(|p| p.1).collect()
+}
+
+/// A dynamic-shape network (the U-Net) on a frame of 3×4 tiles with overlap and trim, in
+/// batches of 5 (the last one holds 2): the device loop gives the host loop's bits, for a
+/// stochastic and a deterministic sampler.
+#[test]
+fn tiled_frames_identical_both_ways() {
+    let dir = tmpdir("tiled");
+    let goub = unet_package(&dir, "goub.onnx", &GOUB);
+    let x = image(40, 52, 0.0, 1.0);
+    for (s, nfe) in [("data-solver-1", 4), ("data-solver-1-ode", 4)] {
+        let log = tiled_both_ways(&goub, s, nfe, &x, |b| b.tile(16).tile_overlap(4).tile_trim(1).tile_batch(5), &format!("unet {s}"));
+        assert_eq!(first_call(&log), vec![5, 10, 12], "{s}");
+        assert_eq!(log.len(), 3 * 4, "{s}: 3 reports per call");
+    }
+}
+
+/// Fixed-shape graphs (16×16, as a TensorRT engine) on larger frames: full batches of 5 tiles,
+/// the last padded by repeating its last tile, with a dynamic batch axis and with the batch
+/// fixed to 1 (every batch runs tile by tile); a frame smaller than the graph pads up to one
+/// tile and still runs a full batch. The device loop gives the host loop's bits.
+#[test]
+fn fixed_shape_tiles_identical_both_ways() {
+    let dir = tmpdir("fixed-tiles");
+    for batch in [None, Some(1)] {
+        let pkg = models::conv_fixed(&dir, &format!("conv-{batch:?}.onnx"), 16, batch, &GOUB);
+        for (s, nfe) in [("data-solver-1", 3), ("data-solver-1-ode", 3)] {
+            let tag = format!("fixed batch {batch:?} {s}");
+            let tune = |b: RestorerBuilder| b.fixed_tile_shape(true).tile_batch(5);
+            let log = tiled_both_ways(&pkg, s, nfe, &image(40, 44, 0.0, 1.0), tune, &tag);
+            assert_eq!(first_call(&log), vec![5, 10, 12], "{tag}");
+            // One 16×16 tile: a full batch of 5 rows, one of them real.
+            let small = image(12, 10, 0.0, 1.0);
+            models::ensure_ort();
+            let mut host = tune(Restorer::builder(&pkg).threads(1).sampler(s).nfe(nfe)).build().unwrap();
+            let mut dev = tune(Restorer::builder(&pkg).threads(1).sampler(s).nfe(nfe).device_loop(true)).build().unwrap();
+            let (a, b) = (host.restore_tensor(small.view()).unwrap(), dev.restore_tensor(small.view()).unwrap());
+            assert_eq!(dev.sampling_loop(), SamplingLoop::Device, "{tag}");
+            assert_eq!(diff(&a, &b).1, 0, "{tag}: one padded tile");
+        }
+    }
+}
+
+/// Tiled frames without a conditioning input (NADB: the mean network's `x_T`, computed tiled on
+/// the host) and on a graph fixed to 1×3×16×16 with an int64 scalar time: the host loop's bits.
+#[test]
+fn tiled_nadb_and_integer_time_identical() {
+    let dir = tmpdir("tiled-nadb");
+    let nadb = models::nadb_with_mean(&dir);
+    tiled_both_ways(&nadb, "nadb", 4, &image(24, 40, -1.0, 1.0), |b| b.tile(16).tile_overlap(4).tile_batch(2), "nadb tiled");
+    let fixed = models::fixed(&dir, "fixed.onnx", 16);
+    tiled_both_ways(&fixed, "rdbm", 3, &image(40, 44, -1.0, 1.0), |b| b.fixed_tile_shape(true).tile_batch(3), "fixed int64 t tiled");
+}
+
+/// Two images per frame, tiled, through `DeviceLoop::sample_tiled` directly against the host
+/// loop (`TiledDenoiser` over the same `OnnxDenoiser`), on the CPU provider's direct path and on
+/// the GPU code path (`staged`): identical, for a dynamic-shape and fixed-shape networks.
+#[test]
+fn staged_tiled_path_equals_host_loop() {
+    models::ensure_ort();
+    let dir = tmpdir("staged-tiles");
+    let two = |h: usize, w: usize| {
+        let a = image(h, w, 0.0, 1.0);
+        Tensor::from_shape_fn((2, 3, h, w), |(b, c, y, x)| if b == 0 { a[[0, c, y, x]] } else { 1.0 - a[[0, c, y, x]].powi(2) })
+    };
+    let tiles = |batch, align, fixed_shape| TileConfig { size: (16, 16), overlap: 4, trim: 1, batch, align, fixed_shape };
+    let cases = [
+        (unet_package(&dir, "goub.onnx", &GOUB), tiles(3, 4, false), two(28, 36)),
+        (models::conv_fixed(&dir, "conv.onnx", 16, None, &GOUB), tiles(4, 1, true), two(30, 28)),
+        (models::conv_fixed(&dir, "conv1.onnx", 16, Some(1), &GOUB), tiles(3, 1, true), two(30, 28)),
+    ];
+    let cfg = SessionConfig { threads: 2, ..Default::default() };
+    for (pkg, tile, x) in &cases {
+        let (mut net, meta) = OnnxDenoiser::load_package(pkg, &cfg).unwrap();
+        let family = build_family(&meta).unwrap();
+        for (name, nfe) in [("data-solver-1", 3), ("data-solver-1-ode", 3)] {
+            let sampler = parse_sampler(name, None, None).unwrap();
+            let p = plan::plan(family.as_ref(), &sampler, nfe, false).unwrap().unwrap();
+            let host = {
+                let mut tiled = TiledDenoiser::new(&mut net, *tile);
+                let mut model = Model::new(&mut tiled, family.as_ref(), x.view(), x.view()).unwrap();
+                sample(&mut model, &sampler, nfe, &mut PhiloxNoise::new(5)).unwrap()
+            };
+            for staged in [false, true] {
+                let mut dev = DeviceLoop::new(&cfg).staged(staged);
+                let mut seen = Vec::new();
+                let mut cb = |t: bridge::tile::TileProgress| {
+                    seen.push(t);
+                    true
+                };
+                let out = dev.sample_tiled(&mut net, &p, x.view(), x.view(), &mut PhiloxNoise::new(5), tile, Some(&mut cb)).unwrap();
+                let (max, n) = diff(&host, &out);
+                println!("{} {name} staged {staged}: max {max:e}, {n} differ", pkg.display());
+                assert_eq!(n, 0, "{} {name} staged {staged}", pkg.display());
+                let last = seen.last().unwrap();
+                assert!(last.total > 2 && last.done == last.total && last.call + 1 == p.calls(), "{last:?}");
+            }
+        }
+    }
+}
+
+/// A tiled device run reports after every tile batch and cancels between batches, as the host
+/// loop does: the callback's `false` stops it with `Cancelled` before the next batch.
+#[test]
+fn tiled_progress_cancels_between_batches() {
+    models::ensure_ort();
+    let dir = tmpdir("tiled-cancel");
+    let pkg = models::oracle_mixing(&dir, "mix.onnx");
+    for on in [false, true] {
+        let seen: Log = Default::default();
+        let s2 = seen.clone();
+        let mut r = Restorer::builder(&pkg)
+            .threads(1)
+            .nfe(4)
+            .tile(16)
+            .tile_overlap(4)
+            .tile_batch(2)
+            .device_loop(on)
+            .on_progress(move |p| {
+                s2.lock().unwrap().push((p.call, p.tile, p.tiles));
+                !(p.call == 1 && p.tile == 4)
+            })
+            .build()
+            .unwrap();
+        assert!(matches!(r.restore_tensor(image(24, 40, -1.0, 1.0).view()), Err(Error::Cancelled)), "device loop {on}");
+        let want = if on { SamplingLoop::Device } else { SamplingLoop::Host("device loop off") };
+        assert_eq!(r.sampling_loop(), want);
+        // 2×3 tiles in batches of 2: three reports per call, the fifth report cancels.
+        assert_eq!(*seen.lock().unwrap(), vec![(0, 2, 6), (0, 4, 6), (0, 6, 6), (1, 2, 6), (1, 4, 6)], "device loop {on}");
+    }
+}
+
+/// Timing, host loop vs tiled device loop on the CPU provider (ignored: run it by name with
+/// `--ignored --nocapture`; `docs/performance.md` quotes it): the U-Net on a 256² frame in
+/// 64² tiles (overlap 16, batch 4: 25 tiles), 4 steps, median of 3; the outputs are identical.
+#[test]
+#[ignore]
+fn tiled_timing_host_vs_device() {
+    models::ensure_ort();
+    let dir = tmpdir("tiled-timing");
+    let pkg = unet_package(&dir, "goub.onnx", &GOUB);
+    let x = image(256, 256, 0.0, 1.0);
+    let time = |on: bool| {
+        let mut r = Restorer::builder(&pkg).threads(2).sampler("data-solver-1").nfe(4).tile(64).tile_overlap(16).tile_batch(4).device_loop(on).build().unwrap();
+        let out = r.restore_tensor(x.view()).unwrap();
+        let mut t: Vec<f64> = (0..3)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                std::hint::black_box(r.restore_tensor(x.view()).unwrap());
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        (out, t[1], r.sampling_loop())
+    };
+    let (a, th, lh) = time(false);
+    let (b, td, ld) = time(true);
+    assert_eq!(ld, SamplingLoop::Device);
+    assert_ne!(lh, SamplingLoop::Device);
+    assert_eq!(diff(&a, &b).1, 0);
+    println!("tiled 256² (25 tiles of 64², batch 4), 4 steps, CPU provider, 2 threads: device loop / host loop time = {:.3}", td / th);
 }

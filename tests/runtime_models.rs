@@ -62,6 +62,24 @@ pub fn conv(dir: &Path, name: &str) -> PathBuf {
     let mut g = Graph::default();
     fx::io(&mut g, 3);
     package(&mut g, RGB).meta("bridge.receptive_field", "2");
+    conv_body(&mut g);
+    save(&g, &dir.join(name))
+}
+
+/// [`conv`] on a graph that fixes height and width to `size` and, if given, the batch size (as
+/// a TensorRT engine's shape), with metadata overrides (an empty value removes the key).
+pub fn conv_fixed(dir: &Path, name: &str, size: i64, batch: Option<i64>, over: &[(&str, &str)]) -> PathBuf {
+    let n = batch.map_or(Dim::S("N"), Dim::N);
+    let d = [n.clone(), Dim::N(3), Dim::N(size), Dim::N(size)];
+    let mut g = Graph::default();
+    g.input("x_t", FLOAT, &d).input("cond", FLOAT, &d).input("t", FLOAT, &[n]).output("raw", FLOAT, &d);
+    package(&mut g, RGB).meta("bridge.receptive_field", "2");
+    overrides(&mut g, over);
+    conv_body(&mut g);
+    save(&g, &dir.join(name))
+}
+
+fn conv_body(g: &mut Graph) {
     let w = |seed: u32| -> Vec<f32> { (0..81u32).map(|i| (((i * 37 + seed * 11) % 23) as f32 - 11.0) * 0.03).collect() };
     let pads = || ("pads", Attr::Ints(vec![1, 1, 1, 1]));
     g.floats("w1", &[3, 3, 3, 3], &w(1))
@@ -73,7 +91,6 @@ pub fn conv(dir: &Path, name: &str) -> PathBuf {
         .node("Add", &["c2", "cond"], &["s"], &[])
         .node("Reshape", &["t", "tshape"], &["t4"], &[])
         .node("Mul", &["s", "t4"], &["raw"], &[]);
-    save(&g, &dir.join(name))
 }
 
 /// `raw = ln(x_t − 10)` (NaN for images); no time input.

@@ -1,6 +1,7 @@
 //! One-shot GPU acceptance (`scripts/gpu-check.sh`): one JSON with
 //! - CUDA EP restores with the host loop, the device loop (IO binding + step graph) and CUDA
-//!   graphs, each compared with the host loop's output;
+//!   graphs, each compared with the host loop's output, and a tiled frame (fixed-shape tile
+//!   batches, as TensorRT runs them) with the host loop and with the device loop;
 //! - a TensorRT fp16 restore (engine cached under the temp folder), compared the same way;
 //! - an NV12 frame restored from planes in CUDA memory (the `BRIDGE_IMAGE_MEMORY_CUDA` path),
 //!   compared byte for byte with the same frame from host planes;
@@ -96,11 +97,15 @@ fn max_diff(a: &Nd, b: &Nd) -> f64 {
     a.iter().zip(b.iter()).map(|(p, q)| (p - q).abs() as f64).fold(0.0, f64::max)
 }
 
-/// Build a restorer, restore once (warm-up, engine build), then time `reps` restores.
-/// Returns the JSON entry and the output, or an `{"error"}` entry.
-fn run_sdk(o: &Opts, pkg: &Path, ep: ExecutionProvider, device_loop: bool, img: &Nd) -> (Value, Option<Nd>) {
+/// Build a restorer, restore once (warm-up, engine build), then time `reps` restores; `tile`
+/// 0: the whole frame, else tiles of that side (overlap a quarter) in full fixed-shape batches,
+/// as TensorRT runs them. Returns the JSON entry and the output, or an `{"error"}` entry.
+fn run_sdk(o: &Opts, pkg: &Path, ep: ExecutionProvider, device_loop: bool, tile: usize, img: &Nd) -> (Value, Option<Nd>) {
     let attempt = || -> Res<(Value, Nd)> {
-        let mut b = Restorer::builder(pkg).execution_provider(ep.clone()).threads(o.threads).tile(0).seed(1).device_loop(device_loop);
+        let mut b = Restorer::builder(pkg).execution_provider(ep.clone()).threads(o.threads).tile(tile).seed(1).device_loop(device_loop);
+        if tile > 0 {
+            b = b.tile_overlap(tile / 4).fixed_tile_shape(true);
+        }
         if let Some(p) = &o.ort_lib {
             b = b.onnxruntime_library(p);
         }
@@ -238,15 +243,32 @@ fn main() -> Res<()> {
     let gpu = |cuda_graph| ExecutionProvider::Cuda(CudaOptions { cuda_graph, ..Default::default() });
     let gpu_tf32 = ExecutionProvider::Cuda(CudaOptions { cuda_graph: true, tf32: true, ..Default::default() });
     let base_ep = if o.cpu { ExecutionProvider::Cpu } else { gpu(false) };
-    let (mut host, host_out) = run_sdk(&o, &pkg, base_ep.clone(), false, &img);
+    let (mut host, host_out) = run_sdk(&o, &pkg, base_ep.clone(), false, 0, &img);
     host["what"] = json!("libbridge, host loop");
     report["libbridge_host_loop"] = host.clone();
     checkpoint(&o, &report);
-    let (mut dev, dev_out) = run_sdk(&o, &pkg, base_ep, true, &img);
+    let (mut dev, dev_out) = run_sdk(&o, &pkg, base_ep.clone(), true, 0, &img);
     if let (Some(a), Some(b)) = (&host_out, &dev_out) {
         dev["max_abs_diff_vs_host_loop"] = json!(max_diff(a, b));
     }
     report["libbridge_device_loop"] = dev.clone();
+    checkpoint(&o, &report);
+    // Tiled (half-side tiles, full fixed-shape batches): host loop vs device loop.
+    let tile = side / 2;
+    let (tiled_host, th_out) = run_sdk(&o, &pkg, base_ep.clone(), false, tile, &img);
+    let (mut tiled, td_out) = run_sdk(&o, &pkg, base_ep, true, tile, &img);
+    if let (Some(a), Some(b)) = (&th_out, &td_out) {
+        tiled["max_abs_diff_vs_host_loop"] = json!(max_diff(a, b));
+    }
+    if let (Some(h), Some(d)) = (tiled_host.get("ms_median").and_then(Value::as_f64), tiled.get("ms_median").and_then(Value::as_f64)) {
+        tiled["host_loop_ms_median"] = json!(h);
+        tiled["host_over_device"] = json!(h / d);
+    }
+    if let Some(e) = tiled_host.get("error") {
+        tiled["host_loop_error"] = e.clone();
+    }
+    tiled["tile"] = json!(tile);
+    report["libbridge_device_loop_tiled"] = tiled;
     checkpoint(&o, &report);
     let memory = if o.cpu { Memory::Host } else { Memory::Cuda { device_id: 0 } };
     report["libbridge_nv12_device_memory"] = nv12_device_memory(&o, &pkg, if o.cpu { ExecutionProvider::Cpu } else { gpu(false) }, memory, &img);
@@ -255,7 +277,7 @@ fn main() -> Res<()> {
     let mut tf32 = json!({"skipped": "no CUDA"});
     let mut trt = json!({"skipped": "no CUDA"});
     if !o.cpu {
-        let (g, g_out) = run_sdk(&o, &pkg, gpu(true), true, &img);
+        let (g, g_out) = run_sdk(&o, &pkg, gpu(true), true, 0, &img);
         graph = g;
         if let (Some(a), Some(b)) = (&host_out, &g_out) {
             graph["max_abs_diff_vs_host_loop"] = json!(max_diff(a, b));
@@ -264,7 +286,7 @@ fn main() -> Res<()> {
         checkpoint(&o, &report);
         // TF32 convolutions/matmuls: what eager PyTorch does for convolutions by default
         // (torch.backends.cudnn.allow_tf32 is on), so the like-for-like speed comparison.
-        let (t, t_out) = run_sdk(&o, &pkg, gpu_tf32, true, &img);
+        let (t, t_out) = run_sdk(&o, &pkg, gpu_tf32, true, 0, &img);
         tf32 = t;
         if let (Some(a), Some(b)) = (&host_out, &t_out) {
             tf32["max_abs_diff_vs_host_loop"] = json!(max_diff(a, b));
@@ -347,7 +369,7 @@ fn main() -> Res<()> {
     if !o.cpu {
         let cache = dir.join("trt-cache");
         let ep = ExecutionProvider::TensorRt(TensorRtOptions { fp16: true, engine_cache_dir: Some(cache), ..Default::default() });
-        let (t, t_out) = run_sdk(&o, &pkg, ep, true, &img);
+        let (t, t_out) = run_sdk(&o, &pkg, ep, true, 0, &img);
         // A machine without TensorRT's libraries cannot run this part at all: say so, apart
         // from a failure of libbridge's.
         trt = match t.get("error").and_then(Value::as_str) {
@@ -388,10 +410,12 @@ fn main() -> Res<()> {
     let _ = std::fs::remove_dir_all(&dir);
     // Exit status: the CUDA path fails if any libbridge part failed; the CPU path if either loop
     // failed or the loops disagree beyond float rounding.
-    let failed = ["libbridge_host_loop", "libbridge_device_loop", "libbridge_nv12_device_memory", "libbridge_cuda_graph", "libbridge_cuda_graph_tf32", "libbridge_tensorrt_fp16", "eager_libtorch"]
+    let failed = ["libbridge_host_loop", "libbridge_device_loop", "libbridge_device_loop_tiled", "libbridge_nv12_device_memory", "libbridge_cuda_graph", "libbridge_cuda_graph_tf32", "libbridge_tensorrt_fp16", "eager_libtorch"]
         .iter()
         .any(|k| report[k].get("error").is_some());
-    let loops_agree = report["libbridge_device_loop"]["max_abs_diff_vs_host_loop"].as_f64().is_some_and(|d| d < 1e-3);
+    let loops_agree = ["libbridge_device_loop", "libbridge_device_loop_tiled"]
+        .iter()
+        .all(|k| report[k]["max_abs_diff_vs_host_loop"].as_f64().is_some_and(|d| d < 1e-3) && report[k]["loop"] == json!("device"));
     // Device-memory planes reach the host unchanged, and the restored planes come back with
     // the host path's bytes (same restorer, deterministic sampler; one code step of slack for
     // GPU kernels that are not bit-reproducible between runs) and their padding untouched.

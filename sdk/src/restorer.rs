@@ -34,11 +34,14 @@
 //! attention or global pooling; only `tile(0)` is independent of tiling (`docs/performance.md`).
 //!
 //! **Device loop.** With [`RestorerBuilder::device_loop`] (default on for CUDA and TensorRT,
-//! off on the CPU) a row sampler whose frame the network sees in one piece runs with the state
-//! on the network's device ([`crate::runtime::device`]): same noise, same step arithmetic, no
-//! host round-trip between steps. Anything else — tiled frames, Heun, DBIM orders 2–3,
-//! data-solver-2, residual-modulated RDBM, Rust networks — runs the host loop;
-//! [`Restorer::sampling_loop`] says which loop the last restore used and why.
+//! off on the CPU) a row sampler runs with the state on the network's device
+//! ([`crate::runtime::device`]): same noise, same step arithmetic, no host round-trip between
+//! steps. A tiled frame — any frame larger than a tile, and every frame of a fixed-shape
+//! (TensorRT) graph — keeps the whole state on the device too; each network call cuts, runs
+//! and blends the same tiles in the same batches and order as the host loop, so the output is
+//! the host loop's. Anything else — Heun, DBIM orders 2–3, data-solver-2, residual-modulated
+//! RDBM, generator noise, Rust networks — runs the host loop; [`Restorer::sampling_loop`] says
+//! which loop the last restore used and why.
 
 use crate::color_fix::ColorFix;
 use crate::family::Family;
@@ -690,11 +693,12 @@ impl Restorer {
         };
         let mut cb = |p: TileProgress| report(Stage::Sampling, opts.nfe, p);
         let mut noise = PhiloxNoise::new(opts.seed);
-        // The device loop takes a row sampler on an ONNX network that sees the whole frame.
+        // The device loop takes a row sampler on an ONNX network, whole frame or tiled as the
+        // host loop tiles it.
         let route = match (&*net, device.as_ref()) {
             _ if !*device_loop => Err("device loop off"),
             (Network::Onnx(n), Some(_)) => match TileLayout::new(ph, pw, &tile) {
-                Ok(l) if l.ys.len() == 1 && l.xs.len() == 1 => match DeviceLoop::unsupported(n, x_end.shape()) {
+                Ok(l) => match DeviceLoop::unsupported_tiled(n, x_end.shape(), &l, &tile) {
                     Some(why) => Err(why),
                     None => match plan::plan(family.as_ref(), &opts.sampler, opts.nfe, false) {
                         Ok(Some(p)) => match p.host_only() {
@@ -706,14 +710,15 @@ impl Restorer {
                         Err(_) => Err("the sampler rejects its parameters"),
                     },
                 },
-                _ => Err("the frame is tiled"),
+                // The host loop returns the tiling error.
+                Err(_) => Err("the tiling is invalid"),
             },
             _ => Err("not an ONNX network"),
         };
         let (out, calls) = match (route, net, device.as_mut()) {
             (Ok(p), Network::Onnx(n), Some(dev)) => {
                 *last_loop = SamplingLoop::Device;
-                (dev.sample(n, &p, x_end, cond.view(), &mut noise, Some(&mut cb))?, p.calls())
+                (dev.sample_tiled(n, &p, x_end, cond.view(), &mut noise, &tile, Some(&mut cb))?, p.calls())
             }
             (route, net, _) => {
                 *last_loop = SamplingLoop::Host(route.err().unwrap_or("device loop unavailable"));

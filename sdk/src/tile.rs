@@ -200,6 +200,44 @@ impl TileLayout {
         let (i, j) = (k / self.xs.len(), k % self.xs.len());
         (self.ys[i], self.xs[j], &self.wy[i], &self.wx[j])
     }
+
+    /// Top-left corner `(y0, x0)` of tile `k` (row-major over `ys × xs`).
+    pub(crate) fn origin(&self, k: usize) -> (usize, usize) {
+        let (y0, x0, _, _) = self.tile(k);
+        (y0, x0)
+    }
+
+    /// The factor `w / Σw` with which [`TiledDenoiser`] blends each pixel of each tile into the
+    /// running mean (`acc += k·(v − acc)`; 0 where it skips the pixel), tile `k` at index `k`,
+    /// `tile.0 × tile.1` row-major: the same `f32` operations in the same order as its blend
+    /// loop, so the device loop's blend ([`crate::runtime::device`]) gives the same bits. The
+    /// factors do not depend on the data, and every image of a batch gets the same ones.
+    pub(crate) fn blend_factors(&self) -> Result<Vec<Vec<f32>>> {
+        let (h, w) = self.frame;
+        let (th, tw) = self.tile;
+        let n = th.checked_mul(tw).ok_or_else(|| Error::param("tile size", "too large"))?;
+        let mut wsum = crate::alloc::try_vec(h.checked_mul(w).ok_or_else(|| Error::param("frame size", "too large"))?, 0f32, "the tile weight sums")?;
+        let mut out = Vec::with_capacity(self.len());
+        for k in 0..self.len() {
+            let (y0, x0, wy, wx) = self.tile(k);
+            let mut f = crate::alloc::try_vec(n, 0f32, "the tile blend factors")?;
+            for (yy, &wyv) in wy.iter().enumerate().take(th) {
+                if wyv == 0.0 {
+                    continue;
+                }
+                let row = &mut wsum[(y0 + yy) * w + x0..(y0 + yy) * w + x0 + tw];
+                for ((kx, wsx), &wxv) in f[yy * tw..(yy + 1) * tw].iter_mut().zip(row.iter_mut()).zip(wx) {
+                    let wv = wyv * wxv;
+                    if wv > 0.0 {
+                        *wsx += wv;
+                        *kx = wv / *wsx;
+                    }
+                }
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
 }
 
 /// Progress inside one network call: `done` of `total` tiles.
@@ -460,6 +498,48 @@ mod tests {
         };
         assert!(run(&mut net, 1) < 1e-6);
         assert!(run(&mut net, 0) > 1e-3, "without trim the zero-padded tile borders leak in");
+    }
+
+    /// The running mean with `blend_factors` reproduces `TiledDenoiser`'s output bit for bit
+    /// (a network whose outputs differ per tile, so every overlap blends).
+    #[test]
+    fn blend_factors_reproduce_the_blend() {
+        let (h, w) = (45, 70);
+        let cfg = TileConfig { size: (16, 24), overlap: 7, trim: 2, batch: 3, align: 1, fixed_shape: false };
+        let x = Tensor::from_shape_fn((2, 2, h, w), |(b, c, y, x)| ((b * 5 + c * 3 + y * 7 + x * 11) % 17) as f32 * 0.1 - 0.8);
+        let mut runs = 0u32;
+        let mut net = FnDenoiser(|xi: TensorView<'_>, _c: TensorView<'_>, _t: f64| {
+            runs += 1;
+            let r = runs as f32;
+            Ok(xi.mapv(|v| (v * r).sin()))
+        });
+        let want = TiledDenoiser::new(&mut net, cfg).eval(x.view(), x.view(), 0.0).unwrap();
+        let l = TileLayout::new(h, w, &cfg).unwrap();
+        let f = l.blend_factors().unwrap();
+        let (th, tw) = l.tile;
+        let mut acc = Tensor::zeros((2, 2, h, w));
+        let mut run = 0u32;
+        let jobs: Vec<(usize, usize)> = (0..2).flat_map(|b| (0..l.len()).map(move |k| (b, k))).collect();
+        for chunk in jobs.chunks(3) {
+            run += 1;
+            for &(b, k) in chunk {
+                let (y0, x0) = l.origin(k);
+                for c in 0..2 {
+                    for yy in 0..th {
+                        for xx in 0..tw {
+                            let kx = f[k][yy * tw + xx];
+                            let d = &mut acc[[b, c, y0 + yy, x0 + xx]];
+                            let v = (x[[b, c, y0 + yy, x0 + xx]] * run as f32).sin();
+                            if kx != 0.0 {
+                                *d += kx * (v - *d);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(acc.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(f.iter().flatten().any(|&k| k > 0.0 && k < 1.0), "some pixels blend");
     }
 
     #[test]

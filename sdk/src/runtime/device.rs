@@ -28,11 +28,21 @@
 //! makes the CPU provider take the GPU path (allocator from the session, every transfer an
 //! ONNX Runtime copy, noise upload overlapped), so CI exercises it.
 //!
+//! **Tiled frames** ([`DeviceLoop::sample_tiled`], `device_tiles.rs`): the state stays a whole
+//! frame on the device and each network call runs the host loop's tiling there — per tile
+//! batch, a crop graph cuts the tiles out of the device frame, the network runs on them, and a
+//! blend graph folds the outputs into the host's weighted running mean ([`super::tile_graph`]);
+//! the step graph then runs on the whole frame. Same tile layout, batches (fixed-shape padding
+//! rows, a graph's fixed batch size), blend factors and order as
+//! [`crate::tile::TiledDenoiser`], so the output is the host loop's bit for bit on the CPU
+//! provider. This is what fixed-shape TensorRT engines need: every real frame is tiled there.
+//!
 //! Scope: row samplers only ([`crate::sampler::plan`]) whose rows need no per-pixel work
-//! ([`Plan::host_only`]: inpainting masks, RDBM's residual-modulated noise); the network sees the whole frame in one
-//! run (no tiles; a graph with a fixed batch must fix it to the frame's batch). Trajectory
-//! hooks are not called. [`crate::restorer::Restorer`] falls back to the host loop for
-//! everything else ([`SamplingLoop`]).
+//! ([`Plan::host_only`]: inpainting masks, RDBM's residual-modulated noise); no generator-noise
+//! input. Untiled ([`DeviceLoop::sample`]), the network sees the whole frame in one run and a
+//! graph with a fixed batch must fix it to the frame's batch; tiled, a fixed height and width
+//! must be the tile's. Trajectory hooks are not called. [`crate::restorer::Restorer`] falls
+//! back to the host loop for everything else ([`SamplingLoop`]).
 
 use super::cancel::CancelToken;
 use super::env;
@@ -74,6 +84,8 @@ pub struct DeviceLoop {
     device_id: i32,
     staged: bool,
     graphs: Vec<((Vec<Source>, bool), Session)>,
+    /// Crop and blend sessions of the tiled loop ([`tiles`]), built on first use.
+    tile_graphs: Vec<((tiles::TileGraph, bool), Session)>,
 }
 
 impl std::fmt::Debug for DeviceLoop {
@@ -90,7 +102,7 @@ impl DeviceLoop {
             ExecutionProvider::TensorRt(o) => o.device_id,
             _ => 0,
         };
-        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new() }
+        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new(), tile_graphs: Vec::new() }
     }
 
     /// On the CPU provider, take the GPU code path (module docs). No effect on a GPU.
@@ -134,16 +146,7 @@ impl DeviceLoop {
         if let Some(why) = Self::unsupported(net, x_end.shape()) {
             return Err(Error::incompatible("device loop", "this network", why));
         }
-        if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
-            return Err(Error::param("x_T", "input contains NaN or Inf"));
-        }
-        if plan.steps.is_empty() || plan.steps.iter().any(|s| s.coefs.len() != plan.order.len()) {
-            return Err(Error::param("plan", "no steps, or a step without one coefficient per source"));
-        }
-        if let Some(why) = plan.host_only() {
-            // The step graph applies scalar rows only; per-pixel blends and scales stay on the host.
-            return Err(Error::incompatible("device loop", "this plan", why));
-        }
+        check_run(plan, x_end, cond)?;
         let mut progress = progress;
         guard(|| self.sample_inner(net, plan, x_end, cond, noise, &mut progress))
     }
@@ -153,6 +156,15 @@ impl DeviceLoop {
         if let Some(i) = self.graphs.iter().position(|(k, _)| *k == key) {
             return Ok(&mut self.graphs[i].1);
         }
+        let session = self.graph_session(&step_graph::build(order), gpu, "step graph")?;
+        self.graphs.push((key, session));
+        let last = self.graphs.len() - 1;
+        Ok(&mut self.graphs[last].1)
+    }
+
+    /// A session for one of the loop's own graphs: on the CPU provider, or on CUDA when the
+    /// network runs on a GPU.
+    fn graph_session(&self, model: &[u8], gpu: bool, what: &str) -> Result<Session> {
         let environment = env::environment(self.library.as_deref())?;
         let mut b = Session::builder(&environment).map_err(rt)?;
         if self.threads > 0 {
@@ -164,10 +176,7 @@ impl DeviceLoop {
             let eps = ExecutionProvider::Cuda(CudaOptions { device_id: self.device_id, ..CudaOptions::default() }).dispatch()?;
             b = b.with_execution_providers(eps).map_err(|e| Error::ProviderUnavailable { provider: "cuda".into(), reason: e.to_string() })?;
         }
-        let session = b.commit_from_memory(&step_graph::build(order)).map_err(|e| Error::Runtime(format!("step graph: {e}")))?;
-        self.graphs.push((key, session));
-        let last = self.graphs.len() - 1;
-        Ok(&mut self.graphs[last].1)
+        b.commit_from_memory(model).map_err(|e| Error::Runtime(format!("{what}: {e}")))
     }
 
     fn sample_inner(
@@ -187,40 +196,17 @@ impl DeviceLoop {
         let device_id = self.device_id;
         let step = self.step_session(&plan.order, gpu)?;
         let (session, run_opts, cancel) = net.device_parts();
-        let alloc = if mv.resident {
-            Allocator::default()
-        } else {
-            let (dev, id) = if gpu { (AllocationDevice::CUDA, device_id) } else { (AllocationDevice::CPU, 0) };
-            let info = MemoryInfo::new(dev, id, AllocatorType::Device, MemoryType::Default).map_err(rt)?;
-            Allocator::new(session, info).map_err(|e| Error::Runtime(format!("device allocator: {e}")))?
-        };
+        let alloc = mv.allocator(session, gpu, device_id)?;
 
         // Device buffers.
         let (b, c, h, w) = x_end.dim();
         let img = [b, c, h, w];
-        let xe_host = try_standard(x_end, "x_T")?;
-        let xe_slice = xe_host.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?;
         let new = |shape: &[usize]| OrtTensor::<f32>::new(&alloc, shape).map_err(rt);
-        let mut xe = new(&img)?;
-        mv.put(&mut xe, xe_slice)?;
-        let mut xs = [new(&img)?, new(&img)?];
-        mv.put(&mut xs[0], xe_slice)?;
-        let zeros = try_vec(xe_slice.len(), 0f32, "a zero frame")?;
-        // Raw output and noise start at 0 so a zero coefficient on them always gives 0.
+        let State { xe, mut xs, mut z, mut x_in, mut flags, coefs, call_times, zeros } = State::new(&alloc, &mv, plan, x_end)?;
+        // Raw output starts at 0 so a zero coefficient on it always gives 0.
         let mut raw = new(&img)?;
         mv.put(&mut raw, &zeros)?;
-        let mut z = new(&img)?;
-        mv.put(&mut z, &zeros)?;
-        let c_in0 = plan.steps[0].call.map_or(1.0, |cl| cl.c_in);
-        let mut x_in = new(&img)?;
-        if c_in0 == 1.0 {
-            mv.put(&mut x_in, xe_slice)?;
-        } else {
-            let k = c_in0 as f32;
-            let mut v = try_to_vec(xe_slice, "the network input")?;
-            v.iter_mut().for_each(|v| *v *= k);
-            mv.put(&mut x_in, &v)?;
-        }
+        drop(zeros);
         let cond_dev = match io.cond.as_ref() {
             Some(_) => {
                 let ch = try_standard(cond, "the conditioning input")?;
@@ -230,23 +216,6 @@ impl DeviceLoop {
             }
             None => None,
         };
-        let mut flags = [new(&[1])?, new(&[1])?];
-        mv.put(&mut flags[0], &[-1.0])?;
-        // Every step's coefficients, uploaded once.
-        let mut coefs = Vec::with_capacity(plan.steps.len());
-        let mut calls = 0usize;
-        let mut call_times = Vec::new();
-        for (k, st) in plan.steps.iter().enumerate() {
-            if let Some(cl) = st.call {
-                calls += 1;
-                call_times.push(cl.t_net);
-            }
-            let c_in = plan.steps.get(k + 1).and_then(|n| n.call).map_or(1.0, |cl| cl.c_in);
-            let v = step_graph::coefficients(plan, st, c_in, calls);
-            let mut t = new(&[v.len()])?;
-            mv.put(&mut t, &v)?;
-            coefs.push(t);
-        }
         let mut t_buf = match (io.time.as_ref(), feed) {
             (Some(_), Some(f)) => Some(TimeBuf::new(&alloc, f, b)?),
             _ => None,
@@ -261,8 +230,7 @@ impl DeviceLoop {
             }
             _ => None,
         };
-        // Noise staging on the host when the buffer is not host memory.
-        let mut z_host = if mv.resident { None } else { Some(OrtTensor::<f32>::new(&Allocator::default(), img).map_err(rt)?) };
+        let mut z_host = mv.noise_staging(img)?;
 
         // Bindings: the network's output once, its inputs per call; the step graph per step.
         let mut net_bind = session.create_binding().map_err(rt)?;
@@ -313,46 +281,144 @@ impl DeviceLoop {
                     return Err(Error::Cancelled);
                 }
             }
-            if let Some(d) = draw {
-                match z_host.as_mut() {
-                    Some(zh) if st.call.is_none() => fill_staged(noise, d, zh, &mut z)?,
-                    Some(_) => {}
-                    None => {
-                        let mut v = z.extract_array_mut();
-                        let v4 = v.view_mut().into_dimensionality::<Ix4>().map_err(|_| Error::Runtime("noise buffer rank".into()))?;
-                        noise.fill(d, v4)?;
-                    }
-                }
+            if let Some(d) = draw
+                && (st.call.is_none() || z_host.is_none())
+            {
+                fill_noise(noise, d, z_host.as_mut(), &mut z)?;
             }
-            let cur = k % 2;
-            let [x0, x1] = &mut xs;
-            let (xc, xn) = if cur == 0 { (&*x0, x1) } else { (&*x1, x0) };
-            let [f0, f1] = &mut flags;
-            let (fc, fnext) = if cur == 0 { (&*f0, f1) } else { (&*f1, f0) };
-            step_bind.bind_input(names::X, xc).map_err(rt)?;
-            step_bind.bind_input(names::COEF, &coefs[k]).map_err(rt)?;
-            step_bind.bind_input(names::FLAG, fc).map_err(rt)?;
-            step_bind.bind_output(names::X_NEXT, xn).map_err(rt)?;
-            step_bind.bind_output(names::FLAG_NEXT, fnext).map_err(rt)?;
-            drop(step.run_binding(&step_bind).map_err(|e| super::session::run_error("step graph", e.message()))?);
+            run_step(step, &mut step_bind, k, &mut xs, &mut flags, &coefs[k])?;
         }
         drop(step_bind);
         drop(net_bind);
-        let last = plan.steps.len() % 2;
-        let flag = mv.get(&flags[last])?;
-        if let Some(&f) = flag.first()
-            && f >= 1.0
-        {
-            let call = f as usize;
-            return Err(Error::NonFinite { call, t_net: call_times.get(call - 1).copied().unwrap_or(f64::NAN) });
-        }
-        let out = mv.get(&xs[last])?;
-        let mut x = Tensor::from_shape_vec(img, out).map_err(|e| Error::Runtime(format!("state read-back: {e}")))?;
-        if let Some((lo, hi)) = plan.clamp {
-            crate::step::clamp(&mut x, lo, hi);
-        }
-        Ok(x)
+        finish(&mv, plan, &flags, &xs, &call_times, img)
     }
+}
+
+/// The buffers of every device loop: the endpoint, the state (ping-pong), the noise, the next
+/// network input, the NaN flag (ping-pong) and every step's coefficients.
+struct State {
+    xe: OrtTensor<f32>,
+    xs: [OrtTensor<f32>; 2],
+    z: OrtTensor<f32>,
+    x_in: OrtTensor<f32>,
+    flags: [OrtTensor<f32>; 2],
+    coefs: Vec<OrtTensor<f32>>,
+    /// `t_net` of each network call (error reports).
+    call_times: Vec<f64>,
+    /// A zero frame on the host, for the callers' own zero-initialised buffers.
+    zeros: Vec<f32>,
+}
+
+impl State {
+    fn new(alloc: &Allocator, mv: &Mover, plan: &Plan, x_end: TensorView<'_>) -> Result<Self> {
+        let (b, c, h, w) = x_end.dim();
+        let img = [b, c, h, w];
+        let xe_host = try_standard(x_end, "x_T")?;
+        let xe_slice = xe_host.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?;
+        let new = |shape: &[usize]| OrtTensor::<f32>::new(alloc, shape).map_err(rt);
+        let mut xe = new(&img)?;
+        mv.put(&mut xe, xe_slice)?;
+        let mut xs = [new(&img)?, new(&img)?];
+        mv.put(&mut xs[0], xe_slice)?;
+        let zeros = try_vec(xe_slice.len(), 0f32, "a zero frame")?;
+        // The noise starts at 0 so a zero coefficient on it always gives 0.
+        let mut z = new(&img)?;
+        mv.put(&mut z, &zeros)?;
+        let c_in0 = plan.steps[0].call.map_or(1.0, |cl| cl.c_in);
+        let mut x_in = new(&img)?;
+        if c_in0 == 1.0 {
+            mv.put(&mut x_in, xe_slice)?;
+        } else {
+            let k = c_in0 as f32;
+            let mut v = try_to_vec(xe_slice, "the network input")?;
+            v.iter_mut().for_each(|v| *v *= k);
+            mv.put(&mut x_in, &v)?;
+        }
+        let mut flags = [new(&[1])?, new(&[1])?];
+        mv.put(&mut flags[0], &[-1.0])?;
+        // Every step's coefficients, uploaded once.
+        let mut coefs = Vec::with_capacity(plan.steps.len());
+        let mut calls = 0usize;
+        let mut call_times = Vec::new();
+        for (k, st) in plan.steps.iter().enumerate() {
+            if let Some(cl) = st.call {
+                calls += 1;
+                call_times.push(cl.t_net);
+            }
+            let c_in = plan.steps.get(k + 1).and_then(|n| n.call).map_or(1.0, |cl| cl.c_in);
+            let v = step_graph::coefficients(plan, st, c_in, calls);
+            let mut t = new(&[v.len()])?;
+            mv.put(&mut t, &v)?;
+            coefs.push(t);
+        }
+        Ok(State { xe, xs, z, x_in, flags, coefs, call_times, zeros })
+    }
+}
+
+/// Step `k` of the plan: one run of the step graph from the current state and flag into the
+/// other ping-pong buffers (the other inputs are bound once by the caller).
+fn run_step(step: &mut Session, bind: &mut IoBinding, k: usize, xs: &mut [OrtTensor<f32>; 2], flags: &mut [OrtTensor<f32>; 2], coef: &OrtTensor<f32>) -> Result<()> {
+    let cur = k % 2;
+    let [x0, x1] = xs;
+    let (xc, xn) = if cur == 0 { (&*x0, x1) } else { (&*x1, x0) };
+    let [f0, f1] = flags;
+    let (fc, fnext) = if cur == 0 { (&*f0, f1) } else { (&*f1, f0) };
+    bind.bind_input(names::X, xc).map_err(rt)?;
+    bind.bind_input(names::COEF, coef).map_err(rt)?;
+    bind.bind_input(names::FLAG, fc).map_err(rt)?;
+    bind.bind_output(names::X_NEXT, xn).map_err(rt)?;
+    bind.bind_output(names::FLAG_NEXT, fnext).map_err(rt)?;
+    drop(step.run_binding(bind).map_err(|e| super::session::run_error("step graph", e.message()))?);
+    Ok(())
+}
+
+/// After the last step: the NaN flag and the state, read back once; the plan's final clamp.
+fn finish(mv: &Mover, plan: &Plan, flags: &[OrtTensor<f32>; 2], xs: &[OrtTensor<f32>; 2], call_times: &[f64], img: [usize; 4]) -> Result<Tensor> {
+    let last = plan.steps.len() % 2;
+    let flag = mv.get(&flags[last])?;
+    if let Some(&f) = flag.first()
+        && f >= 1.0
+    {
+        let call = f as usize;
+        return Err(Error::NonFinite { call, t_net: call_times.get(call - 1).copied().unwrap_or(f64::NAN) });
+    }
+    let out = mv.get(&xs[last])?;
+    let mut x = Tensor::from_shape_vec(img, out).map_err(|e| Error::Runtime(format!("state read-back: {e}")))?;
+    if let Some((lo, hi)) = plan.clamp {
+        crate::step::clamp(&mut x, lo, hi);
+    }
+    Ok(x)
+}
+
+/// Noise draw `d` into the device buffer: directly when it is host memory (`host` is `None`),
+/// else through the host staging buffer.
+fn fill_noise(noise: &mut dyn NoiseSource, d: u64, host: Option<&mut OrtTensor<f32>>, z: &mut OrtTensor<f32>) -> Result<()> {
+    match host {
+        Some(zh) => fill_staged(noise, d, zh, z),
+        None => {
+            let mut v = z.extract_array_mut();
+            let v4 = v.view_mut().into_dimensionality::<Ix4>().map_err(|_| Error::Runtime("noise buffer rank".into()))?;
+            noise.fill(d, v4)
+        }
+    }
+}
+
+#[path = "device_tiles.rs"]
+mod tiles;
+
+/// The checks every device run makes on its inputs and plan.
+fn check_run(plan: &Plan, x_end: TensorView<'_>, cond: TensorView<'_>) -> Result<()> {
+    if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
+        return Err(Error::param("x_T", "input contains NaN or Inf"));
+    }
+    if plan.steps.is_empty() || plan.steps.iter().any(|s| s.coefs.len() != plan.order.len()) {
+        return Err(Error::param("plan", "no steps, or a step without one coefficient per source"));
+    }
+    if let Some(why) = plan.host_only() {
+        // The step graph applies scalar rows only; per-pixel blends and scales stay on the host.
+        return Err(Error::incompatible("device loop", "this plan", why));
+    }
+    Ok(())
 }
 
 /// One network run with the bound inputs and output.
@@ -396,6 +462,23 @@ impl Mover {
             let host = OrtTensor::from_array((shape, try_to_vec(src, "an upload buffer")?)).map_err(rt)?;
             host.copy_into(dst).map_err(|e| Error::Runtime(format!("upload: {e}")))
         }
+    }
+
+    /// Where the loop's buffers live: host memory when resident, else the session's device
+    /// allocator (CUDA, or the CPU provider's for [`DeviceLoop::staged`]).
+    fn allocator(&self, session: &Session, gpu: bool, device_id: i32) -> Result<Allocator> {
+        if self.resident {
+            return Ok(Allocator::default());
+        }
+        let (dev, id) = if gpu { (AllocationDevice::CUDA, device_id) } else { (AllocationDevice::CPU, 0) };
+        let info = MemoryInfo::new(dev, id, AllocatorType::Device, MemoryType::Default).map_err(rt)?;
+        Allocator::new(session, info).map_err(|e| Error::Runtime(format!("device allocator: {e}")))
+    }
+
+    /// The host buffer noise is generated into before its upload, when the loop's buffers are
+    /// not host memory.
+    fn noise_staging(&self, img: [usize; 4]) -> Result<Option<OrtTensor<f32>>> {
+        if self.resident { Ok(None) } else { Ok(Some(OrtTensor::<f32>::new(&Allocator::default(), img).map_err(rt)?)) }
     }
 
     fn get(&self, src: &OrtTensor<f32>) -> Result<Vec<f32>> {

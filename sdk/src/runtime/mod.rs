@@ -10,6 +10,7 @@
 //! * [`families`] — package metadata → family and sampler.
 //! * [`conventions`] — time input, class label and generator noise checked against the family.
 //! * [`device`] — the device-resident sampling loop (IO binding + [`step_graph`]).
+//! * [`tile_graph`] — the crop and blend graphs of the device loop for tiled frames.
 //! * [`device_memory`] — caller buffers in CUDA memory, copied to and from the host through ONNX Runtime.
 
 pub mod cancel;
@@ -24,6 +25,7 @@ pub mod onnx_proto;
 pub mod package;
 pub mod session;
 pub mod step_graph;
+pub mod tile_graph;
 
 pub use cancel::CancelToken;
 pub use device::{DeviceLoop, SamplingLoop};

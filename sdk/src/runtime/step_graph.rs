@@ -77,10 +77,10 @@ pub fn build(order: &[Source]) -> Vec<u8> {
     let mut g = Graph::default();
     let img = [Dim::P("B"), Dim::P("C"), Dim::P("H"), Dim::P("W")];
     for name in [X, X_END, RAW, Z] {
-        g.inputs.push((name.into(), img.to_vec()));
+        g.inputs.push((name.into(), FLOAT, img.to_vec()));
     }
-    g.inputs.push((COEF.into(), vec![Dim::V(k as i64)]));
-    g.inputs.push((FLAG.into(), vec![Dim::V(1)]));
+    g.inputs.push((COEF.into(), FLOAT, vec![Dim::V(k as i64)]));
+    g.inputs.push((FLAG.into(), FLOAT, vec![Dim::V(1)]));
     for name in [X_NEXT, X_IN] {
         g.outputs.push((name.into(), img.to_vec()));
     }
@@ -127,7 +127,7 @@ pub fn build(order: &[Source]) -> Vec<u8> {
 
 /// A dimension: a value or a symbolic name.
 #[derive(Clone, Debug)]
-enum Dim {
+pub(super) enum Dim {
     V(i64),
     P(&'static str),
 }
@@ -135,11 +135,12 @@ enum Dim {
 /// A node: operator, inputs, outputs, integer attributes.
 type Node = (String, Vec<String>, Vec<String>, Vec<(String, i64)>);
 
-/// The few parts of an ONNX graph the step graph needs.
+/// The few parts of an ONNX graph the step graph (and [`super::tile_graph`]) needs.
 #[derive(Default)]
-struct Graph {
-    inputs: Vec<(String, Vec<Dim>)>,
-    outputs: Vec<(String, Vec<Dim>)>,
+pub(super) struct Graph {
+    /// (name, element type, dims)
+    pub(super) inputs: Vec<(String, i64, Vec<Dim>)>,
+    pub(super) outputs: Vec<(String, Vec<Dim>)>,
     /// (name, dims, f32 data)
     inits: Vec<(String, Vec<i64>, Vec<f32>)>,
     /// (op, inputs, outputs, int attributes)
@@ -147,16 +148,18 @@ struct Graph {
 }
 
 /// ONNX `TensorProto.DataType.FLOAT`.
-const FLOAT: i64 = 1;
+pub(super) const FLOAT: i64 = 1;
+/// ONNX `TensorProto.DataType.INT64`.
+pub(super) const INT64: i64 = 7;
 /// ONNX `AttributeProto.AttributeType.INT`.
 const ATTR_INT: i64 = 2;
 
 impl Graph {
-    fn init_f32(&mut self, name: &str, data: &[f32]) {
+    pub(super) fn init_f32(&mut self, name: &str, data: &[f32]) {
         self.inits.push((name.into(), vec![data.len() as i64], data.to_vec()));
     }
 
-    fn node(&mut self, op: &str, ins: &[&str], outs: &[&str], attrs: &[(&str, i64)]) {
+    pub(super) fn node(&mut self, op: &str, ins: &[&str], outs: &[&str], attrs: &[(&str, i64)]) {
         self.nodes.push((
             op.into(),
             ins.iter().map(|s| s.to_string()).collect(),
@@ -166,8 +169,8 @@ impl Graph {
     }
 
     /// `ModelProto` bytes.
-    fn encode(&self) -> Vec<u8> {
-        let value_info = |name: &str, dims: &[Dim]| {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let value_info = |name: &str, elem: i64, dims: &[Dim]| {
             let mut shape = Pb::default();
             for d in dims {
                 shape.msg(1, |m| match d {
@@ -178,7 +181,7 @@ impl Graph {
             let mut vi = Pb::default();
             vi.str(1, name);
             vi.msg(2, |ty| ty.msg(1, |t| {
-                t.int(1, FLOAT);
+                t.int(1, elem);
                 t.bytes(2, &shape.0);
             }));
             vi.0
@@ -215,11 +218,11 @@ impl Graph {
                 t.bytes(9, &raw);
             });
         }
-        for (name, dims) in &self.inputs {
-            graph.bytes(11, &value_info(name, dims));
+        for (name, elem, dims) in &self.inputs {
+            graph.bytes(11, &value_info(name, *elem, dims));
         }
         for (name, dims) in &self.outputs {
-            graph.bytes(12, &value_info(name, dims));
+            graph.bytes(12, &value_info(name, FLOAT, dims));
         }
         model(&graph)
     }
