@@ -483,6 +483,9 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         if let Some(i) = ibmd.as_mut() {
             i.fake.load("fake", &ck)?;
         }
+        if let Some(r) = ck.meta("init_record").and_then(|r| serde_json::from_str(r).ok()) {
+            init_record = r;
+        }
         step = ck.meta("step").and_then(|s| s.parse().ok()).unwrap_or(0);
         seconds = ck.meta("seconds").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         eprintln!("resuming {} at step {step} ({seconds:.0} s trained so far)", ckpt.display());
@@ -507,6 +510,8 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         ck.set_meta("seconds", &format!("{seconds:.1}"));
         ck.set_meta("spec", &serde_json::to_string(spec).unwrap_or_default());
         ck.set_meta("command", command);
+        // The fine-tuned package's record travels with the checkpoint (export needs no init file).
+        ck.set_meta("init_record", &serde_json::to_string(&init_record).unwrap_or_default());
         write_atomic(&ck, ckpt)
     };
 
@@ -717,6 +722,9 @@ pub fn export_checkpoint(ckpt: &Path, out: &Path, sampler: Option<&str>, nfe: Op
     extra.insert("train.spec".to_string(), serde_json::to_string(&spec).unwrap_or_default());
     extra.insert("train.steps".to_string(), ck.meta("step").unwrap_or("0").to_string());
     extra.insert("train.seconds".to_string(), ck.meta("seconds").unwrap_or("0").to_string());
+    if let Some(r) = ck.meta("init_record").and_then(|r| serde_json::from_str::<BTreeMap<String, String>>(r).ok()) {
+        extra.extend(r);
+    }
     if let Some(c) = ck.meta("command") {
         extra.insert("train.command".to_string(), c.to_string());
     }
