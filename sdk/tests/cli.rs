@@ -501,3 +501,38 @@ fn eval_reports_the_colour_shift() {
     assert_eq!(input[5], "+10.00 / -5.00 / +0.00", "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--color-fix`: the oracle package brightens every pixel (`0.5·v + 0.375` in [0, 1]: a cast
+/// of up to +0.375); `bridge eval --color-fix wavelet` scores it without the cast (a colour
+/// shift near 0 on the row labelled `+ color fix (5)`, and a higher PSNR than without), and
+/// `bridge restore --color-fix` takes the same option; a bad value is an error exit.
+#[test]
+fn color_fix_in_eval_and_restore() {
+    let dir = pairs_dir("eval-colorfix", None, |a| a.clone());
+    let model = oracle(&dir, 1);
+    let shift = |row: &[String]| -> f64 { row[5].split('/').map(|v| v.trim().parse::<f64>().unwrap().abs()).fold(0.0, f64::max) };
+    let o = eval(&["-m", model.to_str().unwrap(), "-p", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plain = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = eval(&["-m", model.to_str().unwrap(), "-p", dir.to_str().unwrap(), "--color-fix", "wavelet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fixed = String::from_utf8_lossy(&o.stdout).into_owned();
+    let p = fixed.lines().find(|l| l.contains("+ color fix (5)")).unwrap_or_else(|| panic!("no colour-fix row:\n{fixed}"));
+    let row_fixed: Vec<String> = p.trim().trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+    let row_plain = plain
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| input") && !l.starts_with("| sampler"))
+        .map(|l| l.trim().trim_matches('|').split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>())
+        .next()
+        .unwrap_or_else(|| panic!("no model row:\n{plain}"));
+    assert!(shift(&row_plain) > 20.0, "the oracle's cast is missing:\n{plain}");
+    assert!(shift(&row_fixed) < 2.0, "the colour fix left a cast:\n{fixed}");
+    assert!(row_fixed[2].parse::<f64>().unwrap() > row_plain[2].parse::<f64>().unwrap() + 5.0, "{plain}\n{fixed}");
+    // restore: accepted, and refused with a bad value.
+    let input = dir.join("in.png");
+    gray_png(&input, 24, 16);
+    let out = restore_all(&dir, &input, &[(&model, &["--color-fix", "wavelet:3"])]);
+    assert_eq!(out.len(), 1);
+    refused_all(&dir, &input, &[(&model, &["--color-fix", "wavelet:99"], "color fix")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
