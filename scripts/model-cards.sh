@@ -61,8 +61,8 @@ tmp, task, model, default, nfes, alt, nfe, unseen_nfes, alt_args = sys.argv[1:]
 def table(name):
     # The table rows of one `bridge eval --markdown` file (header and rows).
     return [l for l in open(f"{tmp}/{name}").read().split("\n") if l.startswith("|")]
-main, alt, unseen, gray = table(f"{task}.md"), table(f"{task}.alt.md"), table(f"{task}.unseen.md"), table(f"{task}.gray.md")
-rows = [l for l in alt if l.startswith("| ") and not l.startswith("| input") and not l.startswith("| sampler")]
+main, alt_table, unseen, gray = table(f"{task}.md"), table(f"{task}.alt.md"), table(f"{task}.unseen.md"), table(f"{task}.gray.md")
+rows = [l for l in alt_table if l.startswith("| ") and not l.startswith("| input") and not l.startswith("| sampler")]
 n = lambda name: re.search(r"^(\d+) image pairs", open(f"{tmp}/{name}").read(), re.M).group(1)
 cmd = "scripts/with-torch.sh cargo run --release -p bridge-export --features train --"
 text = f"""<!-- eval:begin (written by scripts/model-cards.sh {task}; do not edit by hand) -->

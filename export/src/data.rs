@@ -408,6 +408,31 @@ mod tests {
         assert!(Degradation::CenterMask.describe().is_err());
     }
 
+    /// `gray` pairs: the clean images have R = G = B (BT.601 luma of the colour ones), and a
+    /// denoising pair's noise is the colour pair's (same draws): degraded − clean is equal.
+    #[test]
+    fn gray_eval_pairs_share_crops_and_noise() {
+        let t = temp_photos("graypairs");
+        let (colour, grey) = (t.0.join("colour"), t.0.join("grey"));
+        write_eval_pairs(crate::package::Task::Denoise, &t.0, &colour, 64, 0, 7, false).unwrap();
+        write_eval_pairs(crate::package::Task::Denoise, &t.0, &grey, 64, 0, 7, true).unwrap();
+        let load = |p: &Path| image::open(p).unwrap().to_rgb16();
+        for name in ["a.png", "b.png"] {
+            let (gc, gd) = (load(&grey.join("clean").join(name)), load(&grey.join("degraded").join(name)));
+            let (cc, cd) = (load(&colour.join("clean").join(name)), load(&colour.join("degraded").join(name)));
+            assert!(gc.pixels().all(|p| p[0] == p[1] && p[1] == p[2]), "{name}: grey truth has colour");
+            assert!(cc.pixels().any(|p| p[0] != p[1]), "{name}: the colour photo is grey already");
+            // The noise (where nothing clipped): the same draws in both.
+            let same = gc.pixels().zip(gd.pixels()).zip(cc.pixels().zip(cd.pixels())).all(|((g, gn), (c, cn))| {
+                (0..3).all(|k| {
+                    let clipped = [gn[k], cn[k]].iter().any(|&v| v == 0 || v == u16::MAX);
+                    clipped || (gn[k] as i32 - g[k] as i32 - (cn[k] as i32 - c[k] as i32)).abs() <= 1
+                })
+            });
+            assert!(same, "{name}: the grey pair's noise differs from the colour pair's");
+        }
+    }
+
     #[test]
     fn load_sorts_filters_and_shrinks() {
         let t = temp_photos("load");
