@@ -24,6 +24,8 @@ pub mod model_package;
 pub mod onnx_proto;
 pub mod package;
 pub mod session;
+pub mod pixel_graph;
+pub mod device_pixels;
 pub mod step_graph;
 pub mod tile_graph;
 
