@@ -256,6 +256,44 @@ fn staged_path_equals_host_loop() {
     assert!(matches!(dev.sample(&mut net, &p, x.view(), small.view(), &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
 }
 
+/// `DeviceLoop::sample_values` (x_T and cond as ONNX Runtime values, the final state returned
+/// as one, the final clamp on the device) gives `DeviceLoop::sample`'s output bit for bit,
+/// direct and on the GPU code path (`staged`), for stochastic and deterministic samplers.
+#[test]
+fn device_values_equal_host_views() {
+    use bridge::runtime::ort::value::Tensor as OrtTensor;
+    models::ensure_ort();
+    let dir = tmpdir("values");
+    let pkg = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let cfg = SessionConfig { threads: 2, ..Default::default() };
+    let (mut net, meta) = OnnxDenoiser::load_package(&pkg, &cfg).unwrap();
+    let family = build_family(&meta).unwrap();
+    let x = image(12, 20, 0.0, 1.0);
+    let xv = OrtTensor::from_array(([1usize, 3, 12, 20], x.iter().copied().collect::<Vec<f32>>())).unwrap();
+    for (name, nfe) in [("data-solver-1", 4), ("implicit", 3)] {
+        let sampler = parse_sampler(name, (name == "implicit").then_some(0.7), None).unwrap();
+        let p = plan::plan(family.as_ref(), &sampler, nfe, false).unwrap().unwrap();
+        let want = DeviceLoop::new(&cfg).sample(&mut net, &p, x.view(), x.view(), &mut PhiloxNoise::new(5), None).unwrap();
+        for staged in [false, true] {
+            let mut dev = DeviceLoop::new(&cfg).staged(staged);
+            let out = dev.sample_values(&mut net, &p, &xv, &xv, &mut PhiloxNoise::new(5), None).unwrap();
+            let got = Tensor::from_shape_vec((1, 3, 12, 20), out.extract_tensor().1.to_vec()).unwrap();
+            let (max, n) = diff(&want, &got);
+            assert_eq!(n, 0, "{name} staged {staged}: max {max:e}");
+            if p.clamp.is_some() {
+                assert!(got.iter().all(|&v| (p.clamp.unwrap().0..=p.clamp.unwrap().1).contains(&v)), "{name}: clamped");
+            }
+        }
+    }
+    // A value of the wrong rank or a cond of another size is a typed error.
+    let p = plan::plan(family.as_ref(), &parse_sampler("implicit", None, None).unwrap(), 3, false).unwrap().unwrap();
+    let flat = OrtTensor::from_array(([720usize], vec![0f32; 720])).unwrap();
+    let mut dev = DeviceLoop::new(&cfg);
+    assert!(matches!(dev.sample_values(&mut net, &p, &flat, &flat, &mut PhiloxNoise::new(0), None), Err(Error::InvalidParam { .. })));
+    let small = OrtTensor::from_array(([1usize, 3, 12, 12], vec![0f32; 432])).unwrap();
+    assert!(matches!(dev.sample_values(&mut net, &p, &xv, &small, &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
+}
+
 /// The GOUB metadata the tiled tests run their networks as (ε-predicting; a stochastic and a
 /// deterministic row sampler).
 const GOUB: [(&str, &str); 5] = [

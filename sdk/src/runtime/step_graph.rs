@@ -252,6 +252,22 @@ impl Graph {
     }
 }
 
+/// The final clamp of a device run ([`super::device::DeviceLoop::sample_values`]):
+/// `x_next = min(max(x, lo), hi)` over `f32 [B, C, H, W]`, as the host's `step::clamp` for
+/// every non-NaN value.
+pub fn clamp(lo: f32, hi: f32) -> Vec<u8> {
+    use names::{X, X_NEXT};
+    let img = vec![Dim::P("B"), Dim::P("C"), Dim::P("H"), Dim::P("W")];
+    let mut g = Graph::default();
+    g.inputs.push((X.into(), FLOAT, img.clone()));
+    g.init_f32("lo", &[lo]);
+    g.init_f32("hi", &[hi]);
+    g.node("Max", &[X, "lo"], &["m"], &[]);
+    g.node("Min", &["m", "hi"], &[X_NEXT], &[]);
+    g.outputs.push((X_NEXT.into(), img));
+    g.encode()
+}
+
 /// A one-node `Identity` model over a rank-1 `uint8` tensor (`x` → `y`, length `n`): run
 /// without IO binding on the CUDA provider it copies a device buffer to a host output
 /// ([`super::device_memory`]).
