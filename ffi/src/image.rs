@@ -39,10 +39,15 @@ pub const BRIDGE_IMAGE_YUV_FULL_RANGE: u32 = 2;
 /// `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
 /// restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
 /// TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
-/// returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
-/// copied back (through ONNX Runtime; the output plane is read first so its row padding is
-/// kept): the same pixels as host memory, plus the copies. The caller must have finished its
-/// own work on the planes (e.g. synchronised its CUDA stream) before the call.
+/// returns `BRIDGE_ERR_UNSUPPORTED`. When input and output are both device planes in NV12,
+/// RGB8 or BGR8 and the restore runs the device loop on the whole frame as it is (no
+/// super-resolution, no padding to the model's spatial multiple, no tiling, no mean network,
+/// no colour fix), the frame is converted and restored on the GPU: the pixels never go to the
+/// host (only the sampler's noise comes from it). Otherwise each plane is copied to the host,
+/// restored as usual and copied back (through ONNX Runtime; the output plane is read first so
+/// its row padding is kept). Either way the output has the same pixels as from host memory and
+/// row padding is never changed. The caller must have finished its own work on the planes
+/// (e.g. synchronised its CUDA stream) before the call.
 pub const BRIDGE_IMAGE_MEMORY_CUDA: u32 = 4;
 
 /// A caller-owned image buffer. libbridge never keeps the pointer after a call returns.
