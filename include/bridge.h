@@ -143,10 +143,15 @@
  `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
  restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
  TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
- returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
- copied back (through ONNX Runtime; the output plane is read first so its row padding is
- kept): the same pixels as host memory, plus the copies. The caller must have finished its
- own work on the planes (e.g. synchronised its CUDA stream) before the call.
+ returns `BRIDGE_ERR_UNSUPPORTED`. When input and output are both device planes in NV12,
+ RGB8 or BGR8 and the restore runs the device loop on the whole frame as it is (no
+ super-resolution, no padding to the model's spatial multiple, no tiling, no mean network,
+ no colour fix), the frame is converted and restored on the GPU: the pixels never go to the
+ host (only the sampler's noise comes from it). Otherwise each plane is copied to the host,
+ restored as usual and copied back (through ONNX Runtime; the output plane is read first so
+ its row padding is kept). Either way the output has the same pixels as from host memory and
+ row padding is never changed. The caller must have finished its own work on the planes
+ (e.g. synchronised its CUDA stream) before the call.
  */
 #define BRIDGE_IMAGE_MEMORY_CUDA 4
 
@@ -839,8 +844,9 @@ enum bridge_status bridge_image_planes_required_sizes(const struct bridge_image_
  descriptor has `BRIDGE_IMAGE_MEMORY_CUDA` and the restorer does not run on the CUDA or
  TensorRT provider; then as `bridge_restore`.
 
- Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are copied to the host and
- back through ONNX Runtime; copy failures are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
+ Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are converted and restored
+ on the GPU where the restore allows it (see `BRIDGE_IMAGE_MEMORY_CUDA`), else copied to the
+ host and back through ONNX Runtime; failures of either are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
  that a device pointer is valid: an invalid one is the caller's bug, as for host memory.
 
  The input planes are only read and may overlap each other and the output (the input is

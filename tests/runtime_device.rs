@@ -256,6 +256,110 @@ fn staged_path_equals_host_loop() {
     assert!(matches!(dev.sample(&mut net, &p, x.view(), small.view(), &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
 }
 
+/// `DeviceLoop::sample_values` (x_T and cond as ONNX Runtime values, the final state returned
+/// as one, the final clamp on the device) gives `DeviceLoop::sample`'s output bit for bit,
+/// direct and on the GPU code path (`staged`), for stochastic and deterministic samplers.
+#[test]
+fn device_values_equal_host_views() {
+    use bridge::runtime::ort::value::Tensor as OrtTensor;
+    models::ensure_ort();
+    let dir = tmpdir("values");
+    let pkg = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let cfg = SessionConfig { threads: 2, ..Default::default() };
+    let (mut net, meta) = OnnxDenoiser::load_package(&pkg, &cfg).unwrap();
+    let family = build_family(&meta).unwrap();
+    let x = image(12, 20, 0.0, 1.0);
+    let xv = OrtTensor::from_array(([1usize, 3, 12, 20], x.iter().copied().collect::<Vec<f32>>())).unwrap();
+    for (name, nfe) in [("data-solver-1", 4), ("implicit", 3)] {
+        let sampler = parse_sampler(name, (name == "implicit").then_some(0.7), None).unwrap();
+        let p = plan::plan(family.as_ref(), &sampler, nfe, false).unwrap().unwrap();
+        let want = DeviceLoop::new(&cfg).sample(&mut net, &p, x.view(), x.view(), &mut PhiloxNoise::new(5), None).unwrap();
+        for staged in [false, true] {
+            let mut dev = DeviceLoop::new(&cfg).staged(staged);
+            let out = dev.sample_values(&mut net, &p, &xv, &xv, &mut PhiloxNoise::new(5), None).unwrap();
+            let got = Tensor::from_shape_vec((1, 3, 12, 20), out.extract_tensor().1.to_vec()).unwrap();
+            let (max, n) = diff(&want, &got);
+            assert_eq!(n, 0, "{name} staged {staged}: max {max:e}");
+            if p.clamp.is_some() {
+                assert!(got.iter().all(|&v| (p.clamp.unwrap().0..=p.clamp.unwrap().1).contains(&v)), "{name}: clamped");
+            }
+        }
+    }
+    // A value of the wrong rank or a cond of another size is a typed error.
+    let p = plan::plan(family.as_ref(), &parse_sampler("implicit", None, None).unwrap(), 3, false).unwrap().unwrap();
+    let flat = OrtTensor::from_array(([720usize], vec![0f32; 720])).unwrap();
+    let mut dev = DeviceLoop::new(&cfg);
+    assert!(matches!(dev.sample_values(&mut net, &p, &flat, &flat, &mut PhiloxNoise::new(0), None), Err(Error::InvalidParam { .. })));
+    let small = OrtTensor::from_array(([1usize, 3, 12, 12], vec![0f32; 432])).unwrap();
+    assert!(matches!(dev.sample_values(&mut net, &p, &xv, &small, &mut PhiloxNoise::new(0), None), Err(Error::ShapeMismatch { .. })));
+}
+
+/// A frame "in device memory" (host memory on the CPU provider: the same graphs and copies as
+/// CUDA memory) restored on the device — converted by the pixel graphs, sampled by
+/// `DeviceLoop::sample_values` — gives the host path's bytes (`pixel::decode*`,
+/// `restore_rgb`, `pixel::encode*`), row padding untouched: NV12 with pitches past the width
+/// and an odd chroma width, and RGB8/BGR8; an RGB and a BGR network of another value range.
+/// The device path really ran (`Ok(None)`, `SamplingLoop::Device`); a frame it cannot take is
+/// told why and left alone.
+#[test]
+fn device_frames_equal_host_frames() {
+    use bridge::pixel::{self, Layout, Nv12Layout, PixelFormat, YuvMatrix};
+    use bridge::runtime::device_memory::Memory;
+    use bridge::runtime::pixel_graph::FrameLayout;
+    models::ensure_ort();
+    let dir = tmpdir("frames");
+    let bytes = |n: usize, seed: u64| -> Vec<u8> {
+        let mut s = bridge_export::weights::SplitMix(seed);
+        (0..n).map(|_| s.next() as u8).collect()
+    };
+    let (w, h) = (20usize, 12usize);
+    for (k, (range, order)) in [("[-1, 1]", "rgb"), ("[0, 1]", "bgr")].into_iter().enumerate() {
+        let pkg = unet_package(&dir, &format!("goub{k}.onnx"), &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.value_range", range), ("bridge.channel_order", order)]);
+        let mut r = Restorer::builder(&pkg).threads(2).sampler("implicit").eta(0.5).nfe(3).seed(3).tile(0).device_loop(true).build().unwrap();
+        let nv = Nv12Layout { y_pitch: 23, uv_pitch: 24, yuv_matrix: YuvMatrix::Bt709, ..Nv12Layout::new(w, h) };
+        let (ny, nuv) = nv.plane_lens().unwrap();
+        let mut rgb = Layout::packed(w, h, PixelFormat::Bgr8).unwrap();
+        rgb.stride += 5;
+        let nrgb = rgb.required_len().unwrap();
+        let (y, uv, px) = (bytes(ny, 1), bytes(nuv, 2), bytes(nrgb, 3));
+        let fnv = FrameLayout::Nv12(nv);
+        let frgb = FrameLayout::Packed8 { width: w, height: h, stride: rgb.stride, format: PixelFormat::Bgr8 };
+
+        // NV12 in, NV12 out; then BGR8 in, NV12 out and NV12 in, BGR8 out.
+        let host_in = |f: &FrameLayout| match f {
+            FrameLayout::Nv12(l) => pixel::decode_nv12(&y, &uv, l).unwrap(),
+            _ => pixel::decode(&px, &rgb).unwrap(),
+        };
+        for (fin, fout) in [(fnv, fnv), (frgb, fnv), (fnv, frgb)] {
+            let p = host_in(&fin);
+            let restored = pixel::Planar { rgb: r.restore_rgb(p.rgb.view()).unwrap(), alpha: None };
+            let (mut wy, mut wuv, mut wpx) = (vec![0xEEu8; ny], vec![0xEEu8; nuv], vec![0xEEu8; nrgb]);
+            match fout {
+                FrameLayout::Nv12(l) => pixel::encode_nv12(&restored, &l, &mut wy, &mut wuv).unwrap(),
+                _ => pixel::encode(&restored, &rgb, &mut wpx).unwrap(),
+            }
+            let (mut iy, mut iuv, mut ipx) = (y.clone(), uv.clone(), px.clone());
+            let (mut oy, mut ouv, mut opx) = (vec![0xEEu8; ny], vec![0xEEu8; nuv], vec![0xEEu8; nrgb]);
+            let ins: Vec<*mut u8> = match fin { FrameLayout::Nv12(_) => vec![iy.as_mut_ptr(), iuv.as_mut_ptr()], _ => vec![ipx.as_mut_ptr()] };
+            let outs: Vec<*mut u8> = match fout { FrameLayout::Nv12(_) => vec![oy.as_mut_ptr(), ouv.as_mut_ptr()], _ => vec![opx.as_mut_ptr()] };
+            let ran = unsafe { r.restore_frame_on_device(&ins, &fin, &outs, &fout, Memory::Host) }.unwrap();
+            assert_eq!(ran, None, "{range} {order}: the device path must run");
+            assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+            assert_eq!((oy, ouv, opx), (wy, wuv, wpx), "{range} {order}: {fin:?} -> {fout:?}");
+        }
+    }
+    // A frame the device path cannot take: told why, nothing written.
+    let pkg = dir.join("goub0.onnx");
+    let mut off = Restorer::builder(&pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(false).build().unwrap();
+    let nv = Nv12Layout::new(w, h);
+    let (ny, nuv) = nv.plane_lens().unwrap();
+    let (mut y, mut uv, mut oy, mut ouv) = (vec![16u8; ny], vec![128u8; nuv], vec![0xEEu8; ny], vec![0xEEu8; nuv]);
+    let f = FrameLayout::Nv12(nv);
+    let why = unsafe { off.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host) }.unwrap();
+    assert_eq!(why, Some("device loop off"));
+    assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
+}
+
 /// The GOUB metadata the tiled tests run their networks as (ε-predicting; a stochastic and a
 /// deterministic row sampler).
 const GOUB: [(&str, &str); 5] = [

@@ -25,6 +25,7 @@ use bridge::pixel::{self, Nv12Layout, Planar};
 use bridge::restorer::Restorer;
 use bridge::runtime::device_memory::{self, DeviceBytes, Memory};
 use bridge::runtime::families::default_sampler;
+use bridge::runtime::pixel_graph::FrameLayout;
 use bridge::runtime::{CudaOptions, ExecutionProvider, SamplingLoop, TensorRtOptions};
 use bridge::sampler::plan::{self, Source};
 use bridge_export::package::{Task, build_family, package_meta, write_package};
@@ -141,10 +142,15 @@ fn run_sdk(o: &Opts, pkg: &Path, ep: ExecutionProvider, device_loop: bool, tile:
 /// staged to the host with `device_memory::download`, restored, and written back into device
 /// output planes (read first, so their padding survives; then `device_memory::upload`) — what
 /// `bridge_restore_planes` does with `BRIDGE_IMAGE_MEMORY_CUDA`. Compared byte for byte with the
-/// same frame restored from host planes by the same restorer.
+/// same frame restored from host planes by the same restorer. Then the same frame restored on
+/// the device (`Restorer::restore_frame_on_device`: converted by the pixel graphs, sampled by
+/// the device loop on device values), which `bridge_restore_planes` takes when it can:
+/// `on_device_*`.
 fn nv12_device_memory(o: &Opts, pkg: &Path, ep: ExecutionProvider, memory: Memory, img: &Nd) -> Value {
     let attempt = || -> Res<Value> {
-        let mut b = Restorer::builder(pkg).execution_provider(ep.clone()).threads(o.threads).tile(0).seed(1);
+        // The device loop on the CPU provider too (`--cpu`), so the on-device conversion runs
+        // there on host memory with the same graphs.
+        let mut b = Restorer::builder(pkg).execution_provider(ep.clone()).threads(o.threads).tile(0).seed(1).device_loop(true);
         if let Some(p) = &o.ort_lib {
             b = b.onnxruntime_library(p);
         }
@@ -182,7 +188,23 @@ fn nv12_device_memory(o: &Opts, pkg: &Path, ep: ExecutionProvider, memory: Memor
         let diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(p, q)| p.abs_diff(*q)).max().unwrap_or(0);
         // Row padding of the device output planes must still hold the marker.
         let pad = |v: &[u8], pitch: usize, rows: usize| (0..rows - 1).all(|r| v[r * pitch + side..(r + 1) * pitch].iter().all(|&b| b == 0xEE));
+
+        // On the device: what `bridge_restore_planes` now does with device planes (pixel graphs
+        // + `DeviceLoop::sample_values`; no frame bytes through the host).
+        let (mut ey, mut euv) = (DeviceBytes::from_host(&vec![0xEEu8; ny], memory)?, DeviceBytes::from_host(&vec![0xEEu8; nuv], memory)?);
+        let f = FrameLayout::Nv12(layout);
+        let t2 = Instant::now();
+        let why = unsafe { r.restore_frame_on_device(&[dy.ptr(), duv.ptr()], &f, &[ey.ptr(), euv.ptr()], &f, memory)? };
+        let on_device = t2.elapsed().as_secs_f64();
+        let (ky, kuv) = (ey.to_host()?, euv.to_host()?);
+        let on_device_loop = r.sampling_loop() == SamplingLoop::Device;
         Ok(json!({
+            "on_device_path": why.unwrap_or("device"),
+            "on_device_loop": on_device_loop,
+            "on_device_max_byte_diff_vs_host_planes": diff(&ky, &hy).max(diff(&kuv, &huv)),
+            "on_device_identical_to_host_planes": ky == hy && kuv == huv,
+            "on_device_padding_kept": pad(&ky, yp, side) && pad(&kuv, uvp, side / 2),
+            "on_device_ms": on_device * 1e3,
             "what": "NV12 planes in device memory, staged through ONNX Runtime copies (bridge_restore_planes + BRIDGE_IMAGE_MEMORY_CUDA)",
             "memory": format!("{memory:?}"),
             "provider": r.provider(),
@@ -422,7 +444,10 @@ fn main() -> Res<()> {
     let nv12 = &report["libbridge_nv12_device_memory"];
     let nv12_ok = nv12["input_bytes_equal"] == json!(true)
         && nv12["max_byte_diff_vs_host_planes"].as_u64().is_some_and(|d| d <= 1)
-        && nv12["padding_kept"] == json!(true);
+        && nv12["padding_kept"] == json!(true)
+        && nv12["on_device_path"] == json!("device")
+        && nv12["on_device_max_byte_diff_vs_host_planes"].as_u64().is_some_and(|d| d <= 1)
+        && nv12["on_device_padding_kept"] == json!(true);
     finish(&o, &report, !failed && loops_agree && nv12_ok)
 }
 

@@ -7,6 +7,7 @@ use crate::status::{Failure, bridge_status, guard, put};
 use sdk::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 use sdk::restorer::{Progress, Restorer, Stage};
 use sdk::runtime::device_memory::{self, Memory};
+use sdk::runtime::pixel_graph::FrameLayout;
 use std::ffi::c_void;
 use std::sync::{MutexGuard, TryLockError};
 
@@ -38,10 +39,15 @@ pub const BRIDGE_IMAGE_YUV_FULL_RANGE: u32 = 2;
 /// `BRIDGE_ERR_INVALID_ARGUMENT`): the plane pointers are CUDA device pointers on the
 /// restorer's GPU (`device_id` of its options). Needs a restorer running on the CUDA or
 /// TensorRT provider; on the CPU (including after a CPU fallback) `bridge_restore_planes`
-/// returns `BRIDGE_ERR_UNSUPPORTED`. Each plane is copied to the host, restored as usual and
-/// copied back (through ONNX Runtime; the output plane is read first so its row padding is
-/// kept): the same pixels as host memory, plus the copies. The caller must have finished its
-/// own work on the planes (e.g. synchronised its CUDA stream) before the call.
+/// returns `BRIDGE_ERR_UNSUPPORTED`. When input and output are both device planes in NV12,
+/// RGB8 or BGR8 and the restore runs the device loop on the whole frame as it is (no
+/// super-resolution, no padding to the model's spatial multiple, no tiling, no mean network,
+/// no colour fix), the frame is converted and restored on the GPU: the pixels never go to the
+/// host (only the sampler's noise comes from it). Otherwise each plane is copied to the host,
+/// restored as usual and copied back (through ONNX Runtime; the output plane is read first so
+/// its row padding is kept). Either way the output has the same pixels as from host memory and
+/// row padding is never changed. The caller must have finished its own work on the planes
+/// (e.g. synchronised its CUDA stream) before the call.
 pub const BRIDGE_IMAGE_MEMORY_CUDA: u32 = 4;
 
 /// A caller-owned image buffer. libbridge never keeps the pointer after a call returns.
@@ -453,13 +459,29 @@ pub(crate) unsafe fn restore_frames(
     // The restorer's limits before any allocation: a frame over them is refused here, not
     // after its planar copy (12 bytes per pixel) was allocated.
     r.check_size(w, h)?;
+    let hook = || {
+        progress.map(|f| {
+            let cb = Callback { f, user: user_data };
+            Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
+        })
+    };
+    // Both frames in the network's device memory: converted and restored there when the
+    // restore allows it (else the host round trip below).
+    if let (Some(m), Some(m2)) = (mem_in, mem_out)
+        && m == m2
+    {
+        r.set_progress(hook());
+        // SAFETY: valid device planes by contract; the output planes are disjoint.
+        let ran = unsafe { restore_on_device(&mut r, fin, &fout, m) };
+        r.set_progress(None);
+        if ran?.is_none() {
+            return Ok(());
+        }
+    }
     // SAFETY: readable by contract; the input slices end inside `decode`, before the output
     // (which may overlap the input) is written.
     let planar = unsafe { fin.decode(mem_in)? };
-    r.set_progress(progress.map(|f| {
-        let cb = Callback { f, user: user_data };
-        Box::new(move |p: &Progress| cb.call(p)) as sdk::restorer::ProgressFn
-    }));
+    r.set_progress(hook());
     let restored = r.restore_rgb(planar.rgb.view());
     r.set_progress(None);
     drop(r);
@@ -467,6 +489,35 @@ pub(crate) unsafe fn restore_frames(
     let alpha = planar.alpha.map(|a| scale_alpha(a, w, h, entry.sr_scale)).transpose()?;
     // SAFETY: writable by contract, planes disjoint (checked by `read_out`).
     unsafe { fout.encode(&Planar { rgb, alpha }, mem_out) }
+}
+
+/// The device path of a restore from and to device planes ([`Restorer::restore_frame_on_device`]):
+/// `Ok(None)` when it ran, `Ok(Some(why))` when the frame takes the host round trip (nothing
+/// read or written): a format without a device conversion (RGB8, BGR8 and NV12 have one), or
+/// a restore that needs the host (super-resolution, padding, tiling, a mean network, …).
+///
+/// # Safety
+/// The planes must be valid device memory of `memory` for their lengths; the output planes
+/// must not overlap each other (the input may overlap the output: it is read whole first).
+pub(crate) unsafe fn restore_on_device(r: &mut Restorer, fin: &Frame, fout: &Frame, memory: Memory) -> Result<Option<&'static str>, Failure> {
+    let (Some(lin), Some(lout)) = (fin.pixel_layout(), fout.pixel_layout()) else {
+        return Ok(Some("this format converts on the host"));
+    };
+    let ptrs = |f: &Frame| f.planes().into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+    Ok(unsafe { r.restore_frame_on_device(&ptrs(fin), &lin, &ptrs(fout), &lout, memory)? })
+}
+
+impl Frame {
+    /// The frame's layout for the device conversion graphs, if it has one.
+    fn pixel_layout(&self) -> Option<FrameLayout> {
+        match self.kind {
+            FrameKind::Nv12 { layout, .. } => Some(FrameLayout::Nv12(layout)),
+            FrameKind::Packed { layout, .. } if matches!(layout.format, PixelFormat::Rgb8 | PixelFormat::Bgr8) => {
+                Some(FrameLayout::Packed8 { width: layout.width, height: layout.height, stride: layout.stride, format: layout.format })
+            }
+            FrameKind::Packed { .. } => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -542,6 +593,51 @@ mod tests {
         assert_eq!(doy.to_host().unwrap(), oy);
         assert_eq!(douv.to_host().unwrap(), ouv);
         assert!(oy[10..13].iter().all(|&b| b == 0xEE), "padding kept");
+    }
+
+    /// Device planes on the device path (host memory on the CPU provider: the graphs and copies
+    /// of CUDA memory): the bytes of the host round trip, row padding untouched, for NV12 with
+    /// pitches past the width (odd chroma width) and RGB8; the device path really ran; a format
+    /// without a device conversion is sent to the host round trip untouched.
+    #[test]
+    fn device_path_matches_host_path() {
+        let r = crate::test_support::oracle_restorer();
+        let entry = crate::handles::restorer(r).unwrap();
+        let mut rs = lock(&entry).unwrap();
+        // The device loop is on by default only on a GPU; the CPU provider runs the same code.
+        rs.set_device_loop(true);
+        let nv = Nv12Layout { y_pitch: 13, uv_pitch: 16, ..Nv12Layout::new(10, 6) };
+        let (ny, nuv) = nv.plane_lens().unwrap();
+        let mut rgb = Layout::packed(10, 6, PixelFormat::Rgb8).unwrap();
+        rgb.stride += 3;
+        let nrgb = rgb.required_len().unwrap();
+        let fill = |n: usize, k: usize| (0..n).map(|i| (i * (29 + 2 * k) + 5 * k) as u8).collect::<Vec<u8>>();
+        let (mut y, mut uv, mut px) = (fill(ny, 1), fill(nuv, 2), fill(nrgb, 3));
+        let nv_frame = |y: *mut u8, uv: *mut u8| Frame::host(FrameKind::Nv12 { layout: nv, y, y_len: ny, uv, uv_len: nuv });
+        let rgb_frame = |p: *mut u8| Frame::host(FrameKind::Packed { layout: rgb, data: p, len: nrgb });
+        for (in_nv, out_nv) in [(true, true), (false, true), (true, false), (false, false)] {
+            let fin = if in_nv { nv_frame(y.as_mut_ptr(), uv.as_mut_ptr()) } else { rgb_frame(px.as_mut_ptr()) };
+            let planar = unsafe { fin.decode(None) }.unwrap();
+            let restored = Planar { rgb: rs.restore_rgb(planar.rgb.view()).unwrap(), alpha: None };
+            let (mut wy, mut wuv, mut wpx) = (vec![0xEEu8; ny], vec![0xEEu8; nuv], vec![0xEEu8; nrgb]);
+            let (mut oy, mut ouv, mut opx) = (wy.clone(), wuv.clone(), wpx.clone());
+            let want = if out_nv { nv_frame(wy.as_mut_ptr(), wuv.as_mut_ptr()) } else { rgb_frame(wpx.as_mut_ptr()) };
+            unsafe { want.encode(&restored, None) }.unwrap();
+            let got = if out_nv { nv_frame(oy.as_mut_ptr(), ouv.as_mut_ptr()) } else { rgb_frame(opx.as_mut_ptr()) };
+            assert_eq!(unsafe { restore_on_device(&mut rs, &fin, &got, Memory::Host) }.unwrap(), None, "the device path runs");
+            assert_eq!(rs.sampling_loop(), sdk::runtime::SamplingLoop::Device);
+            assert_eq!((&oy, &ouv, &opx), (&wy, &wuv, &wpx), "nv12 in {in_nv}, out {out_nv}");
+        }
+        // RGBA8 has no device conversion: the host round trip, nothing written here.
+        let mut rgba = Layout::packed(10, 6, PixelFormat::Rgba8).unwrap();
+        rgba.stride += 1;
+        let mut buf = vec![0xEEu8; rgba.required_len().unwrap()];
+        let f = Frame::host(FrameKind::Packed { layout: rgba, data: buf.as_mut_ptr(), len: buf.len() });
+        let fin = nv_frame(y.as_mut_ptr(), uv.as_mut_ptr());
+        assert!(unsafe { restore_on_device(&mut rs, &fin, &f, Memory::Host) }.unwrap().is_some());
+        assert!(buf.iter().all(|&b| b == 0xEE));
+        drop(rs);
+        assert_eq!(crate::restorer::bridge_restorer_free(r), bridge_status::BRIDGE_OK);
     }
 
     #[test]

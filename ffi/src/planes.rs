@@ -275,8 +275,9 @@ pub unsafe extern "C" fn bridge_image_planes_required_sizes(image: *const bridge
 /// descriptor has `BRIDGE_IMAGE_MEMORY_CUDA` and the restorer does not run on the CUDA or
 /// TensorRT provider; then as `bridge_restore`.
 ///
-/// Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are copied to the host and
-/// back through ONNX Runtime; copy failures are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
+/// Device planes (`BRIDGE_IMAGE_MEMORY_CUDA`, on the restorer's GPU) are converted and restored
+/// on the GPU where the restore allows it (see `BRIDGE_IMAGE_MEMORY_CUDA`), else copied to the
+/// host and back through ONNX Runtime; failures of either are `BRIDGE_ERR_RUNTIME`. libbridge cannot check
 /// that a device pointer is valid: an invalid one is the caller's bug, as for host memory.
 ///
 /// The input planes are only read and may overlap each other and the output (the input is

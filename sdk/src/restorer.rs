@@ -741,6 +741,9 @@ impl Restorer {
     }
 }
 
+#[path = "restorer_device.rs"]
+mod device_frames;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,8 @@ pub struct DeviceLoop {
     graphs: Vec<((Vec<Source>, bool), Session)>,
     /// Crop and blend sessions of the tiled loop ([`tiles`]), built on first use.
     tile_graphs: Vec<((tiles::TileGraph, bool), Session)>,
+    /// Final-clamp sessions of [`DeviceLoop::sample_values`]: (lo, hi bits, gpu).
+    clamps: Vec<((u32, u32, bool), Session)>,
 }
 
 impl std::fmt::Debug for DeviceLoop {
@@ -102,7 +104,7 @@ impl DeviceLoop {
             ExecutionProvider::TensorRt(o) => o.device_id,
             _ => 0,
         };
-        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new(), tile_graphs: Vec::new() }
+        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new(), tile_graphs: Vec::new(), clamps: Vec::new() }
     }
 
     /// On the CPU provider, take the GPU code path (module docs). No effect on a GPU.
@@ -148,7 +150,84 @@ impl DeviceLoop {
         }
         check_run(plan, x_end, cond)?;
         let mut progress = progress;
-        guard(|| self.sample_inner(net, plan, x_end, cond, noise, &mut progress))
+        guard(|| {
+            let (mv, end) = self.sample_inner(net, plan, Src::Host(x_end), Src::Host(cond), noise, &mut progress)?;
+            finish(&mv, plan, &end.flags, &end.xs, &end.call_times, end.img)
+        })
+    }
+
+    /// [`DeviceLoop::sample`] with `x_T` and the conditioning image already values in the
+    /// network's memory (CUDA memory on a GPU; host memory on the CPU provider), e.g. a
+    /// camera frame converted on the device ([`super::device_pixels`]). Returns the final
+    /// state as a value in that memory, the plan's final clamp applied, so nothing
+    /// frame-sized goes to the host (the noise still comes from it, as in every device loop;
+    /// the NaN flag is read back, 4 bytes). Whole frames only (no tiling). The inputs are not
+    /// checked for NaN or Inf (that would read them back): a frame decoded from 8-bit pixels
+    /// has none. A plan whose first call scales its input (`c_in ≠ 1`) is
+    /// [`Error::Incompatible`] here (the scaling is a host step today).
+    pub fn sample_values(
+        &mut self,
+        net: &mut OnnxDenoiser,
+        plan: &Plan,
+        x_end: &OrtTensor<f32>,
+        cond: &OrtTensor<f32>,
+        noise: &mut dyn NoiseSource,
+        progress: Option<&mut dyn FnMut(TileProgress) -> bool>,
+    ) -> Result<OrtTensor<f32>> {
+        let (xe, c) = (Src::Device(x_end), Src::Device(cond));
+        let img = xe.dim()?;
+        if c.dim()? != img {
+            return Err(Error::shape("conditioning image", &img, &c.dim()?));
+        }
+        if let Some(why) = Self::unsupported(net, &img) {
+            return Err(Error::incompatible("device loop", "this network", why));
+        }
+        if plan.steps.is_empty() || plan.steps.iter().any(|s| s.coefs.len() != plan.order.len()) {
+            return Err(Error::param("plan", "no steps, or a step without one coefficient per source"));
+        }
+        if let Some(why) = plan.host_only() {
+            return Err(Error::incompatible("device loop", "this plan", why));
+        }
+        let mut progress = progress;
+        guard(|| {
+            let gpu = net.provider() != "cpu";
+            let (mv, end) = self.sample_inner(net, plan, xe, c, noise, &mut progress)?;
+            let last = plan.steps.len() % 2;
+            let flag = mv.get(&end.flags[last])?;
+            if let Some(&f) = flag.first()
+                && f >= 1.0
+            {
+                let call = f as usize;
+                return Err(Error::NonFinite { call, t_net: end.call_times.get(call - 1).copied().unwrap_or(f64::NAN) });
+            }
+            let [x0, x1] = end.xs;
+            let x = if last == 0 { x0 } else { x1 };
+            match plan.clamp {
+                None => Ok(x),
+                Some((lo, hi)) => self.clamp_value(&x, lo, hi, gpu, &mv, net),
+            }
+        })
+    }
+
+    /// `x` clamped to `[lo, hi]` on the device (the host's `step::clamp` as `Max` then `Min`).
+    fn clamp_value(&mut self, x: &OrtTensor<f32>, lo: f32, hi: f32, gpu: bool, mv: &Mover, net: &mut OnnxDenoiser) -> Result<OrtTensor<f32>> {
+        let key = (lo.to_bits(), hi.to_bits(), gpu);
+        if !self.clamps.iter().any(|(k, _)| *k == key) {
+            let s = self.graph_session(&step_graph::clamp(lo, hi), gpu, "clamp graph")?;
+            self.clamps.push((key, s));
+        }
+        let device_id = self.device_id;
+        let (session, _, _) = net.device_parts();
+        let alloc = mv.allocator(session, gpu, device_id)?;
+        let shape: Vec<usize> = x.shape().iter().map(|&d| d as usize).collect();
+        let mut out = OrtTensor::<f32>::new(&alloc, shape).map_err(rt)?;
+        let s = &mut self.clamps.iter_mut().find(|(k, _)| *k == key).expect("built above").1;
+        let mut bind = s.create_binding().map_err(rt)?;
+        bind.bind_input(names::X, x).map_err(rt)?;
+        bind.bind_output(names::X_NEXT, &mut out).map_err(rt)?;
+        drop(s.run_binding(&bind).map_err(|e| super::session::run_error("clamp graph", e.message()))?);
+        drop(bind);
+        Ok(out)
     }
 
     fn step_session(&mut self, order: &[Source], gpu: bool) -> Result<&mut Session> {
@@ -183,11 +262,11 @@ impl DeviceLoop {
         &mut self,
         net: &mut OnnxDenoiser,
         plan: &Plan,
-        x_end: TensorView<'_>,
-        cond: TensorView<'_>,
+        x_end: Src<'_>,
+        cond: Src<'_>,
         noise: &mut dyn NoiseSource,
         progress: &mut Option<&mut dyn FnMut(TileProgress) -> bool>,
-    ) -> Result<Tensor> {
+    ) -> Result<(Mover, End)> {
         let gpu = net.provider() != "cpu";
         let mv = Mover { resident: !gpu && !self.staged };
         let io = net.io().clone();
@@ -199,19 +278,18 @@ impl DeviceLoop {
         let alloc = mv.allocator(session, gpu, device_id)?;
 
         // Device buffers.
-        let (b, c, h, w) = x_end.dim();
-        let img = [b, c, h, w];
+        let img = x_end.dim()?;
+        let b = img[0];
         let new = |shape: &[usize]| OrtTensor::<f32>::new(&alloc, shape).map_err(rt);
-        let State { xe, mut xs, mut z, mut x_in, mut flags, coefs, call_times, zeros } = State::new(&alloc, &mv, plan, x_end)?;
+        let State { xe, mut xs, mut z, mut x_in, mut flags, coefs, call_times, zeros } = State::new(&alloc, &mv, plan, &x_end)?;
         // Raw output starts at 0 so a zero coefficient on it always gives 0.
         let mut raw = new(&img)?;
         mv.put(&mut raw, &zeros)?;
         drop(zeros);
         let cond_dev = match io.cond.as_ref() {
             Some(_) => {
-                let ch = try_standard(cond, "the conditioning input")?;
-                let mut t = new(cond.shape())?;
-                mv.put(&mut t, ch.as_slice().ok_or_else(|| Error::Runtime("cond is not contiguous".into()))?)?;
+                let mut t = new(&cond.dim()?)?;
+                cond.put(&mv, &mut t, "the conditioning input")?;
                 Some(t)
             }
             None => None,
@@ -290,7 +368,50 @@ impl DeviceLoop {
         }
         drop(step_bind);
         drop(net_bind);
-        finish(&mv, plan, &flags, &xs, &call_times, img)
+        Ok((mv, End { xs, flags, call_times, img }))
+    }
+}
+
+/// A finished whole-frame run: the state and NaN flag ping-pong buffers, for [`finish`] or
+/// [`DeviceLoop::sample_values`].
+struct End {
+    xs: [OrtTensor<f32>; 2],
+    flags: [OrtTensor<f32>; 2],
+    call_times: Vec<f64>,
+    img: [usize; 4],
+}
+
+/// Where a run's `x_T` or conditioning image comes from.
+enum Src<'a> {
+    /// A host array, uploaded.
+    Host(TensorView<'a>),
+    /// A value already in the loop's memory, copied there (ONNX Runtime's copy).
+    Device(&'a OrtTensor<f32>),
+}
+
+impl Src<'_> {
+    fn dim(&self) -> Result<[usize; 4]> {
+        match self {
+            Src::Host(v) => {
+                let (b, c, h, w) = v.dim();
+                Ok([b, c, h, w])
+            }
+            Src::Device(t) => match t.shape()[..] {
+                [b, c, h, w] if [b, c, h, w].iter().all(|&d| d > 0) => Ok([b as usize, c as usize, h as usize, w as usize]),
+                _ => Err(Error::param("x_T", format!("a device value of shape {:?}, not [B, C, H, W]", &t.shape()[..]))),
+            },
+        }
+    }
+
+    /// Copy into `dst` (same shape).
+    fn put(&self, mv: &Mover, dst: &mut OrtTensor<f32>, what: &str) -> Result<()> {
+        match self {
+            Src::Host(v) => {
+                let ch = try_standard(*v, what)?;
+                mv.put(dst, ch.as_slice().ok_or_else(|| Error::Runtime(format!("{what} is not contiguous")))?)
+            }
+            Src::Device(t) => t.copy_into(&mut *dst).map_err(|e| Error::Runtime(format!("{what}: device copy: {e}"))),
+        }
     }
 }
 
@@ -310,29 +431,29 @@ struct State {
 }
 
 impl State {
-    fn new(alloc: &Allocator, mv: &Mover, plan: &Plan, x_end: TensorView<'_>) -> Result<Self> {
-        let (b, c, h, w) = x_end.dim();
-        let img = [b, c, h, w];
-        let xe_host = try_standard(x_end, "x_T")?;
-        let xe_slice = xe_host.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?;
+    fn new(alloc: &Allocator, mv: &Mover, plan: &Plan, x_end: &Src<'_>) -> Result<Self> {
+        let img = x_end.dim()?;
+        let n = img.iter().product::<usize>();
         let new = |shape: &[usize]| OrtTensor::<f32>::new(alloc, shape).map_err(rt);
         let mut xe = new(&img)?;
-        mv.put(&mut xe, xe_slice)?;
+        x_end.put(mv, &mut xe, "x_T")?;
         let mut xs = [new(&img)?, new(&img)?];
-        mv.put(&mut xs[0], xe_slice)?;
-        let zeros = try_vec(xe_slice.len(), 0f32, "a zero frame")?;
+        x_end.put(mv, &mut xs[0], "x_T")?;
+        let zeros = try_vec(n, 0f32, "a zero frame")?;
         // The noise starts at 0 so a zero coefficient on it always gives 0.
         let mut z = new(&img)?;
         mv.put(&mut z, &zeros)?;
         let c_in0 = plan.steps[0].call.map_or(1.0, |cl| cl.c_in);
         let mut x_in = new(&img)?;
-        if c_in0 == 1.0 {
-            mv.put(&mut x_in, xe_slice)?;
-        } else {
-            let k = c_in0 as f32;
-            let mut v = try_to_vec(xe_slice, "the network input")?;
-            v.iter_mut().for_each(|v| *v *= k);
-            mv.put(&mut x_in, &v)?;
+        match x_end {
+            _ if c_in0 == 1.0 => x_end.put(mv, &mut x_in, "x_T")?,
+            Src::Host(v) => {
+                let k = c_in0 as f32;
+                let mut v = try_to_vec(try_standard(*v, "x_T")?.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?, "the network input")?;
+                v.iter_mut().for_each(|v| *v *= k);
+                mv.put(&mut x_in, &v)?;
+            }
+            Src::Device(_) => return Err(Error::incompatible("device values", "this plan", "its first call scales the input (c_in ≠ 1)")),
         }
         let mut flags = [new(&[1])?, new(&[1])?];
         mv.put(&mut flags[0], &[-1.0])?;

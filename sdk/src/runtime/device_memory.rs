@@ -6,8 +6,9 @@
 //! usual conversion and restore, and writes each output plane back (a device→host copy of the
 //! plane, so its row padding survives, then a host→device copy). The pixels are exactly those
 //! of the host path; the cost is the copies (a 1080p NV12 frame is 3 MB each way), small next
-//! to a network run. Converting u8 pixels to the network's float tensor on the device would
-//! need a pre/post-processing graph; not done.
+//! to a network run. Where the restore allows it, `bridge_restore_planes` avoids these copies:
+//! [`super::device_pixels`] converts the frame on the device and
+//! `Restorer::restore_frame_on_device` keeps it there.
 //!
 //! [`Memory::Host`] takes the same copy path with host memory (ONNX Runtime's CPU provider),
 //! so CPU-only tests exercise everything but the CUDA provider itself.

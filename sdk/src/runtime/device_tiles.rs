@@ -274,7 +274,7 @@ impl DeviceLoop {
 
         // Whole-frame buffers; the blend ping-pongs between two frames, and the one the call's
         // last run writes is the step graph's `raw` (0 before the first call, as untiled).
-        let State { xe, mut xs, mut z, mut x_in, mut flags, coefs, call_times, zeros } = State::new(&alloc, &mv, plan, x_end)?;
+        let State { xe, mut xs, mut z, mut x_in, mut flags, coefs, call_times, zeros } = State::new(&alloc, &mv, plan, &Src::Host(x_end))?;
         let mut acc = [new(&img)?, new(&img)?];
         mv.put(&mut acc[0], &zeros)?;
         mv.put(&mut acc[1], &zeros)?;

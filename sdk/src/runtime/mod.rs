@@ -24,9 +24,14 @@ pub mod model_package;
 pub mod onnx_proto;
 pub mod package;
 pub mod session;
+pub mod pixel_graph;
+pub mod device_pixels;
 pub mod step_graph;
 pub mod tile_graph;
 
+/// The `ort` crate the device APIs take values of ([`DeviceLoop::sample_values`],
+/// [`device_pixels`]), so callers build them with the same version.
+pub use ort;
 pub use cancel::CancelToken;
 pub use device::{DeviceLoop, SamplingLoop};
 pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};

@@ -143,6 +143,10 @@ pub(super) struct Graph {
     pub(super) outputs: Vec<(String, Vec<Dim>)>,
     /// (name, dims, f32 data)
     inits: Vec<(String, Vec<i64>, Vec<f32>)>,
+    /// (name, dims, i64 data): shapes and slice bounds of [`super::pixel_graph`].
+    inits_i64: Vec<(String, Vec<i64>, Vec<i64>)>,
+    /// Outputs of another element type than `FLOAT`: (name, element type, dims).
+    pub(super) typed_outputs: Vec<(String, i64, Vec<Dim>)>,
     /// (op, inputs, outputs, int attributes)
     nodes: Vec<Node>,
 }
@@ -151,12 +155,18 @@ pub(super) struct Graph {
 pub(super) const FLOAT: i64 = 1;
 /// ONNX `TensorProto.DataType.INT64`.
 pub(super) const INT64: i64 = 7;
+/// ONNX `TensorProto.DataType.UINT8`.
+pub(super) const UINT8: i64 = 2;
 /// ONNX `AttributeProto.AttributeType.INT`.
 const ATTR_INT: i64 = 2;
 
 impl Graph {
     pub(super) fn init_f32(&mut self, name: &str, data: &[f32]) {
         self.inits.push((name.into(), vec![data.len() as i64], data.to_vec()));
+    }
+
+    pub(super) fn init_i64(&mut self, name: &str, dims: &[i64], data: &[i64]) {
+        self.inits_i64.push((name.into(), dims.to_vec(), data.to_vec()));
     }
 
     pub(super) fn node(&mut self, op: &str, ins: &[&str], outs: &[&str], attrs: &[(&str, i64)]) {
@@ -218,14 +228,44 @@ impl Graph {
                 t.bytes(9, &raw);
             });
         }
+        for (name, dims, data) in &self.inits_i64 {
+            graph.msg(5, |t| {
+                for d in dims {
+                    t.int(1, *d);
+                }
+                t.int(2, INT64);
+                t.str(8, name);
+                let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+                t.bytes(9, &raw);
+            });
+        }
         for (name, elem, dims) in &self.inputs {
             graph.bytes(11, &value_info(name, *elem, dims));
         }
         for (name, dims) in &self.outputs {
             graph.bytes(12, &value_info(name, FLOAT, dims));
         }
+        for (name, elem, dims) in &self.typed_outputs {
+            graph.bytes(12, &value_info(name, *elem, dims));
+        }
         model(&graph)
     }
+}
+
+/// The final clamp of a device run ([`super::device::DeviceLoop::sample_values`]):
+/// `x_next = min(max(x, lo), hi)` over `f32 [B, C, H, W]`, as the host's `step::clamp` for
+/// every non-NaN value.
+pub fn clamp(lo: f32, hi: f32) -> Vec<u8> {
+    use names::{X, X_NEXT};
+    let img = vec![Dim::P("B"), Dim::P("C"), Dim::P("H"), Dim::P("W")];
+    let mut g = Graph::default();
+    g.inputs.push((X.into(), FLOAT, img.clone()));
+    g.init_f32("lo", &[lo]);
+    g.init_f32("hi", &[hi]);
+    g.node("Max", &[X, "lo"], &["m"], &[]);
+    g.node("Min", &["m", "hi"], &[X_NEXT], &[]);
+    g.outputs.push((X_NEXT.into(), img));
+    g.encode()
 }
 
 /// A one-node `Identity` model over a rank-1 `uint8` tensor (`x` → `y`, length `n`): run
