@@ -536,3 +536,18 @@ fn color_fix_in_eval_and_restore() {
     refused_all(&dir, &input, &[(&model, &["--color-fix", "wavelet:99"], "color fix")]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `bridge info m.onnx | head -1`: a reader that has gone away ends the program by SIGPIPE, as
+/// any Unix filter, not by a panic message on stderr. The pipe's read end is closed before the
+/// child starts, so the first write fails every time.
+#[test]
+fn closed_stdout_pipe_is_not_a_panic() {
+    let dir = tmp("pipe");
+    let model = oracle(&dir, 1);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = bridge().arg("info").arg(&model).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{o:?}");
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

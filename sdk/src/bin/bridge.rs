@@ -171,6 +171,14 @@ struct RestoreArgs {
 }
 
 fn main() -> ExitCode {
+    // `bridge info m.onnx | head`: a reader that closes the pipe ends the program quietly, as it
+    // does any Unix filter. Rust starts programs with SIGPIPE ignored, which turns that into a
+    // panic in `println!`. Output files are written to a temporary name and renamed, so being
+    // killed here never leaves a half-written file behind.
+    // SAFETY: called first thing in main, before any thread exists; sets a default disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Replay { files } => replay(&files),
