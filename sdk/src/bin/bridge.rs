@@ -173,8 +173,10 @@ struct RestoreArgs {
 fn main() -> ExitCode {
     // `bridge info m.onnx | head`: a reader that closes the pipe ends the program quietly, as it
     // does any Unix filter. Rust starts programs with SIGPIPE ignored, which turns that into a
-    // panic in `println!`. Output files are written to a temporary name and renamed, so being
-    // killed here never leaves a half-written file behind.
+    // panic in `println!`. Output files are written to a temporary name and renamed, and nothing
+    // is printed between creating that file and the rename, so a SIGPIPE never leaves one behind.
+    // An output that is itself a pipe (`-o` naming a FIFO) whose reader has gone ends the same
+    // way, killed by SIGPIPE (a shell shows 141) as `cat` would, not with a `Broken pipe` error.
     // SAFETY: called first thing in main, before any thread exists; sets a default disposition.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
