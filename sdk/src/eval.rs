@@ -380,7 +380,13 @@ pub fn plot_png(title: &str, rows: &[Row], path: &std::path::Path) -> Result<()>
         root.present().map_err(|e| err(&e))?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::Image("plot buffer".into()))?;
-    img.save(path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+    // Encoded in memory, then written atomically: a failed plot never costs an existing file.
+    // (The format follows the extension, as `image`'s `save` does.)
+    let e = |e: image::ImageError| Error::Image(format!("{}: {e}", path.display()));
+    let format = image::ImageFormat::from_path(path).map_err(e)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format).map_err(e)?;
+    crate::atomic_file::write_atomic(path, bytes.get_ref(), || true)
 }
 
 /// Read `<dir>/clean/*` and `<dir>/degraded/*` (PNG, JPEG, TIFF; 8 or 16 bit; matched by file
@@ -551,7 +557,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     }
     println!("{md}");
     if let Some(p) = &o.markdown {
-        std::fs::write(p, &md).map_err(|e| Error::Io { path: p.display().to_string(), source: e })?;
+        crate::atomic_file::write_atomic(p, md.as_bytes(), || true)?;
     }
     if let Some(p) = &o.plot {
         plot_png(&title, &rows, p)?;
@@ -660,5 +666,11 @@ mod tests {
         let dark = img.pixels().filter(|px| px.0.iter().all(|&v| v < 100)).count();
         assert!(dark > 500, "only {dark} dark pixels");
         let _ = std::fs::remove_file(&p);
+        // A name whose format cannot be written is an error before anything is touched.
+        let q = std::env::temp_dir().join(format!("bridge-eval-plot-{}.notanimage", std::process::id()));
+        std::fs::write(&q, b"keep").unwrap();
+        assert!(plot_png("test plot", &rows, &q).is_err());
+        assert_eq!(std::fs::read(&q).unwrap(), b"keep");
+        let _ = std::fs::remove_file(&q);
     }
 }

@@ -21,6 +21,7 @@
 //! * [`golden`] — replays the trajectories recorded from the official implementations.
 
 pub mod alloc;
+pub mod atomic_file;
 pub mod baseline;
 pub mod color_fix;
 pub mod denoiser;

@@ -80,7 +80,7 @@ impl PairsInfo {
     pub fn write(&self, dir: &std::path::Path) -> Result<()> {
         let p = dir.join(DEGRADATION_FILE);
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::param(DEGRADATION_FILE, e.to_string()))?;
-        std::fs::write(&p, text + "\n").map_err(|e| Error::Io { path: p.display().to_string(), source: e })
+        crate::atomic_file::write_atomic(&p, (text + "\n").as_bytes(), || true)
     }
 }
 

@@ -311,7 +311,7 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
     };
     bar.finish_and_clear();
     let bytes = format.encode(&out, &a.output)?;
-    image_file::write_atomic(&a.output, &bytes, || interrupt::received().is_none())?;
+    bridge::atomic_file::write_atomic(&a.output, &bytes, || interrupt::received().is_none())?;
     if !a.quiet {
         eprintln!(
             "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}, {} on {} ({})",
