@@ -7,7 +7,9 @@
 # degradation (`--baseline auto` reads the pairs' degradation.json: Wiener for deblur,
 # back-projection for sr4, NLM for denoise and jpeg; `sdk/src/baseline/`).
 # Also scores the unseen split (input, baseline, default and NFE 1) and grey versions of the
-# held-out photos (colour cast). Writes models/<task>.eval.md and models/<task>.png, and replaces
+# held-out photos (colour cast). Deblurring is also scored on 8-bit inputs (`pairs --bits 8`: the
+# rounding of an 8-bit file is noise a deconvolution amplifies; the Wiener baseline is tuned for
+# it). Writes models/<task>.eval.md and models/<task>.png, and replaces
 # the card's <!-- eval:begin --> … <!-- eval:end --> block with the same tables.
 #   scripts/model-cards.sh [TASK...]        (default: sr4 denoise deblur jpeg)
 # Installs what it needs (ONNX Runtime, libtorch for bridge-export, the photographs).
@@ -55,9 +57,20 @@ for task in "${tasks[@]}"; do
   # Grey photos: the colour cast of the default (a neutral restorer keeps R = G = B).
   "$bridge" eval -m "$model" -p "$tmp/$task-gray" --sampler "$default" --nfe "$nfe" \
     --baseline none --seed 0 --markdown "$tmp/$task.gray.md" >/dev/null
-  python3 - "$tmp" "$task" "$model" "$default" "$nfes" "$alt" "$nfe" "${one:+1,}$nfe" "${alt_args[*]}" <<'PY'
+  # 8-bit inputs (deblurring): held-out and unseen, input, baseline, default.
+  bits8=""
+  if [ "$task" = deblur ]; then
+    bits8=1
+    pairs --bits 8 --out "$tmp/$task-8"
+    pairs --split unseen --bits 8 --out "$tmp/$task-unseen-8"
+    "$bridge" eval -m "$model" -p "$tmp/$task-8" --sampler "$default" --nfe "$nfe" \
+      --baseline auto --seed 0 --markdown "$tmp/$task.8.md" >/dev/null
+    "$bridge" eval -m "$model" -p "$tmp/$task-unseen-8" --sampler "$default" --nfe "$nfe" \
+      --baseline auto --seed 0 --markdown "$tmp/$task.unseen8.md" >/dev/null
+  fi
+  python3 - "$tmp" "$task" "$model" "$default" "$nfes" "$alt" "$nfe" "${one:+1,}$nfe" "${alt_args[*]}" "$bits8" <<'PY'
 import re, sys
-tmp, task, model, default, nfes, alt, nfe, unseen_nfes, alt_args = sys.argv[1:]
+tmp, task, model, default, nfes, alt, nfe, unseen_nfes, alt_args, bits8 = sys.argv[1:]
 def table(name):
     # The table rows of one `bridge eval --markdown` file (header and rows).
     return [l for l in open(f"{tmp}/{name}").read().split("\n") if l.startswith("|")]
@@ -79,6 +92,34 @@ met = held >= need and unseen_m >= need
 goal = f"""**Against the classical baseline** ({base}; the goal: the default beats it{" by at least 0.5 dB" if need else ""} on the held-out
 and on the unseen photos): held-out {held:+.2f} dB, unseen {unseen_m:+.2f} dB, **{"met" if met else "not met"}**.
 """
+eight = ""
+if bits8:
+    t8, u8 = table(f"{task}.8.md"), table(f"{task}.unseen8.md")
+    held8, base8 = margin(t8)
+    unseen8, _ = margin(u8)
+    met8 = held8 >= need and unseen8 >= need
+    goal = goal.replace("**Against the classical baseline**", "**Against the classical baseline, 16-bit inputs**", 1) + f"""
+**Against the classical baseline, 8-bit inputs** ({base8}, its NSR tuned on 8-bit training pairs): held-out {held8:+.2f} dB,
+unseen {unseen8:+.2f} dB, **{"met" if met8 else "not met"}**.
+"""
+    eight = f"""
+
+### Held-out photos, 8-bit inputs
+
+{n(f"{task}.8.md")} image pairs: the held-out pairs with the degraded images rounded to 8 bits, as cameras and image files deliver them (`pairs --task {task} --bits 8 --out PAIRS`; `degradation.json` records the depth and the Wiener baseline takes the NSR tuned for it on 8-bit training pairs, `bridge::baseline::WIENER_NSR_8BIT`).
+
+""" + "\n".join(t8) + f"""
+
+### Unseen photos, 8-bit inputs
+
+{n(f"{task}.unseen8.md")} image pairs (`pairs --task {task} --split unseen --bits 8 --out PAIRS`).
+
+""" + "\n".join(u8)
+repro8 = f"""
+{cmd} pairs --task {task} --bits 8 --out /tmp/{task}-pairs-8
+{cmd} pairs --task {task} --split unseen --bits 8 --out /tmp/{task}-unseen-8
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-pairs-8 --sampler {default} --nfe {nfe}
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-unseen-8 --sampler {default} --nfe {nfe}""" if bits8 else ""
 text = f"""<!-- eval:begin (written by scripts/model-cards.sh {task}; do not edit by hand) -->
 {goal}
 ### Held-out photos
@@ -91,7 +132,7 @@ text = f"""<!-- eval:begin (written by scripts/model-cards.sh {task}; do not edi
 
 {n(f"{task}.unseen.md")} image pairs of photographs used for nothing else (`pairs --task {task} --split unseen --out PAIRS`).
 
-""" + "\n".join(unseen) + f"""
+""" + "\n".join(unseen) + eight + f"""
 
 ### Grey photos (colour cast)
 
@@ -102,7 +143,7 @@ The held-out photos turned grey before degrading (`pairs --task {task} --gray --
 Reproduce (`scripts/model-cards.sh {task}` runs these commands and rewrites this block; ONNX Runtime from
 `export ORT_DYLIB_PATH=$(scripts/install-ort.sh)`). `cargo test -p bridge-e2e --test model_cards` checks the
 input, classical-baseline, NFE-1 and default rows of the held-out table and the input, baseline and default
-rows of the unseen one:
+rows of the unseen one{" and of the 8-bit tables" if bits8 else ""}:
 
 ```sh
 {cmd} pairs --task {task} --out /tmp/{task}-pairs
@@ -111,7 +152,7 @@ rows of the unseen one:
 cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-pairs --sampler {default} --nfe {nfes} --plot models/{task}.png
 cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-pairs --sampler {alt} --nfe {nfe}{" " + alt_args if alt_args else ""} --baseline none
 cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-unseen --sampler {default} --nfe {unseen_nfes}
-cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-gray --sampler {default} --nfe {nfe} --baseline none
+cargo run --release -p bridge -- eval -m {model} -p /tmp/{task}-gray --sampler {default} --nfe {nfe} --baseline none{repro8}
 ```
 <!-- eval:end -->
 """

@@ -4,8 +4,9 @@
 //! missing) and scored with `bridge::eval` (the code behind `bridge eval`) at the package's
 //! default sampler and NFE (and at NFE 1) and at the card's seed; PSNR and SSIM must match the
 //! rows of the card's tables (`models/<task>.md`, sections "Held-out photos" and "Unseen
-//! photos"; the unseen one without the NFE-1 row), as must the input row and the classical
-//! baseline's row (`bridge::baseline`, its degradation read from the pairs' `degradation.json`).
+//! photos"; the unseen one without the NFE-1 row; deblurring also "... , 8-bit inputs"), as must
+//! the input row and the classical baseline's row (`bridge::baseline`, its degradation and the
+//! images' bit depth read from the pairs' `degradation.json`).
 
 use bridge::baseline::{Params, PairsInfo};
 use bridge::eval::{Setting, baseline, classical, evaluate, load_pairs};
@@ -54,10 +55,11 @@ fn section<'a>(card: &'a str, title: &str) -> &'a str {
 
 /// Regenerate the pairs of one split and score the input, the classical baseline and the
 /// default sampler (and NFE 1 when `one_step`); compare with the card's section `title`.
-fn check_section(task: &str, r: &mut Restorer, card: &str, title: &str, split: &str, one_step: bool) -> (f64, f64) {
-    let pairs_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("card-pairs-{task}-{split}"));
+/// `bits`: the depth of the degraded images (16, or 8 for the cards' 8-bit sections).
+fn check_section(task: &str, r: &mut Restorer, card: &str, title: &str, split: &str, one_step: bool, bits: u32) -> (f64, f64) {
+    let pairs_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("card-pairs-{task}-{split}-{bits}"));
     let _ = std::fs::remove_dir_all(&pairs_dir);
-    let n = write_eval_pairs(Task::parse(task).unwrap(), &photos(split), &pairs_dir, 256, 1024, 2024, false).unwrap();
+    let n = write_eval_pairs(Task::parse(task).unwrap(), &photos(split), &pairs_dir, 256, 1024, 2024, false, bits).unwrap();
     let pairs = load_pairs(&pairs_dir).unwrap();
     assert_eq!(pairs.len(), n);
     let text = section(card, title);
@@ -65,8 +67,8 @@ fn check_section(task: &str, r: &mut Restorer, card: &str, title: &str, split: &
     let meta = r.package().clone();
     let base = baseline(&pairs, meta.sr_scale, meta.sr_upsample).unwrap();
     let info = PairsInfo::read(&pairs_dir).unwrap().expect("write_eval_pairs writes degradation.json");
-    assert_eq!(info.task, task);
-    let classic = classical(&pairs, &Params::for_degradation(&info.degradation).unwrap(), |_| {}).unwrap();
+    assert_eq!((info.task.as_str(), info.input_bits), (task, bits));
+    let classic = classical(&pairs, &Params::for_pairs(bridge::baseline::Method::Auto, &info).unwrap(), |_| {}).unwrap();
     let st = Setting { sampler: meta.sampler.clone(), nfe: meta.nfe, eta: None };
     let got = evaluate(r, &pairs, std::slice::from_ref(&st), 0, |_, _| {}).unwrap().remove(0);
     let rows = card_rows(text);
@@ -119,8 +121,13 @@ fn check_card(task: &str) {
     assert!(card.contains(&format!("bridge-export --features train -- pairs --task {task}")), "{task}: card lacks the pairs command");
     let mut r = Restorer::builder(&model).threads(2).seed(0).build().unwrap();
     // Held-out photos (with the NFE-1 row) and the unseen ones (input, baseline, default).
-    let (got, input) = check_section(task, &mut r, &card, "Held-out photos", "test", true);
-    check_section(task, &mut r, &card, "Unseen photos", "unseen", false);
+    let (got, input) = check_section(task, &mut r, &card, "Held-out photos", "test", true, 16);
+    check_section(task, &mut r, &card, "Unseen photos", "unseen", false, 16);
+    // Deblurring is also scored on 8-bit inputs (`scripts/model-cards.sh`).
+    if task == "deblur" {
+        check_section(task, &mut r, &card, "Held-out photos, 8-bit inputs", "test", false, 8);
+        check_section(task, &mut r, &card, "Unseen photos, 8-bit inputs", "unseen", false, 8);
+    }
     // The model restores: better than its input on the held-out set.
     assert!(got > input, "{task}: PSNR {got} not above the input's {input}");
 }

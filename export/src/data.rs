@@ -102,6 +102,11 @@ pub struct PairConfig {
     pub augment: bool,
     /// Colour augmentation (training only; `Colour::NONE` keeps the photo's colours).
     pub colour: Colour,
+    /// Fraction of degraded inputs rounded to 8 bits (training only; 0: never, and the random
+    /// streams are not touched). Why: the files users restore are 8-bit, and a deblurring network
+    /// that only ever saw exact floating-point blur learns a near-exact inverse that amplifies
+    /// 8-bit rounding (`models/deblur.md`).
+    pub input_8bit_p: f64,
 }
 
 /// Colour augmentation of the clean crop before it is degraded.
@@ -217,6 +222,10 @@ struct Item {
 fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item> {
     let d = cfg.degradation.apply(clean.view(), rng)?;
     let mut degraded = d.image;
+    // Rounded as a file would store it (SR: the small image, before the package's up-sampler).
+    if cfg.input_8bit_p > 0.0 && rng.uniform() < cfg.input_8bit_p {
+        degraded.mapv_inplace(quantize8);
+    }
     if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
         let lr = degraded.insert_axis(Axis(0));
         degraded = upsample(lr.view(), *factor, kind)?.index_axis_move(Axis(0), 0);
@@ -283,6 +292,11 @@ pub fn eval_pairs(photos: &[Photo], cfg: &PairConfig, seed: u64) -> Result<Batch
     stack(items)
 }
 
+/// A value in [0, 1] as an 8-bit file stores it (clipped, rounded to the nearest of 256 levels).
+pub fn quantize8(v: f32) -> f32 {
+    (v.clamp(0.0, 1.0) * 255.0).round() / 255.0
+}
+
 /// Save a `[3, H, W]` image in [0, 1] (clipped) as an RGB PNG, 16-bit or 8-bit.
 pub fn save_png(img: ArrayView3<f32>, path: &Path, sixteen: bool) -> Result<()> {
     let (_, h, w) = img.dim();
@@ -338,8 +352,14 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
 /// `out/degraded/<name>.png`. SR inputs are the small images (the package up-samples them).
 /// With `gray`, the photos are turned grey first ([`to_gray`]; same crops and noise draws): a
 /// colour-neutral restorer keeps their three channels equal, so the colour shift measured on
-/// them is the model's own cast. Returns the number of pairs.
-pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool) -> Result<usize> {
+/// them is the model's own cast. `bits` (16 or 8) is the depth of the degraded images: 8 is
+/// what cameras and image files deliver (the rounding is noise a deconvolution amplifies), and
+/// `degradation.json` records it so the classical baseline is tuned for it. Returns the number of
+/// pairs.
+pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool, bits: u32) -> Result<usize> {
+    if bits != 8 && bits != 16 {
+        return Err(Error::param("bits", format!("{bits}: the pairs are 16-bit or 8-bit")));
+    }
     let mut list = load_dir(photos, (max_side > 0).then_some(max_side))?;
     if gray {
         list.iter_mut().for_each(|p| to_gray(&mut p.image));
@@ -356,10 +376,10 @@ pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, c
         let stem = Path::new(&p.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| i.to_string());
         let name = format!("{stem}.png");
         save_png(b.clean.index_axis(Axis(0), i), &out.join("clean").join(&name), true)?;
-        save_png(b.degraded.index_axis(Axis(0), i), &out.join("degraded").join(&name), true)?;
+        save_png(b.degraded.index_axis(Axis(0), i), &out.join("degraded").join(&name), bits == 16)?;
     }
     // What made the pairs, for the SDK's classical baselines (`bridge eval --baseline`).
-    let info = bridge::baseline::PairsInfo { version: 1, task: task.name().into(), degradation: cfg.degradation.describe()?, seed: Some(seed) };
+    let info = bridge::baseline::PairsInfo { version: 1, task: task.name().into(), degradation: cfg.degradation.describe()?, seed: Some(seed), input_bits: bits };
     info.write(out)?;
     Ok(list.len())
 }
@@ -390,7 +410,7 @@ mod tests {
     }
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
-        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE }
+        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE, input_8bit_p: 0.0 }
     }
 
     /// `write_eval_pairs` describes its degradation in `degradation.json`, which the SDK reads.
@@ -398,12 +418,20 @@ mod tests {
     fn eval_pairs_write_their_degradation() {
         let t = temp_photos("degfile");
         let out = t.0.join("pairs");
-        let n = write_eval_pairs(crate::package::Task::Deblur, &t.0, &out, 64, 0, 7, false).unwrap();
+        let n = write_eval_pairs(crate::package::Task::Deblur, &t.0, &out, 64, 0, 7, false, 16).unwrap();
         assert_eq!(n, 2);
         let info = bridge::baseline::PairsInfo::read(&out).unwrap().expect("degradation.json");
         assert_eq!(info.task, "deblur");
         assert_eq!(info.degradation, bridge::baseline::Degradation::GaussianBlur { sigma: 3.0, size: 61 });
-        assert_eq!(info.seed, Some(7));
+        assert_eq!((info.seed, info.input_bits), (Some(7), 16));
+        // 8-bit pairs: 8-bit degraded PNGs (the clean ones stay 16-bit), the depth recorded.
+        let out8 = t.0.join("pairs8");
+        write_eval_pairs(crate::package::Task::Deblur, &t.0, &out8, 64, 0, 7, false, 8).unwrap();
+        assert_eq!(bridge::baseline::PairsInfo::read(&out8).unwrap().unwrap().input_bits, 8);
+        let first = |d: &str| std::fs::read_dir(out8.join(d)).unwrap().next().unwrap().unwrap().path();
+        assert_eq!(image::open(first("degraded")).unwrap().color(), image::ColorType::Rgb8);
+        assert_eq!(image::open(first("clean")).unwrap().color(), image::ColorType::Rgb16);
+        assert!(write_eval_pairs(crate::package::Task::Deblur, &t.0, &t.0.join("p12"), 64, 0, 7, false, 12).is_err());
         assert_eq!(Degradation::SR4.describe().unwrap(), bridge::baseline::Degradation::BicubicDown { factor: 4 });
         assert!(Degradation::CenterMask.describe().is_err());
     }
@@ -414,8 +442,8 @@ mod tests {
     fn gray_eval_pairs_share_crops_and_noise() {
         let t = temp_photos("graypairs");
         let (colour, grey) = (t.0.join("colour"), t.0.join("grey"));
-        write_eval_pairs(crate::package::Task::Denoise, &t.0, &colour, 64, 0, 7, false).unwrap();
-        write_eval_pairs(crate::package::Task::Denoise, &t.0, &grey, 64, 0, 7, true).unwrap();
+        write_eval_pairs(crate::package::Task::Denoise, &t.0, &colour, 64, 0, 7, false, 16).unwrap();
+        write_eval_pairs(crate::package::Task::Denoise, &t.0, &grey, 64, 0, 7, true, 16).unwrap();
         let load = |p: &Path| image::open(p).unwrap().to_rgb16();
         for name in ["a.png", "b.png"] {
             let (gc, gd) = (load(&grey.join("clean").join(name)), load(&grey.join("degraded").join(name)));
@@ -566,7 +594,7 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE };
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, input_8bit_p: 0.0 };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).
@@ -635,5 +663,36 @@ mod tests {
         });
         let n = grey.count();
         assert!((70..130).contains(&n), "{n} of 400 grey at p = 0.25");
+    }
+
+    /// `input_8bit_p`: 0 leaves the degraded input (and the random stream) as before; 1 rounds
+    /// every input to the 256 levels of an 8-bit file; a fraction rounds about that share; the
+    /// clean target is never rounded.
+    #[test]
+    fn inputs_rounded_to_8_bits() {
+        let t = temp_photos("bits8");
+        let photos = load_dir(&t.0, None).unwrap();
+        let on_grid = |a: &Tensor| a.iter().all(|&v| {
+            let u = (v + 1.0) / 2.0 * 255.0; // Signed range → 0–255
+            (u - u.round()).abs() < 2e-3
+        });
+        let make = |p: f64| {
+            let mut c = crate::package::Task::Deblur.pairs(32, true);
+            c.input_8bit_p = p;
+            PairSampler::new(&photos, c, 11).unwrap()
+        };
+        let (off, all) = (make(0.0).batch(3, 4).unwrap(), make(1.0).batch(3, 4).unwrap());
+        assert!(!on_grid(&off.degraded), "exact blur is off the 8-bit grid");
+        assert!(on_grid(&all.degraded));
+        assert_eq!(off.clean, all.clean);
+        // Rounding moves a value by at most half a level.
+        let d = (&off.degraded - &all.degraded).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+        assert!(d <= 1.0 / 255.0 + 1e-6, "{d}");
+        let (mut a, b) = (crate::package::Task::Deblur.pairs(32, true), crate::package::Task::Deblur.pairs(32, true));
+        a.input_8bit_p = 0.0;
+        assert_eq!(PairSampler::new(&photos, a, 11).unwrap().batch(5, 2).unwrap().degraded, PairSampler::new(&photos, b, 11).unwrap().batch(5, 2).unwrap().degraded);
+        let half = make(0.5).batch(0, 64).unwrap();
+        let n = (0..64).filter(|&i| on_grid(&half.degraded.slice(s![i..i + 1, .., .., ..]).to_owned())).count();
+        assert!((16..48).contains(&n), "{n} of 64 rounded at p = 0.5");
     }
 }

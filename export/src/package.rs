@@ -76,7 +76,7 @@ impl Task {
 
     /// Training pairs in the package's value range ([−1, 1]) at `crop × crop`.
     pub fn pairs(self, crop: usize, augment: bool) -> PairConfig {
-        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default() }
+        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default(), input_8bit_p: 0.0 }
     }
 }
 

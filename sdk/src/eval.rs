@@ -484,7 +484,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
                 format!("{m:?} needs the degradation: {} has no {DEGRADATION_FILE} (`bridge-export pairs` writes one)", o.pairs.display()),
             ));
         }
-        (m, Some(i)) => Some(Params::of(m, &i.degradation)?),
+        (m, Some(i)) => Some(Params::for_pairs(m, i)?),
     };
     let mut restorer = match &o.model {
         Some(m) => {

@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, default_value = "target/parity")]
         dir: PathBuf,
     },
-    /// Write held-out evaluation pairs (`<out>/clean/*.png`, `<out>/degraded/*.png`, 16-bit) for a task.
+    /// Write held-out evaluation pairs (`<out>/clean/*.png`, `<out>/degraded/*.png`, 16-bit unless --bits 8) for a task.
     Pairs {
         /// Task (`sr4`, `denoise`, `deblur`, `jpeg`).
         #[arg(long)]
@@ -86,6 +86,10 @@ enum Command {
         /// Turn the photos grey first (to measure a model's colour cast).
         #[arg(long)]
         gray: bool,
+        /// Bit depth of the degraded images: 16, or 8 as cameras and image files deliver them
+        /// (recorded in degradation.json; the classical baseline is tuned for it).
+        #[arg(long, default_value_t = 16)]
+        bits: u32,
     },
     /// Shrink a split's photos once (as training does) and save them as JPEG
     /// (`<out>/<split>/<name>.jpg`): a compact copy of the training data for another machine
@@ -192,6 +196,9 @@ struct TrainArgs {
     /// Randomly permute the RGB channels of training crops (colour augmentation).
     #[arg(long)]
     permute_channels: bool,
+    /// Fraction of degraded training inputs rounded to 8 bits, as image files store them.
+    #[arg(long, default_value_t = 0.0)]
+    input_8bit_p: f64,
     /// Threads preparing batches ahead of training (results do not depend on it).
     #[arg(long, default_value_t = 1)]
     data_threads: usize,
@@ -221,7 +228,7 @@ fn main() -> ExitCode {
         }
         .map(|p| println!("wrote {}", p.display())),
         Command::Parity { steps, seed, unet, dir } => run_parity(steps, seed, &unet, &dir),
-        Command::Pairs { task, out, crop, max_side, seed, split, gray } => write_pairs(&task, &out, crop, max_side, seed, &split, gray),
+        Command::Pairs { task, out, crop, max_side, seed, split, gray, bits } => write_pairs(&task, &out, crop, max_side, seed, &split, gray, bits),
         Command::Shrink { split, out, max_side, quality } => shrink(&split, &out, max_side, quality),
     };
     match r {
@@ -283,6 +290,7 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         teacher: a.teacher.clone(),
         gray_p: a.gray_p,
         permute_channels: a.permute_channels,
+        input_8bit_p: a.input_8bit_p,
         noise_channels: a.noise_channels,
         init: a.init.clone(),
     };
@@ -334,12 +342,12 @@ fn run_parity(steps: usize, seed: u64, unet: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, split: &str, gray: bool) -> Result<()> {
+fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, split: &str, gray: bool, bits: u32) -> Result<()> {
     let task = Task::parse(task)?;
     let dir = default_data_dir().join(split);
-    let n = write_eval_pairs(task, &dir, out, crop, max_side, seed, gray).map_err(|e| Error::Backend(e.to_string()))?;
+    let n = write_eval_pairs(task, &dir, out, crop, max_side, seed, gray, bits).map_err(|e| Error::Backend(e.to_string()))?;
     let grey = if gray { " grey" } else { "" };
-    println!("wrote {n}{grey} {} pairs ({crop}×{crop} crops of {}) to {}", task.name(), dir.display(), out.display());
+    println!("wrote {n}{grey} {bits}-bit {} pairs ({crop}×{crop} crops of {}) to {}", task.name(), dir.display(), out.display());
     Ok(())
 }
 

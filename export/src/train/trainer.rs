@@ -99,6 +99,9 @@ pub struct Spec {
     /// its training record is kept in the new package as `train.init.*`.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Fraction of degraded training inputs rounded to 8 bits ([`crate::data::PairConfig`]).
+    #[serde(default)]
+    pub input_8bit_p: f64,
 }
 
 impl Spec {
@@ -524,6 +527,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     if step < stop {
         let mut pairs = task.pairs(spec.crop, true);
         pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
+        pairs.input_8bit_p = spec.input_8bit_p;
         let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(

@@ -38,6 +38,7 @@ pub fn tiny_spec(family: &str, task: &str, steps: u64) -> Spec {
         max_side: 0,
         teacher: None,
         gray_p: 0.0,
+        input_8bit_p: 0.0,
         permute_channels: false,
         noise_channels: None,
         init: None,

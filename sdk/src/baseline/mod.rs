@@ -53,6 +53,15 @@ pub struct PairsInfo {
     /// Seed of the random parts (noise), if any.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Bit depth of the degraded images: 16 (the default; rounding is negligible) or 8, as
+    /// cameras and image files deliver them, whose rounding is noise a deconvolution amplifies
+    /// (so the Wiener baseline is tuned per depth).
+    #[serde(default = "sixteen")]
+    pub input_bits: u32,
+}
+
+fn sixteen() -> u32 {
+    16
 }
 
 impl PairsInfo {
@@ -61,6 +70,9 @@ impl PairsInfo {
         let info: PairsInfo = serde_json::from_str(text).map_err(|e| Error::param(DEGRADATION_FILE, e.to_string()))?;
         if info.version != 1 {
             return Err(Error::param(DEGRADATION_FILE, format!("version {} is not supported (1)", info.version)));
+        }
+        if info.input_bits != 8 && info.input_bits != 16 {
+            return Err(Error::param(DEGRADATION_FILE, format!("input_bits {} is not 8 or 16", info.input_bits)));
         }
         Params::for_degradation(&info.degradation)?;
         Ok(info)
@@ -137,8 +149,14 @@ pub enum Params {
 /// Wiener noise-to-signal ratio for the Gaussian-blur pairs, whose only noise is the 16-bit PNG
 /// quantization: the best PSNR of 1e-10 … 1e-3 on the training photographs
 /// (`sdk/examples/tune_baselines.rs`: 35.39 dB at 3e-8 against 35.21 at 1e-8 and 35.25 at 1e-7).
-/// 8-bit inputs carry 65 000 times more quantization noise power and need a larger one.
+/// 8-bit inputs carry 65 000 times more quantization noise power and need a larger one
+/// ([`WIENER_NSR_8BIT`]).
 pub const WIENER_NSR: f64 = 3e-8;
+/// Wiener noise-to-signal ratio for 8-bit Gaussian-blur pairs (`pairs --bits 8`): the best PSNR
+/// of the same sweep on the training photographs rounded to 8 bits
+/// (`sdk/examples/tune_baselines.rs`: 31.53 dB at 1e-3 against 31.42 at 3e-4 and 31.22 at 3e-3;
+/// 8.24 dB at the 16-bit value, 3e-8, which amplifies the rounding).
+pub const WIENER_NSR_8BIT: f64 = 1e-3;
 /// Back-projection iterations and step, fixed a priori (Irani & Peleg's unit step; 20
 /// iterations bring the LR residual near its floor).
 pub const IBP_ITERATIONS: usize = 20;
@@ -156,7 +174,18 @@ impl Params {
         Self::of(Method::auto(d), d)
     }
 
-    /// Method `m` with its parameters for degradation `d`; an error when `m` does not fit `d`.
+    /// Method `m` (`Auto`: the one that fits) for the pairs `info` describes: the degradation's
+    /// parameters, and Wiener's NSR for the images' bit depth.
+    pub fn for_pairs(m: Method, info: &PairsInfo) -> Result<Params> {
+        let mut p = Self::of(m, &info.degradation)?;
+        if let (Params::Wiener { nsr, .. }, 8) = (&mut p, info.input_bits) {
+            *nsr = WIENER_NSR_8BIT;
+        }
+        Ok(p)
+    }
+
+    /// Method `m` with its parameters for degradation `d` (16-bit images; see
+    /// [`Params::for_pairs`]); an error when `m` does not fit `d`.
     pub fn of(m: Method, d: &Degradation) -> Result<Params> {
         let wrong = || Error::param("baseline", format!("{m:?} does not fit the degradation {d:?}"));
         match (m, d) {
@@ -226,7 +255,7 @@ mod tests {
     /// The schema round-trips, unknown kinds and versions are refused, `auto` picks per kind.
     #[test]
     fn degradation_json_schema() {
-        let info = PairsInfo { version: 1, task: "deblur".into(), degradation: Degradation::GaussianBlur { sigma: 3.0, size: 61 }, seed: Some(2024) };
+        let info = PairsInfo { version: 1, task: "deblur".into(), degradation: Degradation::GaussianBlur { sigma: 3.0, size: 61 }, seed: Some(2024), input_bits: 16 };
         let text = serde_json::to_string(&info).unwrap();
         assert!(text.contains(r#""kind":"gaussian-blur""#), "{text}");
         assert_eq!(PairsInfo::from_json(&text).unwrap(), info);
@@ -240,5 +269,14 @@ mod tests {
         assert_eq!(Method::auto(&Degradation::Jpeg { quality: 10 }), Method::Nlm);
         assert!(Params::of(Method::Wiener, &Degradation::Jpeg { quality: 10 }).is_err());
         assert!(Method::parse("bm3d").is_err());
+        // Older files have no bit depth (16); 8-bit pairs get the 8-bit Wiener NSR; others are refused.
+        assert_eq!(sr.input_bits, 16);
+        let nsr = |i: &PairsInfo| match Params::for_pairs(Method::Auto, i).unwrap() {
+            Params::Wiener { nsr, .. } => nsr,
+            p => panic!("{p:?}"),
+        };
+        assert_eq!(nsr(&info), WIENER_NSR);
+        assert_eq!(nsr(&PairsInfo { input_bits: 8, ..info.clone() }), WIENER_NSR_8BIT);
+        assert!(PairsInfo::from_json(r#"{"version":1,"task":"x","degradation":{"kind":"jpeg","quality":10},"input_bits":12}"#).is_err());
     }
 }
