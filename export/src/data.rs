@@ -357,9 +357,7 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
 /// `degradation.json` records it so the classical baseline is tuned for it. Returns the number of
 /// pairs.
 pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool, bits: u32) -> Result<usize> {
-    if bits != 8 && bits != 16 {
-        return Err(Error::param("bits", format!("{bits}: the pairs are 16-bit or 8-bit")));
-    }
+    bridge::baseline::PairsInfo::check_input_bits(bits)?;
     let mut list = load_dir(photos, (max_side > 0).then_some(max_side))?;
     if gray {
         list.iter_mut().for_each(|p| to_gray(&mut p.image));
@@ -665,9 +663,9 @@ mod tests {
         assert!((70..130).contains(&n), "{n} of 400 grey at p = 0.25");
     }
 
-    /// `input_8bit_p`: 0 leaves the degraded input (and the random stream) as before; 1 rounds
-    /// every input to the 256 levels of an 8-bit file; a fraction rounds about that share; the
-    /// clean target is never rounded.
+    /// `input_8bit_p`: 0 leaves the degraded input exact; 1 rounds every input to the 256
+    /// levels of an 8-bit file — the same input, rounded (the draw comes after the
+    /// degradation's); a fraction rounds about that share; the clean target is never rounded.
     #[test]
     fn inputs_rounded_to_8_bits() {
         let t = temp_photos("bits8");
@@ -688,9 +686,10 @@ mod tests {
         // Rounding moves a value by at most half a level.
         let d = (&off.degraded - &all.degraded).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
         assert!(d <= 1.0 / 255.0 + 1e-6, "{d}");
-        let (mut a, b) = (crate::package::Task::Deblur.pairs(32, true), crate::package::Task::Deblur.pairs(32, true));
-        a.input_8bit_p = 0.0;
-        assert_eq!(PairSampler::new(&photos, a, 11).unwrap().batch(5, 2).unwrap().degraded, PairSampler::new(&photos, b, 11).unwrap().batch(5, 2).unwrap().degraded);
+        // Exactly the exact input, rounded (in the package's [−1, 1] range).
+        let rounded = off.degraded.mapv(|v| 2.0 * quantize8((v + 1.0) / 2.0) - 1.0);
+        let e = (&rounded - &all.degraded).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+        assert!(e < 1e-6, "{e}");
         let half = make(0.5).batch(0, 64).unwrap();
         let n = (0..64).filter(|&i| on_grid(&half.degraded.slice(s![i..i + 1, .., .., ..]).to_owned())).count();
         assert!((16..48).contains(&n), "{n} of 64 rounded at p = 0.5");

@@ -27,7 +27,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], keep: impl Fn() -> bool) -> crate
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = target.file_name().ok_or_else(|| crate::Error::Io { path: path.display().to_string(), source: std::io::Error::other("not a file name") })?.to_string_lossy().into_owned();
+    let name = target.file_name().ok_or_else(|| io_err(path, std::io::Error::other("not a file name")))?.to_string_lossy().into_owned();
     let (tmp, mut file) = create_temp(&dir, &name)?;
     let written = (|| -> crate::Result<()> {
         file.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
@@ -84,10 +84,7 @@ mod tests {
     use super::*;
 
     fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bridge-atomic-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::test_support::fresh_dir("atomic", tag)
     }
 
     fn leftovers(d: &Path) -> Vec<String> {

@@ -32,6 +32,17 @@ pub mod golden;
 pub mod image;
 #[cfg(test)]
 mod memory_limit_tests;
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// A fresh, empty `bridge-{area}-{name}-{pid}` folder in the temp dir (emptied if a previous
+    /// run left it), for unit tests that need files.
+    pub fn fresh_dir(area: &str, name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("bridge-{area}-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
 pub mod pixel;
 pub mod restorer;
 pub mod rng;

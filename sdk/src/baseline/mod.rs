@@ -71,11 +71,17 @@ impl PairsInfo {
         if info.version != 1 {
             return Err(Error::param(DEGRADATION_FILE, format!("version {} is not supported (1)", info.version)));
         }
-        if info.input_bits != 8 && info.input_bits != 16 {
-            return Err(Error::param(DEGRADATION_FILE, format!("input_bits {} is not 8 or 16", info.input_bits)));
-        }
+        Self::check_input_bits(info.input_bits).map_err(|e| Error::param(DEGRADATION_FILE, e.to_string()))?;
         Params::for_degradation(&info.degradation)?;
         Ok(info)
+    }
+
+    /// The bit depths pairs may have (what `input_bits` accepts): 16 or 8.
+    pub fn check_input_bits(bits: u32) -> Result<()> {
+        match bits {
+            8 | 16 => Ok(()),
+            b => Err(Error::param("input_bits", format!("{b} is not 8 or 16"))),
+        }
     }
 
     /// Read `<dir>/degradation.json`; `Ok(None)` when the folder has none.

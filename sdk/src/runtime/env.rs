@@ -424,10 +424,7 @@ mod tests {
     use super::*;
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bridge-env-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::test_support::fresh_dir("env", name)
     }
 
     /// Explicit path beats ORT_DYLIB_PATH beats "beside" beats the system loader beats the

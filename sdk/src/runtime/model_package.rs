@@ -280,10 +280,7 @@ mod tests {
     use super::*;
 
     fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("bridge-pkg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        crate::test_support::fresh_dir("pkg", name)
     }
 
     /// Devices, FIFOs, folders and oversized files are refused before anything is read.
