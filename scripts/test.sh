@@ -12,6 +12,11 @@ golden=${BRIDGE_GOLDEN_DIR:-$root/tests/golden}
 start=$SECONDS
 stage() { echo "== [$((SECONDS - start)) s] $*"; }
 
+# A clean CI clone gains nothing from incremental compilation, which only costs disk (CI shares
+# one; a linker once died of SIGBUS on a full disk). The free space is printed for that reason.
+if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+stage "free disk space for target/: $(df -h --output=avail . 2>/dev/null | tail -1 | tr -d ' ')"
+
 stage "ONNX Runtime (scripts/install-ort.sh) and the test photographs (scripts/fetch-data.sh)"
 scripts/install-ort.sh
 scripts/fetch-data.sh

@@ -54,7 +54,7 @@ fn fam() -> Box<dyn Family> {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bridge-rt-{name}-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-rt-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -116,6 +116,41 @@ fn oracle_end_to_end_is_exact() {
         }
         assert_eq!(planar.shape(), &[1, 3, oh, ow]);
     }
+}
+
+/// A package's `bridge.prepass` (Wiener with the known blur) runs on the whole frame before the
+/// bridge, at the noise ratio of the input's bit depth: the oracle's output is exactly
+/// `0.5·prepass(x) + 0.25`, the same with and without tiles, and 8-bit and 16-bit copies of one
+/// image take different ratios.
+#[test]
+fn prepass_runs_before_the_bridge_on_the_whole_frame() {
+    use bridge::prepass::{Grid, Prepass};
+    let dir = tmpdir("prepass");
+    let p = Prepass::wiener(3.0, 61).unwrap();
+    let path = models::oracle_with(&dir, "wiener.onnx", &[("bridge.prepass", &p.to_json())]);
+    assert_eq!(bridge::runtime::ModelPackage::load(&path).unwrap().meta().prepass, Some(p.clone()));
+    let (w, h) = (70, 45);
+    let px = test_image(w, h);
+    let img = ImageRef::rgb8(&px, w, h).unwrap();
+    let x = img.to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
+    let by_hand = |x: &Tensor| p.apply_batch(x.view(), (-1.0, 1.0)).unwrap().mapv(|c| 0.5 * c + 0.25);
+    let want = by_hand(&x);
+    // The pre-pass changed the image (a no-op would pass the identity checks below).
+    assert!(max_diff(&want, &x.mapv(|c| 0.5 * c + 0.25)) > 0.05);
+    let mut whole = builder(&path).nfe(2).tile(0).build().unwrap();
+    let mut tiled = builder(&path).nfe(2).tile(32).tile_overlap(8).build().unwrap();
+    let a = whole.restore_tensor(x.view()).unwrap();
+    let b = tiled.restore_tensor(x.view()).unwrap();
+    assert!(max_diff(&a, &want) < 1e-5, "whole frame: {}", max_diff(&a, &want));
+    assert_eq!(a, b, "tiles must not change a whole-frame pre-pass");
+    // 16-bit input off the 8-bit grid: the small 16-bit ratio, so a different result.
+    let px16: Vec<u16> = px.iter().enumerate().map(|(i, &v)| (v as u16 * 257) ^ ((i % 3) as u16 + 1)).collect();
+    let x16 = ImageRef::rgb16(&px16, w, h).unwrap().to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
+    let unit16 = x16.index_axis(ndarray::Axis(0), 0).mapv(|v| (v + 1.0) / 2.0);
+    assert_eq!(Grid::of(unit16.view()), Grid::Bits16);
+    let got16 = whole.restore_tensor(x16.view()).unwrap();
+    assert!(max_diff(&got16, &by_hand(&x16)) < 1e-5);
+    assert!(max_diff(&got16, &a) > 0.05, "16-bit input must use the 16-bit ratio");
 }
 
 /// 16-bit and float images keep their type; strided input buffers are read correctly.

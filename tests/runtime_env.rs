@@ -10,7 +10,7 @@ use bridge::restorer::Restorer;
 #[test]
 fn missing_or_broken_library_then_good() {
     runtime_models::ensure_ort();
-    let dir = std::env::temp_dir().join(format!("bridge-rt-env-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-rt-env-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let model = runtime_models::oracle(&dir, "o.onnx", 1, 1, false);
     let fam = || Box::new(TestFamily) as Box<dyn bridge::family::Family>;

@@ -107,6 +107,10 @@ pub struct PairConfig {
     /// that only ever saw exact floating-point blur learns a near-exact inverse that amplifies
     /// 8-bit rounding (`models/deblur.md`).
     pub input_8bit_p: f64,
+    /// A classical pre-pass run on each degraded input as the SDK runs it at restore time
+    /// ([`bridge::prepass`]); inputs not rounded to 8 bits are then rounded to 16 bits, as a
+    /// 16-bit file stores them, so the pre-pass picks the same noise ratio as on such a file.
+    pub prepass: Option<bridge::prepass::Prepass>,
 }
 
 /// Colour augmentation of the clean crop before it is degraded.
@@ -223,8 +227,15 @@ fn make_pair(clean: Array3<f32>, cfg: &PairConfig, rng: &mut Rng) -> Result<Item
     let d = cfg.degradation.apply(clean.view(), rng)?;
     let mut degraded = d.image;
     // Rounded as a file would store it (SR: the small image, before the package's up-sampler).
-    if cfg.input_8bit_p > 0.0 && rng.uniform() < cfg.input_8bit_p {
+    let rounded8 = cfg.input_8bit_p > 0.0 && rng.uniform() < cfg.input_8bit_p;
+    if rounded8 {
         degraded.mapv_inplace(quantize8);
+    }
+    if let Some(p) = &cfg.prepass {
+        if !rounded8 {
+            degraded.mapv_inplace(quantize16);
+        }
+        degraded = p.apply(degraded.view())?;
     }
     if let (Degradation::Bicubic { factor }, Some(kind)) = (&cfg.degradation, cfg.upsample) {
         let lr = degraded.insert_axis(Axis(0));
@@ -295,6 +306,11 @@ pub fn eval_pairs(photos: &[Photo], cfg: &PairConfig, seed: u64) -> Result<Batch
 /// A value in [0, 1] as an 8-bit file stores it (clipped, rounded to the nearest of 256 levels).
 pub fn quantize8(v: f32) -> f32 {
     (v.clamp(0.0, 1.0) * 255.0).round() / 255.0
+}
+
+/// Round a value in [0, 1] (clipped) to the 16-bit grid, as a 16-bit PNG stores it.
+pub fn quantize16(v: f32) -> f32 {
+    (v.clamp(0.0, 1.0) * 65535.0).round() / 65535.0
 }
 
 /// Save a `[3, H, W]` image in [0, 1] (clipped) as an RGB PNG, 16-bit or 8-bit.
@@ -395,7 +411,7 @@ mod tests {
     }
 
     fn temp_photos(tag: &str) -> TempPhotos {
-        let dir = std::env::temp_dir().join(format!("bridge-data-{tag}-{}", std::process::id()));
+        let dir = crate::fixtures::scratch_root().join(format!("bridge-data-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let draw = |w: u32, h: u32, f: u32| {
@@ -408,7 +424,7 @@ mod tests {
     }
 
     fn cfg(degradation: Degradation, upsample: Option<Upsample>, range: Range, augment: bool) -> PairConfig {
-        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE, input_8bit_p: 0.0 }
+        PairConfig { crop: 64, degradation, upsample, range, augment, colour: Colour::NONE, input_8bit_p: 0.0, prepass: None }
     }
 
     /// `write_eval_pairs` describes its degradation in `degradation.json`, which the SDK reads.
@@ -473,7 +489,7 @@ mod tests {
         assert_eq!(small[0].image.dim(), (3, 60, 100));
         assert_eq!(small[1].image.dim(), (3, 80, 96)); // already within the limit
         assert!(small.iter().all(|p| p.image.iter().all(|v| (0.0..=1.0).contains(v))));
-        let empty = std::env::temp_dir().join(format!("bridge-data-empty-{}", std::process::id()));
+        let empty = crate::fixtures::scratch_root().join(format!("bridge-data-empty-{}", std::process::id()));
         std::fs::create_dir_all(&empty).unwrap();
         assert!(load_dir(&empty, None).is_err());
         let _ = std::fs::remove_dir_all(&empty);
@@ -592,7 +608,7 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, input_8bit_p: 0.0 };
+            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, input_8bit_p: 0.0, prepass: None };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).
@@ -693,5 +709,40 @@ mod tests {
         let half = make(0.5).batch(0, 64).unwrap();
         let n = (0..64).filter(|&i| on_grid(&half.degraded.slice(s![i..i + 1, .., .., ..]).to_owned())).count();
         assert!((16..48).contains(&n), "{n} of 64 rounded at p = 0.5");
+    }
+
+    /// `prepass`: each degraded input is the SDK's pre-pass of the input as a file stores it
+    /// (8-bit where rounded, else 16-bit), so training sees what `bridge restore` feeds the
+    /// network; the clean targets and the random streams are unchanged.
+    #[test]
+    fn training_inputs_take_the_packages_prepass() {
+        let t = temp_photos("prepass");
+        let photos = load_dir(&t.0, None).unwrap();
+        let p = crate::package::Task::Deblur.prepass().unwrap();
+        assert!(crate::package::Task::Denoise.prepass().is_err());
+        for bits8 in [0.0, 1.0] {
+            let make = |prepass: Option<bridge::prepass::Prepass>| {
+                let mut c = crate::package::Task::Deblur.pairs(32, true);
+                c.input_8bit_p = bits8;
+                c.prepass = prepass;
+                // [0, 1]: no range round trip, so the 16-bit rounding below is bit-exact (the
+                // 16-bit ratio amplifies a one-level difference about 3,000-fold).
+                c.range = Range::Unit;
+                PairSampler::new(&photos, c, 11).unwrap().batch(5, 3).unwrap()
+            };
+            let (plain, pre) = (make(None), make(Some(p.clone())));
+            assert_eq!(plain.clean, pre.clean);
+            for i in 0..3 {
+                let unit = plain.degraded.index_axis(Axis(0), i).to_owned();
+                let stored = if bits8 > 0.0 { unit } else { unit.mapv(quantize16) };
+                let want = p.apply(stored.view()).unwrap();
+                let got = pre.degraded.index_axis(Axis(0), i);
+                let e = (&got - &want).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+                assert!(e < 1e-5, "8-bit share {bits8}, item {i}: {e}");
+                // The pre-pass sharpened the blurred input.
+                let diff = (&got - &plain.degraded.index_axis(Axis(0), i)).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
+                assert!(diff > 0.01, "{diff}");
+            }
+        }
     }
 }

@@ -36,6 +36,14 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("export/ has a parent").to_path_buf()
 }
 
+/// Scratch space for unit tests: the build's own `target/tmp` (a test binary runs from
+/// `target/<profile>/deps/`; integration tests get the same folder as `CARGO_TARGET_TMPDIR`), so
+/// test files go with the build and never pile up in a shared system temp folder.
+pub fn scratch_root() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).map(|t| t.join("tmp")).unwrap_or_else(std::env::temp_dir)
+}
+
 /// Install ONNX Runtime into `.deps/onnxruntime` (`scripts/install-ort.sh`) unless it or
 /// `ORT_DYLIB_PATH` is already there; once per process.
 pub fn ensure_ort() {
@@ -288,7 +296,7 @@ mod tests {
     /// The NADB package pins its mean network by the file's SHA-256.
     #[test]
     fn nadb_pins_its_mean_network() {
-        let dir = std::env::temp_dir().join(format!("bridge-fixtures-{}", std::process::id()));
+        let dir = scratch_root().join(format!("bridge-fixtures-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = nadb(&dir, None);
         let sha = crate::package::sha256_file(&dir.join("nadb_mean.onnx")).unwrap();

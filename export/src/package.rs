@@ -76,7 +76,16 @@ impl Task {
 
     /// Training pairs in the package's value range ([−1, 1]) at `crop × crop`.
     pub fn pairs(self, crop: usize, augment: bool) -> PairConfig {
-        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default(), input_8bit_p: 0.0 }
+        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default(), input_8bit_p: 0.0, prepass: None }
+    }
+
+    /// The task's classical pre-pass (`bridge-export train --prepass`): deblur runs Wiener
+    /// deconvolution with its known kernel; the other tasks have none.
+    pub fn prepass(self) -> Result<bridge::prepass::Prepass> {
+        match self.degradation() {
+            Degradation::GaussianBlur { sigma, size } => bridge::prepass::Prepass::wiener(sigma, size).map_err(|e| Error::Config(e.to_string())),
+            _ => Err(Error::Config(format!("task {} has no pre-pass (deblur has: Wiener with the known kernel)", self.name()))),
+        }
     }
 }
 
@@ -290,7 +299,7 @@ mod tests {
         assert!(package_meta("rdbm", Some("v"), Map::new(), Task::Sr4, &cfg).is_err());
         assert!(package_meta("nope", None, Map::new(), Task::Sr4, &cfg).is_err());
 
-        let dir = std::env::temp_dir().join(format!("bridge-pkg-{}", std::process::id()));
+        let dir = crate::fixtures::scratch_root().join(format!("bridge-pkg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let w = Weights::for_unet(&cfg, 1, InitMode::Random).unwrap();
         let meta = package_meta("i2sb", None, Map::new(), Task::Jpeg, &cfg).unwrap();

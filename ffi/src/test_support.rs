@@ -14,7 +14,7 @@ pub(crate) fn oracle_path() -> &'static PathBuf {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         bridge_export::fixtures::ensure_ort();
-        let dir = std::env::temp_dir().join(format!("bridge-ffi-unit-{}", std::process::id()));
+        let dir = bridge_export::fixtures::scratch_root().join(format!("bridge-ffi-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch folder");
         bridge_export::fixtures::save(&bridge_export::fixtures::oracle(Some(3)), &dir.join("oracle.onnx"))
     })

@@ -53,8 +53,10 @@ fn lib_dir() -> &'static Path {
 fn work() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // Folders of earlier runs whose process is gone.
-        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+        // Inside the build's target/tmp (never the shared system temp folder); folders of
+        // earlier runs whose process is gone are removed.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(rd) = std::fs::read_dir(root) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(pid) = name.strip_prefix("bridge-c-abi-")
@@ -64,7 +66,7 @@ fn work() -> &'static Path {
                 }
             }
         }
-        let d = std::env::temp_dir().join(format!("bridge-c-abi-{}", std::process::id()));
+        let d = root.join(format!("bridge-c-abi-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("scratch folder");
         d

@@ -35,7 +35,7 @@ mod unet_model;
 
 fn model_path() -> PathBuf {
     std::env::var_os("BRIDGE_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        let p = std::env::temp_dir().join(format!("bridge-bench-unet-{}.onnx", std::process::id()));
+        let p = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bridge-bench-unet-{}.onnx", std::process::id()));
         unet_model::unet().write(&p).expect("write the bench U-Net")
     })
 }

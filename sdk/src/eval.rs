@@ -658,7 +658,7 @@ mod tests {
             Row { label: "rdbm".into(), nfe: 4, psnr: 25.0, ssim: 0.72, seconds: 1.5, shift: [0.0; 3] },
             Row { label: "implicit".into(), nfe: 4, psnr: 24.5, ssim: 0.71, seconds: 1.5, shift: [0.0; 3] },
         ];
-        let p = std::env::temp_dir().join(format!("bridge-eval-plot-{}.png", std::process::id()));
+        let p = crate::test_support::scratch_root().join(format!("bridge-eval-plot-{}.png", std::process::id()));
         plot_png("test plot", &rows, &p).unwrap();
         let img = image::open(&p).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (1000, 420));
@@ -667,7 +667,7 @@ mod tests {
         assert!(dark > 500, "only {dark} dark pixels");
         let _ = std::fs::remove_file(&p);
         // A name whose format cannot be written is an error before anything is touched.
-        let q = std::env::temp_dir().join(format!("bridge-eval-plot-{}.notanimage", std::process::id()));
+        let q = crate::test_support::scratch_root().join(format!("bridge-eval-plot-{}.notanimage", std::process::id()));
         std::fs::write(&q, b"keep").unwrap();
         assert!(plot_png("test plot", &rows, &q).is_err());
         assert_eq!(std::fs::read(&q).unwrap(), b"keep");

@@ -34,16 +34,25 @@ pub mod image;
 mod memory_limit_tests;
 #[cfg(test)]
 pub(crate) mod test_support {
-    /// A fresh, empty `bridge-{area}-{name}-{pid}` folder in the temp dir (emptied if a previous
-    /// run left it), for unit tests that need files.
+    /// The build's own `target/tmp` (the unit-test binary runs from `target/<profile>/deps/`),
+    /// where integration tests get `CARGO_TARGET_TMPDIR`: scratch files go with the build and
+    /// never pile up in a shared system temp folder.
+    pub fn scratch_root() -> std::path::PathBuf {
+        let exe = std::env::current_exe().expect("test binary path");
+        exe.ancestors().nth(3).map(|t| t.join("tmp")).unwrap_or_else(std::env::temp_dir)
+    }
+
+    /// A fresh, empty `bridge-{area}-{name}-{pid}` folder under [`scratch_root`] (emptied if a
+    /// previous run left it), for unit tests that need files.
     pub fn fresh_dir(area: &str, name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("bridge-{area}-{name}-{}", std::process::id()));
+        let d = scratch_root().join(format!("bridge-{area}-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
     }
 }
 pub mod pixel;
+pub mod prepass;
 pub mod restorer;
 pub mod rng;
 pub mod runtime;

@@ -633,9 +633,13 @@ impl Restorer {
         }
         self.cancel.reset();
         let s = self.meta.sr_scale;
-        // Copies only where something changes (SR, padding, cropping).
-        let up: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if s > 1 { upsample(x, s, self.meta.sr_upsample)?.into() } else { x.into() };
+        // Copies only where something changes (SR, pre-pass, padding, cropping). The pre-pass
+        // (only with `sr_scale` 1, checked at load) sees the whole frame: the same for every tile.
+        let up: ndarray::CowArray<'_, f32, ndarray::Ix4> = match &self.meta.prepass {
+            _ if s > 1 => upsample(x, s, self.meta.sr_upsample)?.into(),
+            Some(p) => p.apply_batch(x, self.meta.value_range)?.into(),
+            None => x.into(),
+        };
         let (oh, ow) = (h * s, w * s);
         let g = self.meta.spatial_multiple;
         let (mut ph, mut pw) = (round_up(oh, g), round_up(ow, g));

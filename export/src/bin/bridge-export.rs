@@ -199,6 +199,10 @@ struct TrainArgs {
     /// Fraction of degraded training inputs rounded to 8 bits, as image files store them.
     #[arg(long, default_value_t = 0.0)]
     input_8bit_p: f64,
+    /// Run the task's classical pre-pass on every training input and declare it in the package
+    /// (deblur: Wiener deconvolution with the known kernel; the network refines its output).
+    #[arg(long)]
+    prepass: bool,
     /// Threads preparing batches ahead of training (results do not depend on it).
     #[arg(long, default_value_t = 1)]
     data_threads: usize,
@@ -291,6 +295,7 @@ fn run_train(a: &TrainArgs) -> Result<()> {
         gray_p: a.gray_p,
         permute_channels: a.permute_channels,
         input_8bit_p: a.input_8bit_p,
+        prepass: a.prepass,
         noise_channels: a.noise_channels,
         init: a.init.clone(),
     };

@@ -102,6 +102,10 @@ pub struct Spec {
     /// Fraction of degraded training inputs rounded to 8 bits ([`crate::data::PairConfig`]).
     #[serde(default)]
     pub input_8bit_p: f64,
+    /// Run the task's classical pre-pass ([`Task::prepass`]) on every training input and declare
+    /// it in the package (`bridge.prepass`), so the SDK runs it before the bridge too.
+    #[serde(default)]
+    pub prepass: bool,
 }
 
 impl Spec {
@@ -400,6 +404,9 @@ pub fn spec_meta(spec: &Spec) -> Result<(PackageMeta, UNetConfig)> {
     if let Some(n) = spec.nfe {
         meta.nfe = n;
     }
+    if spec.prepass {
+        meta.prepass = Some(task.prepass()?);
+    }
     if meta.sr_scale != task.sr_scale() {
         return Err(Error::Config(format!("the teacher is a ×{} package, task {} is ×{}", meta.sr_scale, task.name(), task.sr_scale())));
     }
@@ -528,6 +535,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         let mut pairs = task.pairs(spec.crop, true);
         pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
         pairs.input_8bit_p = spec.input_8bit_p;
+        pairs.prepass = if spec.prepass { Some(task.prepass()?) } else { None };
         let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(

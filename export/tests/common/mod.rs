@@ -39,6 +39,7 @@ pub fn tiny_spec(family: &str, task: &str, steps: u64) -> Spec {
         teacher: None,
         gray_p: 0.0,
         input_8bit_p: 0.0,
+        prepass: false,
         permute_channels: false,
         noise_channels: None,
         init: None,

@@ -399,6 +399,9 @@ fn info(model: &Path, ort_lib: Option<PathBuf>) -> bridge::Result<()> {
         meta.sr_upsample.name(),
         meta.spatial_multiple
     );
+    if let Some(p) = &meta.prepass {
+        println!("  pre-pass: {}", p.label());
+    }
     if let Some((h, w)) = plan.fixed_hw {
         println!("  the graph fixes the input size to {h}x{w} (images are tiled at that size)");
     }

@@ -17,6 +17,7 @@
 //! | `bridge.channels` | no | 3 (or 1) |
 //! | `bridge.sr_scale` | no | integer upscale factor the package expects pre-applied (1) |
 //! | `bridge.sr_upsample` | no | `bicubic` (PyTorch, a = −0.75), `bicubic-a0.5`, `nearest` |
+//! | `bridge.prepass` | no | JSON: a classical step run before the bridge ([`crate::prepass`]), e.g. `{"kind": "wiener", …}` |
 //! | `bridge.spatial_multiple` | no | H and W are padded to a multiple of this (1) |
 //! | `bridge.sampler` | yes | default sampler name (see [`crate::runtime::parse_sampler`]) |
 //! | `bridge.sampler_params` | no | JSON object: `eta`, `churn` |
@@ -166,6 +167,8 @@ pub struct PackageMeta {
     pub sr_scale: usize,
     /// Upsampling kernel for `sr_scale > 1`.
     pub sr_upsample: Upsample,
+    /// Classical step applied to the degraded image before the bridge (`sr_scale` 1 only).
+    pub prepass: Option<crate::prepass::Prepass>,
     /// Height and width are padded to a multiple of this.
     pub spatial_multiple: usize,
     /// Default sampler name.
@@ -191,7 +194,7 @@ pub struct PackageMeta {
 }
 
 const INFO_KEYS: [&str; 4] = ["name", "description", "license", "version"];
-const KNOWN: [&str; 21] = [
+const KNOWN: [&str; 22] = [
     "schema_version",
     "family",
     "schedule",
@@ -204,6 +207,7 @@ const KNOWN: [&str; 21] = [
     "channels",
     "sr_scale",
     "sr_upsample",
+    "prepass",
     "spatial_multiple",
     "sampler",
     "sampler_params",
@@ -367,6 +371,10 @@ impl PackageMeta {
         }
         let sr_scale = get("sr_scale").map(|v| uint("bridge.sr_scale", v, 1, 16)).transpose()?.unwrap_or(1);
         let sr_upsample = get("sr_upsample").map(Upsample::parse).transpose()?.unwrap_or(Upsample::Bicubic);
+        let prepass = get("prepass").map(crate::prepass::Prepass::from_json).transpose()?;
+        if prepass.is_some() && sr_scale != 1 {
+            return Err(format!("bridge.prepass needs bridge.sr_scale 1 (got {sr_scale}): it runs on the output-sized image"));
+        }
         let spatial_multiple =
             get("spatial_multiple").map(|v| uint("bridge.spatial_multiple", v, 1, 4096)).transpose()?.unwrap_or(1);
         let sampler = nonempty("sampler")?;
@@ -416,6 +424,7 @@ impl PackageMeta {
             channels,
             sr_scale,
             sr_upsample,
+            prepass,
             spatial_multiple,
             sampler,
             sampler_params,
@@ -452,6 +461,9 @@ impl PackageMeta {
         put("channels", self.channels.to_string());
         put("sr_scale", self.sr_scale.to_string());
         put("sr_upsample", self.sr_upsample.name().into());
+        if let Some(p) = &self.prepass {
+            put("prepass", p.to_json());
+        }
         put("spatial_multiple", self.spatial_multiple.to_string());
         put("sampler", self.sampler.clone());
         if !self.sampler_params.is_empty() {
@@ -512,6 +524,7 @@ impl PackageMeta {
             channels: 3,
             sr_scale: 1,
             sr_upsample: Upsample::Bicubic,
+            prepass: None,
             spatial_multiple: 1,
             sampler: sampler.into(),
             sampler_params: Map::new(),
@@ -795,9 +808,16 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let m = base();
+        let mut m = base();
         let back = PackageMeta::from_props(&m.to_props(), "p").unwrap();
         assert_eq!(back, m);
+        m.prepass = Some(crate::prepass::Prepass::wiener(3.0, 61).unwrap());
+        assert_eq!(PackageMeta::from_props(&m.to_props(), "p").unwrap(), m);
+        // A pre-pass runs on the output-sized image: not with an SR factor.
+        let mut sr = m.to_props();
+        sr.insert("bridge.sr_scale".into(), "4".into());
+        let e = PackageMeta::from_props(&sr, "p").unwrap_err();
+        assert!(e.to_string().contains("bridge.prepass needs bridge.sr_scale 1"), "{e}");
     }
 
     /// Every required key, removed, is reported by name; bad values are typed package errors.
@@ -819,6 +839,8 @@ mod tests {
             ("channels", "2"),
             ("sr_scale", "0"),
             ("sr_upsample", "lanczos"),
+            ("prepass", r#"{"kind": "median"}"#),
+            ("prepass", r#"{"kind": "wiener", "blur_sigma": 3, "taps": 61, "nsr": -1, "nsr_8bit": 1e-3}"#),
             ("nfe", "0"),
             ("nfe", "-3"),
             ("inputs", r#"{"a": "x_t", "b": "x_t"}"#),
