@@ -24,11 +24,12 @@ stage=.device-stage/train-gpu
 # package (--init models/TASK.onnx: same family, task and U-Net) and spends half of its time draws
 # on the NFE-1 grid, the shipped default (chosen on the validation photos); pick the default NFE of
 # the result on the validation photos again (`bridge eval -p VAL --nfe 1,2,5`, see the cards).
-# Deblurring keeps half of its inputs rounded to 8 bits (models/deblur.md, stage 3).
+# Deblurring keeps half of its inputs rounded to 8 bits (models/deblur.md, stage 3) and its Wiener
+# pre-pass (--prepass, stage 4: the shipped package's network refines Wiener's output).
 jobs=$(cat <<'EOF'
 sr4|i2sb|--focus-nfe 1 --nfe 1 --init models/sr4.onnx
 denoise|rdbm|--focus-nfe 1 --nfe 1 --init models/denoise.onnx
-deblur|ddbm-vp|--focus-nfe 1 --nfe 1 --init models/deblur.onnx --input-8bit-p 0.5
+deblur|ddbm-vp|--focus-nfe 1 --nfe 1 --init models/deblur.onnx --input-8bit-p 0.5 --prepass
 jpeg|rdbm|--focus-nfe 1 --nfe 1 --init models/jpeg.onnx
 EOF
 )

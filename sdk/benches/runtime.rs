@@ -77,6 +77,7 @@ impl Case {
             tile: TileConfig::default(),
             max_pixels: usize::MAX,
             color_fix: bridge::color_fix::ColorFix::Off,
+            channel_ensemble: false,
         };
         let noop_net = bridge::FnDenoiser(|_x: bridge::TensorView<'_>, c: bridge::TensorView<'_>, _t: f64| Ok(c.to_owned()));
         let noop = Restorer::from_parts(meta.clone(), Box::new(Gou::new(GouParams::goub()).expect("GOUB")), Box::new(noop_net), options.clone()).expect("restorer");

@@ -458,6 +458,9 @@ pub struct EvalOptions {
     pub title: Option<String>,
     /// Colour correction of the restored images ([`crate::color_fix`]); rows say when it is on.
     pub color_fix: crate::color_fix::ColorFix,
+    /// Average the network over the colour channels' cyclic shifts
+    /// ([`crate::restorer::RestorerBuilder::channel_ensemble`]); rows say when it is on.
+    pub channel_ensemble: bool,
 }
 
 /// Evaluate a package over a pairs folder for every sampler × NFE, print and write the markdown
@@ -488,7 +491,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     };
     let mut restorer = match &o.model {
         Some(m) => {
-            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix);
+            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix).channel_ensemble(o.channel_ensemble);
             if let Some(l) = &o.ort_lib {
                 b = b.onnxruntime_library(l);
             }
@@ -523,6 +526,9 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
                 let label = format!("{} NFE {n}", st.label());
                 match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))) {
                     Ok(mut r) => {
+                        if o.channel_ensemble {
+                            r.iter_mut().for_each(|row| row.label.push_str(" + channel ensemble"));
+                        }
                         if let crate::color_fix::ColorFix::Wavelet { levels } = o.color_fix {
                             r.iter_mut().for_each(|row| row.label.push_str(&format!(" + color fix ({levels})")));
                         }

@@ -60,7 +60,7 @@ pub mod sampler;
 pub mod step;
 pub mod tile;
 
-pub use denoiser::{Denoiser, FnDenoiser, PointMassOracle};
+pub use denoiser::{ChannelCycle, Denoiser, FnDenoiser, PointMassOracle};
 pub use error::{Error, Result};
 pub use rng::{NoiseSource, PhiloxNoise};
 

@@ -37,6 +37,7 @@ fn restorer(family: Box<dyn Family>, sampler: Sampler, nfe: usize) -> Restorer {
         tile: TileConfig { size: (0, 0), ..TileConfig::default() },
         max_pixels: DEFAULT_MAX_PIXELS,
         color_fix: crate::color_fix::ColorFix::Off,
+        channel_ensemble: false,
     };
     Restorer::from_parts(meta, family, Box::new(FnDenoiser(net)), options).expect("restorer")
 }

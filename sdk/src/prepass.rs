@@ -149,11 +149,11 @@ impl Prepass {
     /// and back).
     pub fn apply_batch(&self, x: ndarray::ArrayView4<f32>, range: (f64, f64)) -> Result<crate::Tensor> {
         let (lo, hi) = (range.0 as f32, range.1 as f32);
-        let mut out = crate::Tensor::zeros(x.raw_dim());
+        let mut out = crate::alloc::try_zeros(x.raw_dim(), "the pre-pass output")?;
         for (src, mut dst) in x.outer_iter().zip(out.outer_iter_mut()) {
-            let unit = src.mapv(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
+            let unit = crate::alloc::try_map(src, |&v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0), "the pre-pass input")?;
             let y = self.apply(unit.view())?;
-            dst.assign(&y.mapv(|v| lo + (hi - lo) * v));
+            dst.zip_mut_with(&y, |d, &v| *d = lo + (hi - lo) * v);
         }
         Ok(out)
     }

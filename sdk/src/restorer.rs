@@ -129,6 +129,10 @@ pub struct RestoreOptions {
     pub max_pixels: usize,
     /// Colour correction of the output towards the input ([`ColorFix`]; default off).
     pub color_fix: ColorFix,
+    /// Average every network call over the three cyclic shifts of the colour channels
+    /// ([`crate::ChannelCycle`]): no tint on grey input, at three times the network time.
+    /// Default off.
+    pub channel_ensemble: bool,
 }
 
 /// Builds a [`Restorer`] from a model package (see the module docs for an example).
@@ -151,6 +155,7 @@ pub struct RestorerBuilder {
     fixed_tile_shape: Option<bool>,
     max_pixels: usize,
     color_fix: ColorFix,
+    channel_ensemble: bool,
     family: Option<Box<dyn Family>>,
     progress: Option<ProgressFn>,
     device_loop: Option<bool>,
@@ -243,6 +248,14 @@ impl RestorerBuilder {
         self.max_pixels = n;
         self
     }
+    /// Average every network call over the three cyclic shifts of the colour channels
+    /// (default off; [`crate::ChannelCycle`]): the network's channel asymmetry, which shows as a
+    /// tint, cancels (a grey input stays grey) at three times the network time. Runs on the host
+    /// sampling loop.
+    pub fn channel_ensemble(mut self, on: bool) -> Self {
+        self.channel_ensemble = on;
+        self
+    }
     /// Correct the output's colours towards the input's (default [`ColorFix::Off`]): the
     /// output keeps its detail and takes the input's coarsest wavelet band
     /// ([`crate::color_fix`]). A remedy for a model's colour cast, at the price of any colour
@@ -325,6 +338,7 @@ impl RestorerBuilder {
             tile: TileConfig { fixed_shape, ..tile_config(&meta, self.tile, self.overlap, self.trim, batch)? },
             max_pixels: self.max_pixels,
             color_fix: self.color_fix,
+            channel_ensemble: self.channel_ensemble,
         };
         let mut r = Restorer::assemble(meta, family, Network::Onnx(Box::new(net)), options)?;
         r.device = Some(DeviceLoop::new(&self.session));
@@ -445,6 +459,7 @@ impl Restorer {
             fixed_tile_shape: None,
             max_pixels: DEFAULT_MAX_PIXELS,
             color_fix: ColorFix::Off,
+            channel_ensemble: false,
             family: None,
             progress: None,
             device_loop: None,
@@ -701,6 +716,7 @@ impl Restorer {
         // host loop tiles it.
         let route = match (&*net, device.as_ref()) {
             _ if !*device_loop => Err("device loop off"),
+            _ if opts.channel_ensemble => Err("the channel ensemble runs on the host loop"),
             (Network::Onnx(n), Some(_)) => match TileLayout::new(ph, pw, &tile) {
                 Ok(l) => match DeviceLoop::unsupported_tiled(n, x_end.shape(), &l, &tile) {
                     Some(why) => Err(why),
@@ -726,7 +742,14 @@ impl Restorer {
             }
             (route, net, _) => {
                 *last_loop = SamplingLoop::Host(route.err().unwrap_or("device loop unavailable"));
-                let mut tiled = TiledDenoiser::new(net.denoiser(), tile).with_cancel(cancel.clone()).with_progress(&mut cb);
+                let mut cycle;
+                let inner: &mut dyn Denoiser = if opts.channel_ensemble {
+                    cycle = crate::ChannelCycle(net.denoiser());
+                    &mut cycle
+                } else {
+                    net.denoiser()
+                };
+                let mut tiled = TiledDenoiser::new(inner, tile).with_cancel(cancel.clone()).with_progress(&mut cb);
                 let mut model = Model::new(&mut tiled, family.as_ref(), x_end, cond.view())?.with_generator_noise(*gen_noise);
                 let out = sample(&mut model, &opts.sampler, opts.nfe, &mut noise)?;
                 (out, model.calls())
@@ -809,6 +832,7 @@ mod tests {
                 tile: TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() },
                 max_pixels: DEFAULT_MAX_PIXELS,
                 color_fix: ColorFix::Off,
+                channel_ensemble: false,
             };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
@@ -819,6 +843,49 @@ mod tests {
             let u8s = r.restore(&img).unwrap();
             assert_eq!((u8s.width(), u8s.height()), (2 * w, 2 * h));
         }
+    }
+
+    /// `channel_ensemble`: a red-biased network tints a grey frame; with the ensemble every
+    /// output channel is the mean of its three, tiled or not, and the call count triples.
+    #[test]
+    fn channel_ensemble_keeps_grey_grey() {
+        use crate::family::rdbm::{Rdbm, RdbmParams};
+        use ndarray::Axis;
+        let meta = PackageMeta::new("rdbm", "cosine", "x0", "rdbm", 2);
+        let x = Tensor::from_shape_fn((1, 3, 12, 10), |(_, _, y, x)| ((y * 7 + x * 3) % 11) as f32 / 11.0 - 0.5);
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let run = |ensemble: bool, tile: (usize, usize)| {
+            let n = calls.clone();
+            let net = crate::FnDenoiser(move |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
+                n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut y = c.mapv(|v| 0.5 * v);
+                y.index_axis_mut(Axis(1), 0).mapv_inplace(|v| v + 0.1);
+                Ok(y)
+            });
+            let options = RestoreOptions {
+                sampler: Sampler::Rdbm { eps_form: false },
+                nfe: 2,
+                seed: 0,
+                tile: TileConfig { size: tile, overlap: 2, trim: 1, ..TileConfig::default() },
+                max_pixels: DEFAULT_MAX_PIXELS,
+                color_fix: ColorFix::Off,
+                channel_ensemble: ensemble,
+            };
+            let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
+            let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
+            r.restore_tensor(x.view()).unwrap()
+        };
+        let spread = |t: &Tensor| (&t.index_axis(Axis(1), 0) - &t.index_axis(Axis(1), 2)).mapv(f32::abs).fold(0f32, |m, &v| m.max(v));
+        let plain = run(false, (0, 0));
+        let plain_calls = calls.swap(0, std::sync::atomic::Ordering::Relaxed);
+        assert!(spread(&plain) > 0.05, "the plain network tints: {}", spread(&plain));
+        let even = run(true, (0, 0));
+        assert_eq!(calls.swap(0, std::sync::atomic::Ordering::Relaxed), 3 * plain_calls);
+        assert!(spread(&even) < 1e-6, "{}", spread(&even));
+        // The mean of the plain channels (the bias spread over three: +0.1/3 each).
+        let d = (&even.index_axis(Axis(1), 1) - &plain.mean_axis(Axis(1)).unwrap()).mapv(f32::abs).fold(0f32, |m, &v| m.max(v));
+        assert!(d < 1e-6, "{d}");
+        assert_eq!(run(true, (8, 8)), even, "tiles change nothing");
     }
 
     /// `restore_rgb` maps to the model's range and channel order and back (now in place) as
@@ -843,6 +910,7 @@ mod tests {
                 tile: TileConfig { size: (0, 0), ..TileConfig::default() },
                 max_pixels: DEFAULT_MAX_PIXELS,
                 color_fix: ColorFix::Off,
+                channel_ensemble: false,
             };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta, family, Box::new(crate::FnDenoiser(net)), options).unwrap();
@@ -882,6 +950,7 @@ mod tests {
                 tile: TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() },
                 max_pixels: DEFAULT_MAX_PIXELS,
                 color_fix: fix,
+                channel_ensemble: false,
             };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(crate::FnDenoiser(net)), options).unwrap();

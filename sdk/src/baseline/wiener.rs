@@ -69,8 +69,10 @@ pub fn deconvolve(blurred: ArrayView3<f32>, kernel: &[f64], nsr: f64) -> Result<
     let (ph, pw) = (2 * (h - 1), 2 * (w - 1));
     let (ky, kx) = (kernel_dft(kernel, ph), kernel_dft(kernel, pw));
     let mut planner = FftPlanner::new();
-    let mut out = Array3::<f32>::zeros((c, h, w));
-    let mut buf = vec![Complex::new(0.0, 0.0); ph * pw];
+    // Sized by the input (the restorer's pre-pass sees whole frames): fallible, so a frame too
+    // large for the host's memory is a typed error, not an abort.
+    let mut out = crate::alloc::try_zeros::<f32, _, _>((c, h, w), "the Wiener output")?;
+    let mut buf = crate::alloc::try_vec(ph.saturating_mul(pw), Complex::new(0.0, 0.0), "the Wiener FFT buffer")?;
     let norm = 1.0 / (ph * pw) as f64;
     for ci in 0..c {
         for y in 0..ph {

@@ -79,6 +79,10 @@ struct EvalArgs {
     /// Colour correction of the restored images: `off`, `wavelet`, `wavelet:LEVELS`.
     #[arg(long, default_value = "off")]
     color_fix: String,
+    /// Average the network over the three cyclic shifts of the colour channels (no tint on grey
+    /// input; three times the network time).
+    #[arg(long)]
+    channel_ensemble: bool,
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -161,6 +165,10 @@ struct RestoreArgs {
     /// detail, take its coarse colours from the input (undoes a model's colour cast).
     #[arg(long, default_value = "off")]
     color_fix: String,
+    /// Average the network over the three cyclic shifts of the colour channels: the network's
+    /// channel asymmetry (a tint) cancels, a grey input stays grey; three times the network time.
+    #[arg(long)]
+    channel_ensemble: bool,
     /// Keep the sampling loop on the network's device (IO binding + step graph): `true`/`false`
     /// (default: on for cuda/tensorrt, off for cpu).
     #[arg(long)]
@@ -228,7 +236,8 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         .cpu_fallback(a.cpu_fallback)
         .threads(a.threads)
         .seed(a.seed)
-        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?);
+        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?)
+        .channel_ensemble(a.channel_ensemble);
     if let Some(p) = &a.ort_lib {
         b = b.onnxruntime_library(p);
     }
@@ -351,6 +360,7 @@ fn eval(a: &EvalArgs) -> bridge::Result<()> {
         ort_lib: a.ort_lib.clone(),
         title: a.title.clone(),
         color_fix: bridge::color_fix::ColorFix::parse(&a.color_fix)?,
+        channel_ensemble: a.channel_ensemble,
     };
     bridge::eval::run(&o, |msg| eprint!("\r{msg}    ")).map(|_| eprintln!())
 }
