@@ -367,6 +367,20 @@ typedef struct bridge_restorer_options {
    ABI 0.1's `class_label`: a struct from an older header (smaller `struct_size`) leaves it off.
    */
   uint32_t color_fix_levels;
+  /*
+   Ignored. It occupies what was the struct's tail padding after `color_fix_levels`, so
+   that `channel_ensemble` lies beyond every older header's `struct_size` (an older caller's
+   padding bytes are never read as an option).
+   */
+  uint32_t reserved0;
+  /*
+   1: average every network call over the three cyclic shifts of the colour
+   channels — the network's channel asymmetry (a tint) cancels, a grey input stays grey — at
+   three times the network time, on the host sampling loop. 0 (default): off; other values
+   are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after `color_fix_levels`: a struct from an older
+   header leaves it off.
+   */
+  uint32_t channel_ensemble;
 } bridge_restorer_options;
 
 /*

@@ -664,3 +664,47 @@ fn check_planes_like_one_buffer(r: *mut bridge_restorer, din: &crate::planes::br
         assert!(plane(dout, 1)[row * dout.stride[1]..][..w] == out[(h + row) * w..][..w], "{w}x{h}: chroma row {row} differs");
     }
 }
+
+/// `channel_ensemble`: it lies beyond the previous header's struct (which ended at
+/// `color_fix_levels`, tail padding included), so such a struct leaves it off even with garbage
+/// in that padding; 0 and 1 are accepted, 2 is `BRIDGE_ERR_INVALID_ARGUMENT`; on the oracle,
+/// which treats every channel alike, the ensemble's image is the plain one (to within rounding).
+#[test]
+fn channel_ensemble_option() {
+    let path = std::ffi::CString::new(crate::test_support::oracle_path().to_str().unwrap()).unwrap();
+    let mut m = std::ptr::null_mut();
+    assert_eq!(unsafe { crate::model::bridge_model_load(path.as_ptr(), &mut m) }, S::BRIDGE_OK);
+    let full = std::mem::size_of::<bridge_restorer_options>();
+    let before = std::mem::offset_of!(bridge_restorer_options, channel_ensemble);
+    // The previous header's sizeof: `color_fix_levels` plus tail padding to 8 bytes.
+    let old_size = (std::mem::offset_of!(bridge_restorer_options, color_fix_levels) + 4).next_multiple_of(8);
+    assert!(old_size <= before, "channel_ensemble must lie beyond the old struct ({old_size} > {before})");
+    let (w, h) = (40u32, 24u32);
+    let input: Vec<u8> = (0..(w * h * 3) as usize).map(|i| ((i * 11 + (i / 120) * 5) % 230) as u8).collect();
+    let mut outs = Vec::new();
+    for (on, reserved, size, want) in [
+        (0u32, 0u32, full, S::BRIDGE_OK),
+        (1, 0, full, S::BRIDGE_OK),
+        (1, 0xdead_beef, old_size, S::BRIDGE_OK), // an older header: neither field is read
+        (2, 0, full, S::BRIDGE_ERR_INVALID_ARGUMENT),
+    ] {
+        let o = bridge_restorer_options { threads: 1, channel_ensemble: on, reserved0: reserved, struct_size: size as u32, ..Default::default() };
+        let mut r: *mut bridge_restorer = std::ptr::null_mut();
+        assert_eq!(unsafe { bridge_restorer_new(m, &o, &mut r) }, want, "channel_ensemble {on}, struct_size {size}");
+        if want != S::BRIDGE_OK {
+            assert!(r.is_null());
+            continue;
+        }
+        let mut a = input.clone();
+        let mut b = vec![0u8; a.len()];
+        let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
+        let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
+        assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
+        assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+        outs.push(b);
+    }
+    let most = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();
+    assert!(most(&outs[0], &outs[1]) <= 1, "ensemble on a channel-symmetric network");
+    assert_eq!(outs[0], outs[2], "an older struct leaves the ensemble off");
+    assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
+}

@@ -87,6 +87,16 @@ pub struct bridge_restorer_options {
     /// Removes a model's colour cast — and any colour change the model should make. Added after
     /// ABI 0.1's `class_label`: a struct from an older header (smaller `struct_size`) leaves it off.
     pub color_fix_levels: u32,
+    /// Ignored. It occupies what was the struct's tail padding after `color_fix_levels`, so
+    /// that `channel_ensemble` lies beyond every older header's `struct_size` (an older caller's
+    /// padding bytes are never read as an option).
+    pub reserved0: u32,
+    /// 1: average every network call over the three cyclic shifts of the colour
+    /// channels — the network's channel asymmetry (a tint) cancels, a grey input stays grey — at
+    /// three times the network time, on the host sampling loop. 0 (default): off; other values
+    /// are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after `color_fix_levels`: a struct from an older
+    /// header leaves it off.
+    pub channel_ensemble: u32,
 }
 
 impl Default for bridge_restorer_options {
@@ -108,6 +118,8 @@ impl Default for bridge_restorer_options {
             tensorrt_fp16: 0,
             class_label: -1,
             color_fix_levels: 0,
+            reserved0: 0,
+            channel_ensemble: 0,
         }
     }
 }
@@ -264,6 +276,11 @@ pub unsafe extern "C" fn bridge_restorer_new(
                 return Err(Failure::invalid(format!("options.color_fix_levels is {n}: 0 (off) or 1 to {}", ColorFix::MAX_LEVELS)));
             }
             levels => b = b.color_fix(ColorFix::Wavelet { levels }),
+        }
+        match o.channel_ensemble {
+            0 => {}
+            1 => b = b.channel_ensemble(true),
+            n => return Err(Failure::invalid(format!("options.channel_ensemble is {n}: 0 (off) or 1 (on)"))),
         }
         match o.tile_size {
             0 => {}

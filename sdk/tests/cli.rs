@@ -551,3 +551,23 @@ fn closed_stdout_pipe_is_not_a_panic() {
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--channel-ensemble`: the restore runs, says so on its summary line, and on the oracle (which
+/// treats every channel alike) writes the plain image to within rounding.
+#[test]
+fn channel_ensemble_flag() {
+    let dir = tmp("ensemble");
+    let model = oracle(&dir, 1);
+    let input = dir.join("in.png");
+    gray_png(&input, 24, 16);
+    let (plain, even) = (dir.join("plain.png"), dir.join("even.png"));
+    assert!(restore(&model, &input, &plain, &[]).status.success());
+    let mut c = bridge();
+    c.arg("restore").arg("--threads").arg("1").arg("--channel-ensemble").arg("-m").arg(&model).arg("-i").arg(&input).arg("-o").arg(&even);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(" + channel ensemble, seed 0"), "{}", stderr(&o));
+    let (a, b) = (image::open(&plain).unwrap().to_rgb8(), image::open(&even).unwrap().to_rgb8());
+    let most = a.as_raw().iter().zip(b.as_raw()).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();
+    assert!(most <= 1, "{most}");
+}

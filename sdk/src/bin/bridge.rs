@@ -323,7 +323,7 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
     bridge::atomic_file::write_atomic(&a.output, &bytes, || interrupt::received().is_none())?;
     if !a.quiet {
         eprintln!(
-            "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}, seed {}, {} on {} ({})",
+            "restored {} ({}x{}) -> {} ({}x{}), {} NFE {}{}, seed {}, {} on {} ({})",
             a.input.display(),
             w,
             h,
@@ -332,6 +332,7 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
             out.height(),
             bridge::runtime::sampler_label(&restorer.options().sampler),
             restorer.options().nfe,
+            if restorer.options().channel_ensemble { " + channel ensemble" } else { "" },
             a.seed,
             restorer.package().family,
             restorer.provider(),
