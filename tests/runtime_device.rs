@@ -358,6 +358,16 @@ fn device_frames_equal_host_frames() {
     let why = unsafe { off.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host) }.unwrap();
     assert_eq!(why, Some("device loop off"));
     assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
+    // Host-only stages keep a frame on the host even with the device loop on: a package's
+    // pre-pass and the channel ensemble (each would otherwise be skipped).
+    let wiener = bridge::prepass::Prepass::wiener(3.0, 61).unwrap().to_json();
+    let pre = unet_package(&dir, "goub-prepass.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.prepass", &wiener)]);
+    for (pkg, ensemble, want) in [(&pre, false, "the pre-pass runs on the host"), (&pkg, true, "the channel ensemble runs on the host")] {
+        let mut r = Restorer::builder(pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(true).channel_ensemble(ensemble).build().unwrap();
+        let why = unsafe { r.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host) }.unwrap();
+        assert_eq!(why, Some(want));
+        assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
+    }
 }
 
 /// The GOUB metadata the tiled tests run their networks as (ε-predicting; a stochastic and a

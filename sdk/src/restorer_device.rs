@@ -35,6 +35,12 @@ impl Restorer {
         if self.options.color_fix != ColorFix::Off {
             return Some("the colour fix runs on the host");
         }
+        if self.meta.prepass.is_some() {
+            return Some("the pre-pass runs on the host");
+        }
+        if self.options.channel_ensemble {
+            return Some("the channel ensemble runs on the host");
+        }
         let g = self.meta.spatial_multiple;
         let tile = &self.options.tile;
         if round_up(h, g) != h || round_up(w, g) != w || self.fixed_hw.is_some() || (tile.fixed_shape && tile.size.0 > 0 && tile.size.1 > 0) {
