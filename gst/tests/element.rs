@@ -123,6 +123,34 @@ fn rgb_with_padded_rows_is_read_and_written_with_the_frame_stride() {
     }
 }
 
+/// `color-fix` and `channel-ensemble` reach the restorer: the element's frame is the SDK's with
+/// the same options (and differs from the plain restore).
+#[test]
+fn colour_fix_and_channel_ensemble_properties() {
+    let (w, h) = (32, 16);
+    let m = model("jpeg.onnx");
+    let mut hs = harness(&format!("model={m} nfe=1 color-fix=3 channel-ensemble=true"), "video/x-raw,format=RGB,width=32,height=16,framerate=30/1");
+    let restore = hs.find_element("bridgerestore").unwrap();
+    let (fix, ens) = (restore.property::<u32>("color-fix"), restore.property::<bool>("channel-ensemble"));
+    assert_eq!((fix, ens), (3, true));
+    let l = Layout::packed(w, h, PixelFormat::Rgb8).unwrap();
+    let frame = pattern(l.required_len().unwrap(), 5);
+    let out = hs.push_and_pull(gst::Buffer::from_slice(frame.clone())).unwrap();
+    let got = out.map_readable().unwrap();
+    let mut r = Restorer::builder(&m)
+        .nfe(1)
+        .threads(1)
+        .color_fix(bridge::color_fix::ColorFix::Wavelet { levels: 3 })
+        .channel_ensemble(true)
+        .build()
+        .unwrap();
+    let p = pixel::decode(&frame, &l).unwrap();
+    let mut want = vec![0u8; l.required_len().unwrap()];
+    pixel::encode(&Planar { rgb: r.restore_rgb(p.rgb.view()).unwrap(), alpha: None }, &l, &mut want).unwrap();
+    assert!(got.as_slice() == want.as_slice(), "element output differs from the SDK's with the same options");
+    assert_ne!(want, expected(&m, 1, &frame, &l, &l), "the options changed nothing");
+}
+
 #[test]
 fn a_super_resolution_package_scales_the_caps_and_the_frames() {
     let m = model("sr4.onnx");

@@ -22,6 +22,8 @@ pub struct Settings {
     pub class_label: i64,
     pub eta: f64,
     pub onnxruntime_library: Option<String>,
+    pub color_fix: u32,
+    pub channel_ensemble: bool,
 }
 
 impl Settings {
@@ -57,7 +59,10 @@ impl Settings {
         if let Some(lib) = &self.onnxruntime_library {
             b = b.onnxruntime_library(lib);
         }
-        Ok(b)
+        if self.color_fix > 0 {
+            b = b.color_fix(bridge::color_fix::ColorFix::Wavelet { levels: self.color_fix });
+        }
+        Ok(b.channel_ensemble(self.channel_ensemble))
     }
 }
 
@@ -133,6 +138,15 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .blurb("Path of libonnxruntime (file or folder; NULL: ORT_DYLIB_PATH, then the usual search)")
             .mutable_ready()
             .build(),
+        glib::ParamSpecUInt::builder("color-fix")
+            .nick("Colour fix")
+            .blurb("Take the output's coarse colours from the input: 0 off, else the wavelet levels (5 ≈ 32 px); removes a model's colour cast and any colour change it should make")
+            .maximum(bridge::color_fix::ColorFix::MAX_LEVELS)
+            .build(),
+        glib::ParamSpecBoolean::builder("channel-ensemble")
+            .nick("Channel ensemble")
+            .blurb("Average every network call over the three cyclic shifts of the colour channels: no tint, a grey input stays grey; three times the network time")
+            .build(),
         glib::ParamSpecUInt::builder("scale")
             .nick("Scale")
             .blurb("The loaded package's super-resolution factor (0 until the element has started)")
@@ -169,6 +183,8 @@ impl Settings {
             "class-label" => put!(self.class_label),
             "eta" => put!(self.eta),
             "onnxruntime-library" => put!(self.onnxruntime_library),
+            "color-fix" => put!(self.color_fix),
+            "channel-ensemble" => put!(self.channel_ensemble),
             _ => {}
         }
     }
@@ -188,6 +204,8 @@ impl Settings {
             "class-label" => self.class_label.to_value(),
             "eta" => self.eta.to_value(),
             "onnxruntime-library" => self.onnxruntime_library.to_value(),
+            "color-fix" => self.color_fix.to_value(),
+            "channel-ensemble" => self.channel_ensemble.to_value(),
             _ => 0u32.to_value(),
         }
     }
