@@ -393,6 +393,25 @@ fn mutated_options_struct_size() {
     assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
 }
 
+/// `bridge_restorer_new(m, o)` must return `want` (`what` names the case). On `BRIDGE_OK`, the
+/// packed RGB8 `input` (`w`×`h`) restored with that restorer, which is then freed; otherwise
+/// `None`, and no restorer was made.
+fn new_and_restore_rgb8(m: *const crate::handles::bridge_model, o: &bridge_restorer_options, want: S, w: u32, h: u32, input: &[u8], what: &str) -> Option<Vec<u8>> {
+    let mut r: *mut bridge_restorer = std::ptr::null_mut();
+    assert_eq!(unsafe { bridge_restorer_new(m, o, &mut r) }, want, "{what}");
+    if want != S::BRIDGE_OK {
+        assert!(r.is_null(), "{what}");
+        return None;
+    }
+    let mut a = input.to_vec();
+    let mut b = vec![0u8; a.len()];
+    let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
+    let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
+    assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK, "{what}");
+    assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+    Some(b)
+}
+
 /// `color_fix_levels`: an older header's struct (ending at `class_label`) is accepted and leaves
 /// it off; 1–16 are accepted, 17 is `BRIDGE_ERR_INVALID_ARGUMENT`; and on the oracle (which
 /// changes every pixel to `0.5·v + 0.375`: a brightness cast) the fix brings the output's mean
@@ -415,18 +434,7 @@ fn color_fix_levels_option() {
         (17, std::mem::size_of::<bridge_restorer_options>(), S::BRIDGE_ERR_INVALID_ARGUMENT),
     ] {
         let o = bridge_restorer_options { threads: 1, color_fix_levels: levels, struct_size: size as u32, ..Default::default() };
-        let mut r: *mut bridge_restorer = std::ptr::null_mut();
-        assert_eq!(unsafe { bridge_restorer_new(m, &o, &mut r) }, want, "levels {levels}, struct_size {size}");
-        if want != S::BRIDGE_OK {
-            assert!(r.is_null());
-            continue;
-        }
-        let mut a = input.clone();
-        let mut b = vec![0u8; a.len()];
-        let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
-        let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
-        assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
-        assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+        let Some(b) = new_and_restore_rgb8(m, &o, want, w, h, &input, &format!("levels {levels}, struct_size {size}")) else { continue };
         means.push((levels, size, mean(&b) - mean(&input)));
     }
     let cast = |i: usize| means[i].2;
@@ -689,18 +697,7 @@ fn channel_ensemble_option() {
         (2, 0, full, S::BRIDGE_ERR_INVALID_ARGUMENT),
     ] {
         let o = bridge_restorer_options { threads: 1, channel_ensemble: on, reserved0: reserved, struct_size: size as u32, ..Default::default() };
-        let mut r: *mut bridge_restorer = std::ptr::null_mut();
-        assert_eq!(unsafe { bridge_restorer_new(m, &o, &mut r) }, want, "channel_ensemble {on}, struct_size {size}");
-        if want != S::BRIDGE_OK {
-            assert!(r.is_null());
-            continue;
-        }
-        let mut a = input.clone();
-        let mut b = vec![0u8; a.len()];
-        let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
-        let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
-        assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
-        assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
+        let Some(b) = new_and_restore_rgb8(m, &o, want, w, h, &input, &format!("channel_ensemble {on}, struct_size {size}")) else { continue };
         outs.push(b);
     }
     let most = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();

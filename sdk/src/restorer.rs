@@ -776,6 +776,21 @@ mod tests {
     use super::*;
     use crate::runtime::package::TileHint;
 
+    /// Options of the unit tests' RDBM restorers (x0 sampler, seed 0, no colour fix, no
+    /// channel ensemble); tests change a field with struct update syntax.
+    fn rdbm_options(nfe: usize, tile: TileConfig) -> RestoreOptions {
+        RestoreOptions {
+            sampler: Sampler::Rdbm { eps_form: false },
+            nfe,
+            seed: 0,
+            tile,
+            max_pixels: DEFAULT_MAX_PIXELS,
+            color_fix: ColorFix::Off,
+            channel_ensemble: false,
+        }
+    }
+
+
     #[test]
     fn tile_defaults_and_overrides() {
         let mut meta = PackageMeta::new("x", "s", "x0", "implicit", 4);
@@ -825,15 +840,7 @@ mod tests {
         let want = upsample(x.view(), 2, crate::runtime::Upsample::Bicubic).unwrap().mapv(|c| 0.5 * c + 0.25);
         for tile in [(0, 0), (16, 16)] {
             let net = crate::FnDenoiser(|_x: TensorView<'_>, c: TensorView<'_>, _t: f64| Ok(c.mapv(|v| 0.5 * v + 0.25)));
-            let options = RestoreOptions {
-                sampler: Sampler::Rdbm { eps_form: false },
-                nfe: 3,
-                seed: 0,
-                tile: TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() },
-                max_pixels: DEFAULT_MAX_PIXELS,
-                color_fix: ColorFix::Off,
-                channel_ensemble: false,
-            };
+            let options = rdbm_options(3, TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() });
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
             let out = r.restore_tensor(x.view()).unwrap();
@@ -862,15 +869,7 @@ mod tests {
                 y.index_axis_mut(Axis(1), 0).mapv_inplace(|v| v + 0.1);
                 Ok(y)
             });
-            let options = RestoreOptions {
-                sampler: Sampler::Rdbm { eps_form: false },
-                nfe: 2,
-                seed: 0,
-                tile: TileConfig { size: tile, overlap: 2, trim: 1, ..TileConfig::default() },
-                max_pixels: DEFAULT_MAX_PIXELS,
-                color_fix: ColorFix::Off,
-                channel_ensemble: ensemble,
-            };
+            let options = RestoreOptions { channel_ensemble: ensemble, ..rdbm_options(2, TileConfig { size: tile, overlap: 2, trim: 1, ..TileConfig::default() }) };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
             r.restore_tensor(x.view()).unwrap()
@@ -903,15 +902,7 @@ mod tests {
             let net = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
                 Ok(Tensor::from_shape_fn(c.raw_dim(), |(b, ch, y, x)| 0.5 * c[[b, ch, y, x]] + 0.1 * ch as f32 - 0.3))
             };
-            let options = RestoreOptions {
-                sampler: Sampler::Rdbm { eps_form: false },
-                nfe: 2,
-                seed: 0,
-                tile: TileConfig { size: (0, 0), ..TileConfig::default() },
-                max_pixels: DEFAULT_MAX_PIXELS,
-                color_fix: ColorFix::Off,
-                channel_ensemble: false,
-            };
+            let options = rdbm_options(2, TileConfig { size: (0, 0), ..TileConfig::default() });
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta, family, Box::new(crate::FnDenoiser(net)), options).unwrap();
             let (lo, hi) = (range.0 as f32, range.1 as f32);
@@ -943,15 +934,7 @@ mod tests {
             let net = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
                 Ok(Tensor::from_shape_fn(c.raw_dim(), |(b, ch, y, x)| c[[b, ch, y, x]] + if ch == 0 { 0.2 } else { 0.0 }))
             };
-            let options = RestoreOptions {
-                sampler: Sampler::Rdbm { eps_form: false },
-                nfe: 2,
-                seed: 0,
-                tile: TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() },
-                max_pixels: DEFAULT_MAX_PIXELS,
-                color_fix: fix,
-                channel_ensemble: false,
-            };
+            let options = RestoreOptions { color_fix: fix, ..rdbm_options(2, TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() }) };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(crate::FnDenoiser(net)), options).unwrap();
             let out = r.restore_tensor(x.view()).unwrap();

@@ -535,7 +535,9 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
         let mut pairs = task.pairs(spec.crop, true);
         pairs.colour = crate::data::Colour { gray_p: spec.gray_p, permute: spec.permute_channels };
         pairs.input_8bit_p = spec.input_8bit_p;
-        pairs.prepass = if spec.prepass { Some(task.prepass()?) } else { None };
+        // Exactly the pre-pass the package declares (and so the SDK runs): `--prepass`, or an
+        // IBMD teacher's, whose metadata the generator's package inherits.
+        pairs.prepass = meta.prepass.clone();
         let sampler = PairSampler::new(&photos, pairs, spec.seed).map_err(|e| Error::Backend(e.to_string()))?;
         let bar = if rep.progress_bar { indicatif::ProgressBar::new(spec.steps) } else { indicatif::ProgressBar::hidden() };
         bar.set_style(
