@@ -52,6 +52,7 @@ pub(crate) mod test_support {
     }
 }
 pub mod pixel;
+mod pool;
 pub mod prepass;
 pub mod restorer;
 pub mod rng;

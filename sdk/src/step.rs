@@ -9,6 +9,7 @@
 //! update makes one pass over memory. The frame-sized buffers made here (a non-counter noise
 //! tensor, [`combine`]'s result) are allocated fallibly ([`crate::alloc`]).
 
+use crate::pool::Pool;
 use crate::rng::{NoiseSource, PhiloxNoise};
 use rayon::prelude::*;
 use crate::{Error, Result, Tensor, TensorView};
@@ -45,7 +46,8 @@ pub struct NoiseTerm<'n> {
 ///
 /// Every element is computed as `((c_x·x + c_1·s_1) + c_2·s_2 …) + c_z·z` in `f32` with no
 /// fused multiply-add, whatever the thread count or SIMD width, so results are reproducible
-/// bit for bit. Large contiguous tensors are split across the current rayon pool by rows.
+/// bit for bit. Large contiguous tensors are split by rows across the caller's rayon pool, else
+/// the SDK's own (`sdk/src/pool.rs`: started fallibly; without a pool the update runs serially).
 pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseTerm<'_>>) -> Result<()> {
     for t in terms {
         if t.src.shape() != x.shape() {
@@ -95,8 +97,10 @@ pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseT
             row_kernel(xrow, cx, &srcs, off, noise_at);
         }
     };
-    if xs.len() >= PAR_GRAIN * 2 && rayon::current_num_threads() > 1 {
-        xs.par_chunks_mut(rows_per_task * w).enumerate().for_each(task);
+    // The pool is looked up (and started, fallibly) only for a tensor worth splitting.
+    let pool = if xs.len() >= PAR_GRAIN * 2 { Pool::get() } else { Pool::Serial };
+    if pool.threads() > 1 {
+        pool.install(|| xs.par_chunks_mut(rows_per_task * w).enumerate().for_each(task));
     } else {
         xs.chunks_mut(rows_per_task * w).enumerate().for_each(task);
     }
