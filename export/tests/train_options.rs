@@ -100,4 +100,18 @@ fn data_threads_time_budget_and_colour() {
         let e = train(&g, &dir.join("bad.onnx"), &dir.join(format!("bad-{what}.ckpt")), "test", &rep(1, None)).unwrap_err().to_string();
         assert!(e.contains(what), "{family}/{task}: {e}");
     }
+
+    // The pre-pass: a plain package may start a pre-pass model; a pre-pass package's run must keep it.
+    let mut plain = common::tiny_spec("rdbm", "deblur", 1);
+    let plain_pkg = train(&plain, &dir.join("deblur-plain.onnx"), &dir.join("deblur-plain.ckpt"), "test", &rep(1, None)).unwrap().package;
+    let mut pre = plain.clone();
+    pre.prepass = true;
+    pre.init = Some(plain_pkg);
+    let pre_pkg = train(&pre, &dir.join("deblur-pre.onnx"), &dir.join("deblur-pre.ckpt"), "test", &rep(1, None)).unwrap().package;
+    pre.init = Some(pre_pkg.clone());
+    train(&pre, &dir.join("deblur-pre2.onnx"), &dir.join("deblur-pre2.ckpt"), "test", &rep(1, None)).unwrap();
+    plain.init = Some(pre_pkg);
+    let e = train(&plain, &dir.join("deblur-drop.onnx"), &dir.join("deblur-drop.ckpt"), "test", &rep(1, None)).unwrap_err().to_string();
+    assert!(e.contains("pre-pass") && e.contains("--prepass"), "{e}");
+    assert!(!dir.join("deblur-drop.onnx").exists(), "a refused run wrote a package");
 }

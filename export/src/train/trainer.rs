@@ -95,7 +95,8 @@ pub struct Spec {
     pub noise_channels: Option<usize>,
     /// Start from this package's (EMA) weights instead of the seeded initializer: fine-tuning,
     /// e.g. a long CPU run continuing a shipped model with new data. The package must be the
-    /// same family, parameterization, family parameters, task and U-Net ([`init_weights`]);
+    /// same family, parameterization, family parameters, task and U-Net, and a pre-pass package
+    /// needs the same pre-pass (`--prepass`; a plain package may start a pre-pass run) ([`init_weights`]);
     /// its training record is kept in the new package as `train.init.*`.
     #[serde(default)]
     pub init: Option<PathBuf>,
@@ -693,6 +694,13 @@ fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(We
         if a != b {
             return Err(differs(what, a, b));
         }
+    }
+    // A pre-pass package's network was trained on pre-passed inputs: a run that drops the pre-pass
+    // would fine-tune it on inputs it never saw and ship a package the SDK runs without it. The
+    // other way (a plain package as the start of a pre-pass model) is how deblur stage 4 began.
+    if imeta.prepass.is_some() && imeta.prepass != meta.prepass {
+        let show = |p: &Option<bridge::prepass::Prepass>| p.as_ref().map_or("none (pass --prepass to keep it)".to_string(), |p| p.to_json());
+        return Err(differs("pre-pass", show(&imeta.prepass), show(&meta.prepass)));
     }
     let mut record = BTreeMap::new();
     record.insert("train.init".to_string(), path.display().to_string());
