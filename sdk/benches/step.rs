@@ -3,8 +3,9 @@
 //!
 //! Bytes counted for the update: `x` read and written, `x0̂` and `x_T` read = 16 bytes/element.
 //! The memcpy copies a buffer of 2 elements per state element (8 bytes read + 8 written = the
-//! same 16 bytes/element). Both sides run on the same rayon pool (all cores by default;
-//! `RAYON_NUM_THREADS` overrides). After criterion's runs, an interleaved timing of both sides
+//! same 16 bytes/element). Both sides run inside one rayon pool the bench builds (all cores by
+//! default; `RAYON_NUM_THREADS` overrides): the update splits across the pool it is called
+//! from, so both sides get the same threads. After criterion's runs, an interleaved timing of both sides
 //! prints the ratio directly.
 //!
 //! Run: `cargo bench -p bridge --bench step`
@@ -16,6 +17,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rayon::prelude::*;
 use std::hint::black_box;
 use std::time::Instant;
+
+/// The one pool both sides run in.
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().build().expect("the bench's thread pool"))
+}
 
 const SIZES: [(usize, &str); 2] = [(512, "512x512x3"), (2048, "2048x2048x3")];
 
@@ -36,18 +43,17 @@ impl Case {
         Case { x: f(0.004), x0: f(-0.003), xt: f(0.002), src: vec![0.5; 2 * n], dst: vec![0.0; 2 * n], noise: PhiloxNoise::new(1) }
     }
     fn step(&mut self, draw: u64) {
-        update(
-            &mut self.x,
-            0.7,
-            &[Term::new(0.2, self.x0.view()), Term::new(0.1, self.xt.view())],
-            Some(NoiseTerm { coef: 0.05, draw, source: &mut self.noise }),
-        )
+        let Case { x, x0, xt, noise, .. } = self;
+        pool().install(|| {
+            update(x, 0.7, &[Term::new(0.2, x0.view()), Term::new(0.1, xt.view())], Some(NoiseTerm { coef: 0.05, draw, source: noise }))
+        })
         .expect("update");
         black_box(&self.x);
     }
     fn memcpy(&mut self) {
         // Same grain as the update's parallel split.
-        self.dst.par_chunks_mut(1 << 16).zip(self.src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s));
+        let Case { src, dst, .. } = self;
+        pool().install(|| dst.par_chunks_mut(1 << 16).zip(src.par_chunks(1 << 16)).for_each(|(d, s)| d.copy_from_slice(s)));
         black_box(&self.dst);
     }
     fn bytes(&self) -> u64 {
@@ -98,7 +104,7 @@ fn ratio_report() {
             gb / u,
             gb / m,
             100.0 * m / u,
-            rayon::current_num_threads()
+            pool().current_num_threads()
         );
     }
 }
