@@ -385,7 +385,7 @@ fn mean_network_checksum() {
 fn family_override() {
     let dir = tmpdir("override");
     let path = models::oracle(&dir, "o.onnx", 1, 1, false);
-    let e = builder(&path).family(fam()).build().err().expect("the package's RDBM sampler cannot serve the test family");
+    let e = builder(&path).family(fam()).build().expect_err("the package's RDBM sampler cannot serve the test family");
     assert!(matches!(e, Error::Incompatible { .. }), "{e}");
     let mut r = builder(&path).family(fam()).sampler("implicit").build().unwrap();
     assert_eq!(r.family().name(), "test-linear-x0");

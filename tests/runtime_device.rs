@@ -310,7 +310,7 @@ fn device_frames_equal_host_frames() {
     let dir = tmpdir("frames");
     let bytes = |n: usize, seed: u64| -> Vec<u8> {
         let mut s = bridge_export::weights::SplitMix(seed);
-        (0..n).map(|_| s.next() as u8).collect()
+        (0..n).map(|_| s.next_u64() as u8).collect()
     };
     let (w, h) = (20usize, 12usize);
     for (k, (range, order)) in [("[-1, 1]", "rgb"), ("[0, 1]", "bgr")].into_iter().enumerate() {

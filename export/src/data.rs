@@ -372,6 +372,7 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
 /// what cameras and image files deliver (the rounding is noise a deconvolution amplifies), and
 /// `degradation.json` records it so the classical baseline is tuned for it. Returns the number of
 /// pairs.
+#[allow(clippy::too_many_arguments)] // the CLI's `pairs` options, one each
 pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool, bits: u32) -> Result<usize> {
     bridge::baseline::PairsInfo::check_input_bits(bits)?;
     let mut list = load_dir(photos, (max_side > 0).then_some(max_side))?;

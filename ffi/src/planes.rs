@@ -327,7 +327,7 @@ mod tests {
     /// A fixed byte stream for pixel content (the cases must not change between runs).
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = bridge_export::weights::SplitMix(seed);
-        (0..n).map(|_| s.next() as u8).collect()
+        (0..n).map(|_| s.next_u64() as u8).collect()
     }
 
     fn nv12(w: u32, h: u32, planes: [(&mut [u8], usize); 2]) -> bridge_image_planes {

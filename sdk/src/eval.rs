@@ -237,7 +237,7 @@ pub fn classical(pairs: &[Pair], params: &Params, mut progress: impl FnMut(usize
         let out = params.restore(pair.degraded.index_axis(ndarray::Axis(0), 0))?.insert_axis(ndarray::Axis(0));
         let secs = t0.elapsed().as_secs_f64();
         if out.shape() != pair.clean.shape() {
-            return Err(Error::shape(&format!("baseline output for {}", pair.name), pair.clean.shape(), out.shape()));
+            return Err(Error::shape(format!("baseline output for {}", pair.name), pair.clean.shape(), out.shape()));
         }
         sc.add(out.view(), pair.clean.view(), secs)?;
         progress(i);
@@ -269,7 +269,7 @@ pub fn evaluate(
             let out = restorer.restore_rgb(pair.degraded.view())?;
             let secs = t0.elapsed().as_secs_f64();
             if out.shape() != pair.clean.shape() {
-                return Err(Error::shape(&format!("restored {}", pair.name), pair.clean.shape(), out.shape()));
+                return Err(Error::shape(format!("restored {}", pair.name), pair.clean.shape(), out.shape()));
             }
             sc.add(out.view(), pair.clean.view(), secs)?;
             progress(si, i);
@@ -401,11 +401,10 @@ pub fn load_pairs(dir: &std::path::Path) -> Result<Vec<Pair>> {
         for e in rd.flatten() {
             let p = e.path();
             let ext = p.extension().and_then(|x| x.to_str()).map(str::to_ascii_lowercase);
-            if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "tif" | "tiff")) {
-                if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
+            if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "tif" | "tiff"))
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
                     m.insert(stem.to_string(), p);
                 }
-            }
         }
         Ok(m)
     };
@@ -617,8 +616,8 @@ mod tests {
     /// computed once with that package (float32 pattern, cast to float64; `docs/eval.md`).
     #[test]
     fn matches_scikit_image() {
-        let a = pattern(32, 40, |c, y, x| (0.5 + 0.4 * ((x as f32 * 0.3 + c as f32).sin() * (y as f32 * 0.2).cos())) as f32);
-        let b = pattern(32, 40, |c, y, x| (0.5 + 0.4 * ((x as f32 * 0.3 + c as f32 + 0.2).sin() * (y as f32 * 0.21).cos())) as f32);
+        let a = pattern(32, 40, |c, y, x| 0.5 + 0.4 * ((x as f32 * 0.3 + c as f32).sin() * (y as f32 * 0.2).cos()));
+        let b = pattern(32, 40, |c, y, x| 0.5 + 0.4 * ((x as f32 * 0.3 + c as f32 + 0.2).sin() * (y as f32 * 0.21).cos()));
         let (p, s) = (psnr(a.view(), b.view()).unwrap(), ssim(a.view(), b.view()).unwrap());
         eprintln!("psnr {p:.10} ssim {s:.10}");
         assert!((p - SKIMAGE_PSNR).abs() < 1e-4, "PSNR {p} vs scikit-image {SKIMAGE_PSNR}");

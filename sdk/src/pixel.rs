@@ -95,15 +95,15 @@ impl Layout {
         if self.stride < row {
             return Err(Error::param("stride", format!("{} bytes is smaller than a row ({row} bytes)", self.stride)));
         }
-        if self.format == PixelFormat::RgbF32Planar && self.stride % 4 != 0 {
+        if self.format == PixelFormat::RgbF32Planar && !self.stride.is_multiple_of(4) {
             return Err(Error::param("stride", "planar f32 rows must start on 4-byte boundaries"));
         }
-        if self.format == PixelFormat::Rgb16 && self.stride % 2 != 0 {
+        if self.format == PixelFormat::Rgb16 && !self.stride.is_multiple_of(2) {
             return Err(Error::param("stride", "16-bit rows must start on 2-byte boundaries"));
         }
         let rows = match self.format {
             PixelFormat::Nv12 => {
-                if self.width % 2 != 0 || self.height % 2 != 0 {
+                if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
                     return Err(Error::param("image size", "NV12 needs an even width and height"));
                 }
                 // Overflows only where `usize` is 32 bits, but then it must be an error.
@@ -202,7 +202,7 @@ impl Nv12Layout {
                 return Err(Error::param(name, format!("{pitch} bytes is smaller than a row ({} bytes)", self.width)));
             }
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return Err(Error::param("image size", "NV12 needs an even width and height"));
         }
         let plane = |name: &str, rows: usize, pitch: usize| {
@@ -304,11 +304,10 @@ pub fn encode(p: &Planar, layout: &Layout, out: &mut [u8]) -> Result<()> {
     if p.rgb.shape() != [1, 3, h, w] {
         return Err(Error::shape("image to encode", &[1, 3, h, w], p.rgb.shape()));
     }
-    if let Some(a) = &p.alpha {
-        if a.len() != w * h {
+    if let Some(a) = &p.alpha
+        && a.len() != w * h {
             return Err(Error::shape("alpha plane", &[h, w], &[a.len()]));
         }
-    }
     if let Some((nl, uv_at)) = layout.nv12_planes() {
         let (y, uv) = out[..need].split_at_mut(uv_at);
         return encode_nv12(p, &nl, y, uv);

@@ -199,15 +199,14 @@ impl PhiloxNoise {
         let mut i = 0;
         let mut x = x0;
         while i < out.len() {
-            if let Some(k4) = kernel4 {
-                if x & (GROUP as u32 - 1) == 0 && out.len() - i >= 4 * GROUP {
+            if let Some(k4) = kernel4
+                && x & (GROUP as u32 - 1) == 0 && out.len() - i >= 4 * GROUP {
                     let dst: &mut [f32; 4 * GROUP] = (&mut out[i..i + 4 * GROUP]).try_into().expect("256 elements");
                     k4(x >> 6, y, plane, draw as u32, key, dst);
                     i += 4 * GROUP;
                     x = x.wrapping_add(4 * GROUP as u32);
                     continue;
                 }
-            }
             let skip = (x & (GROUP as u32 - 1)) as usize;
             let n = (GROUP - skip).min(out.len() - i);
             if skip == 0 && n == GROUP {

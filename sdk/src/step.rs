@@ -166,8 +166,7 @@ fn row_kernel_generic(x: &mut [f32], cx: f32, srcs: &[(f32, &[f32])], off: usize
                         *v *= cx;
                     }
                 }
-                for k in 0..srcs.len() {
-                    let c = srcs[k].0;
+                for (k, &(c, _)) in srcs.iter().enumerate() {
                     for (v, &a) in xb.iter_mut().zip(s(k)) {
                         *v += c * a;
                     }

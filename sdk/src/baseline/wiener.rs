@@ -59,7 +59,7 @@ pub fn deconvolve(blurred: ArrayView3<f32>, kernel: &[f64], nsr: f64) -> Result<
     if h < 2 || w < 2 {
         return Err(Error::Image(format!("Wiener deconvolution needs at least 2×2 pixels, got {h}×{w}")));
     }
-    if kernel.len() % 2 == 0 {
+    if kernel.len().is_multiple_of(2) {
         return Err(Error::param("kernel", format!("needs an odd number of taps, got {}", kernel.len())));
     }
     if !(nsr.is_finite() && nsr > 0.0) {

@@ -62,6 +62,5 @@ pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
         .with_mask(mask.view())?
         .with_hooks(Hooks { on_call: None, on_state: Some(&mut record) });
     let final_ = sample(&mut model, &sampler, n, &mut noise)?;
-    drop(model);
     Ok(Replayed { trajectory, final_ })
 }

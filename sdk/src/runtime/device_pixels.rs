@@ -187,14 +187,14 @@ mod tests {
 
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut s = bridge_export::weights::SplitMix(seed);
-        (0..n).map(|_| s.next() as u8).collect()
+        (0..n).map(|_| s.next_u64() as u8).collect()
     }
 
     /// Model-range floats, a fifth of the range past each end so the clamps are exercised.
     fn frame(h: usize, w: usize, r: ModelRange, seed: u64) -> Vec<f32> {
         let mut s = bridge_export::weights::SplitMix(seed);
         let span = r.hi - r.lo;
-        (0..3 * h * w).map(|_| r.lo - 0.2 * span + 1.4 * span * ((s.next() >> 40) as f32 / (1u64 << 24) as f32)).collect()
+        (0..3 * h * w).map(|_| r.lo - 0.2 * span + 1.4 * span * ((s.next_u64() >> 40) as f32 / (1u64 << 24) as f32)).collect()
     }
 
     const RANGES: [ModelRange; 2] = [ModelRange { lo: 0.0, hi: 1.0, bgr: false }, ModelRange { lo: -1.0, hi: 1.0, bgr: true }];

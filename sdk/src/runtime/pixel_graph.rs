@@ -175,12 +175,12 @@ impl B {
     }
 
     /// `v as u8` for `v` already in `[0, 255]`.
-    fn to_u8(&mut self, x: &str) -> String {
+    fn floor_u8(&mut self, x: &str) -> String {
         let f = self.op("Floor", &[x], &[]);
         self.op("Cast", &[&f], &[("to", UINT8)])
     }
 
-    fn to_f32(&mut self, x: &str) -> String {
+    fn cast_f32(&mut self, x: &str) -> String {
         self.op("Cast", &[x], &[("to", FLOAT)])
     }
 
@@ -225,7 +225,7 @@ impl B {
 
     /// `[1, 3, h, w]` in the model's range and order from `[h, w]` R, G, B in `[0, 1]`:
     /// `lo + (hi − lo)·v` as `restore_rgb`.
-    fn to_model(&mut self, rgb: [String; 3], h: usize, w: usize, m: ModelRange) -> String {
+    fn model_input(&mut self, rgb: [String; 3], h: usize, w: usize, m: ModelRange) -> String {
         let mut ch = Vec::new();
         for c in rgb {
             let s = self.bin("Mul", &c, m.hi - m.lo);
@@ -241,7 +241,7 @@ impl B {
 
     /// R, G, B `[h, w]` in `[0, 1]` from the model-range input `x`: `((v − lo)/(hi − lo))`
     /// clamped, as `restore_rgb`.
-    fn from_model(&mut self, h: usize, w: usize, m: ModelRange) -> [String; 3] {
+    fn rgb_of_model(&mut self, h: usize, w: usize, m: ModelRange) -> [String; 3] {
         let t = self.bin("Sub", names::X, m.lo);
         let t = self.bin("Div", &t, m.hi - m.lo);
         let t = self.clamp(&t, 0.0, 1.0);
@@ -293,9 +293,9 @@ pub fn decode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
             let (yr, yp, _) = planes[0];
             let (cr, cp, _) = planes[1];
             let y = b.rows_of(&names::plane(0), yr, yp, w);
-            let y = b.to_f32(&y);
+            let y = b.cast_f32(&y);
             let uv = b.rows_of(&names::plane(1), cr, cp, w);
-            let uv = b.to_f32(&uv);
+            let uv = b.cast_f32(&uv);
             let uv = b.reshape(&uv, &[h / 2, w / 2, 2]);
             let mut chroma = Vec::new();
             for k in 0..2 {
@@ -322,7 +322,7 @@ pub fn decode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
         FrameLayout::Packed8 { format, .. } => {
             let (rows, pitch, row) = planes[0];
             let p = b.rows_of(&names::plane(0), rows, pitch, row);
-            let p = b.to_f32(&p);
+            let p = b.cast_f32(&p);
             let p = b.bin("Div", &p, 255.0);
             let p = b.reshape(&p, &[h, w, 3]);
             let mut ch: Vec<String> = (0..3)
@@ -337,7 +337,7 @@ pub fn decode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
             [ch[0].clone(), ch[1].clone(), ch[2].clone()]
         }
     };
-    let x = b.to_model(rgb, h, w, m);
+    let x = b.model_input(rgb, h, w, m);
     let inputs = planes.iter().enumerate().map(|(k, &(r, p, row))| (names::plane(k), UINT8, plane_len(r, p, row))).collect();
     Ok(b.finish(inputs, vec![(names::X.into(), x, FLOAT, vec![1, 3, h, w])]))
 }
@@ -347,7 +347,7 @@ pub fn encode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
     let planes = layout.planes()?;
     let (w, h) = layout.size();
     let mut b = B::new();
-    let [r, g, bl] = b.from_model(h, w, m);
+    let [r, g, bl] = b.rgb_of_model(h, w, m);
     let px: Vec<String> = match *layout {
         FrameLayout::Nv12(l) => {
             let ((kr, kb), (ys, yo), (cs, co)) = yuv_consts(l.yuv_matrix, l.yuv_full_range);
@@ -365,7 +365,7 @@ pub fn encode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
                 let t = b.bin("Add", &t, offset);
                 let t = b.bin("Add", &t, 0.5);
                 let t = b.clamp(&t, 0.0, 255.0);
-                b.to_u8(&t)
+                b.floor_u8(&t)
             };
             let yy = luma(&mut b, &r, &g, &bl);
             let y = code(&mut b, &yy, ys, yo);
@@ -400,7 +400,7 @@ pub fn encode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
             vec![y, uv]
         }
         FrameLayout::Packed8 { format, .. } => {
-            let mut ch = vec![r, g, bl];
+            let mut ch = [r, g, bl];
             if format == PixelFormat::Bgr8 {
                 ch.reverse();
             }
@@ -409,7 +409,7 @@ pub fn encode(layout: &FrameLayout, m: ModelRange) -> Result<Vec<u8>> {
                 .map(|c| {
                     let t = b.bin("Mul", c, 255.0);
                     let t = b.bin("Add", &t, 0.5);
-                    let t = b.to_u8(&t);
+                    let t = b.floor_u8(&t);
                     b.reshape(&t, &[h, w, 1])
                 })
                 .collect();

@@ -77,7 +77,7 @@ pub fn steps_for(nfe: usize, sde_order: u8) -> Result<usize> {
 }
 
 /// The family as DBMSolver needs it: DDBM VP or VE with DDBM preconditioning.
-fn ddbm_family<'f>(family: &'f dyn Family) -> Result<&'f Ddbm> {
+fn ddbm_family(family: &dyn Family) -> Result<&Ddbm> {
     let why = "DBMSolver runs on DDBM VP/VE checkpoints (it needs t(ℓ) and DDBM's preconditioning)";
     let f = family.downcast::<Ddbm>().ok_or_else(|| Error::incompatible("dbmsolver", family.name(), why))?;
     if !f.is_continuous() || !matches!(f.params().precond, Precond::Ddbm { .. }) || f.t_min() <= 0.0 {
@@ -118,6 +118,8 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
         return Err(Error::nfe(nfe, "more than 100000 steps"));
     }
     let sigmas = grid(f, steps);
+    // Negated so that a NaN time is refused too.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if sigmas.windows(2).any(|w| !(w[1] < w[0])) {
         return Err(Error::nfe(nfe, "the float32 Karras grid repeats a time at this NFE"));
     }
@@ -372,7 +374,6 @@ mod tests {
                 model = model.with_mask(m.view()).unwrap();
             }
             let out = run(&mut model, &s, 7, &mut PhiloxNoise::new(1)).unwrap();
-            drop(model);
             (out, states)
         };
         let sig = grid(&f, 4);

@@ -207,11 +207,10 @@ impl<'a> Model<'a> {
         if x.shape() != self.x_end.shape() {
             return Err(Error::shape("state", self.x_end.shape(), x.shape()));
         }
-        if let Some(cb) = self.hooks.on_call.as_mut() {
-            if !cb(self.calls) {
+        if let Some(cb) = self.hooks.on_call.as_mut()
+            && !cb(self.calls) {
                 return Err(Error::Cancelled);
             }
-        }
         let out = if call.c_in == 1.0 {
             self.net.eval_call(x.view(), cond, call)?
         } else {

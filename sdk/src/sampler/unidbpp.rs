@@ -201,9 +201,9 @@ fn noise_solver_2_h(f: &Gou, nfe: usize) -> Result<usize> {
     let t = f.t_max();
     let steps = nfe.checked_add(3).filter(|n| n % 2 == 0).map(|n| n / 2);
     match steps {
-        Some(k) if nfe > 0 && k <= t && t % k == 0 => Ok(t / k),
+        Some(k) if nfe > 0 && k <= t && t.is_multiple_of(k) => Ok(t / k),
         _ => {
-            let ok: Vec<String> = (2..=t).filter(|k| t % k == 0).map(|k| (2 * k - 3).to_string()).collect();
+            let ok: Vec<String> = (2..=t).filter(|k| t.is_multiple_of(*k)).map(|k| (2 * k - 3).to_string()).collect();
             Err(Error::nfe(
                 nfe,
                 format!(
