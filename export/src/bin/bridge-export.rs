@@ -347,6 +347,7 @@ fn run_parity(steps: usize, seed: u64, unet: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // the `pairs` options, one each
 fn write_pairs(task: &str, out: &Path, crop: usize, max_side: usize, seed: u64, split: &str, gray: bool, bits: u32) -> Result<()> {
     let task = Task::parse(task)?;
     let dir = default_data_dir().join(split);

@@ -367,6 +367,7 @@ pub struct Reporting {
 /// The total step count that fits a time budget: `per_step` measured during warm-up, `spent`
 /// seconds already used, 3 % kept for checkpoints and export; never below `done` nor above `max`.
 pub fn budget_steps(budget: f64, spent: f64, per_step: f64, done: u64, max: u64) -> u64 {
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // a NaN step time means "unknown" too
     if !(per_step > 0.0) || !budget.is_finite() {
         return max;
     }
@@ -428,7 +429,7 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
     let (meta, cfg) = spec_meta(&spec)?;
     let family: Box<dyn Family> = build_family(&meta)?;
     let device = super::device::best_device();
-    if spec.crop == 0 || spec.crop % cfg.spatial_multiple() != 0 || spec.crop % task.sr_scale() != 0 {
+    if spec.crop == 0 || !spec.crop.is_multiple_of(cfg.spatial_multiple()) || !spec.crop.is_multiple_of(task.sr_scale()) {
         return Err(Error::Config(format!("crop {} must be a multiple of {} and of the SR factor", spec.crop, cfg.spatial_multiple())));
     }
     let mut obj = Objective::new(family.as_ref())?;
