@@ -36,6 +36,9 @@ ORT_DYLIB_PATH=$(scripts/install-ort.sh)
 stage "crate tests (cargo test -p gst-plugin-bridge)"
 cargo test --locked -p gst-plugin-bridge
 
+stage "lints (cargo clippy -p gst-plugin-bridge -D warnings; scripts/test.sh lints the rest)"
+cargo clippy --quiet --locked -p gst-plugin-bridge --all-targets -- -D warnings
+
 stage "plugin build (libgstbridge.so) and gst-inspect-1.0"
 cargo build --locked --quiet -p gst-plugin-bridge
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -17,6 +17,12 @@ stage() { echo "== [$((SECONDS - start)) s] $*"; }
 if [[ -n "${CI:-}" ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
 stage "free disk space for target/: $(df -h --output=avail . 2>/dev/null | tail -1 | tr -d ' ')"
 
+# Style and lints gate the run (rustfmt.toml; clippy at zero warnings). The GStreamer crate is
+# linted by scripts/test-gst.sh's build, after it has installed GStreamer's headers.
+stage "format (cargo fmt --check) and lints (cargo clippy -D warnings)"
+cargo fmt --all --check
+cargo clippy --quiet --locked --workspace --all-targets --exclude gst-plugin-bridge -- -D warnings
+
 stage "ONNX Runtime (scripts/install-ort.sh) and the test photographs (scripts/fetch-data.sh)"
 scripts/install-ort.sh
 scripts/fetch-data.sh

@@ -83,7 +83,12 @@ fn i2sb_index_time_matches_value_time() {
     let mut index = Graph::default();
     index.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", INT64, &[B]).output("raw", FLOAT, &image(3));
     i2sb_meta(&mut index, "");
-    index.meta("bridge.time_input", "index").floats("noise_levels", &[1000], &levels).node("Gather", &["noise_levels", "t"], &["level"], &[]);
+    index.meta("bridge.time_input", "index").floats("noise_levels", &[1000], &levels).node(
+        "Gather",
+        &["noise_levels", "t"],
+        &["level"],
+        &[],
+    );
     body(&mut index, "level");
     let index = save(&index, &dir.join("index.onnx"));
 
@@ -111,7 +116,10 @@ fn index_time_on_a_continuous_family_is_rejected() {
     let mut g = Graph::default();
     g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", INT64, &[B]).output("raw", FLOAT, &image(3));
     i2sb_meta(&mut g, "");
-    g.meta("bridge.family", "ddbm-vp").meta("bridge.schedule", "vp").meta("bridge.parameterization", "ddbm-precond").meta("bridge.sampler", "dbim");
+    g.meta("bridge.family", "ddbm-vp")
+        .meta("bridge.schedule", "vp")
+        .meta("bridge.parameterization", "ddbm-precond")
+        .meta("bridge.sampler", "dbim");
     g.meta("bridge.time_input", "index").floats("levels", &[1000], &[0.5; 1000]).node("Gather", &["levels", "t"], &["level"], &[]);
     body(&mut g, "level");
     let p = save(&g, &dir.join("vp.onnx"));
@@ -125,11 +133,14 @@ fn index_time_on_a_continuous_family_is_rejected() {
 fn class_label_input() {
     let dir = tmpdir("class");
     let mut g = Graph::default();
-    g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("label", INT64, &[B]).output("raw", FLOAT, &image(3));
+    g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("label", INT64, &[B]).output(
+        "raw",
+        FLOAT,
+        &image(3),
+    );
     // RDBM x0 package: the restored image is clamp(raw) = clamp(0.5·cond + 0.01·label).
     // The fixtures' RDBM x0 package metadata, with the class input's role.
-    bridge_export::fixtures::package(&mut g, None)
-        .meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "label": "class"}"#);
+    bridge_export::fixtures::package(&mut g, None).meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "label": "class"}"#);
     g.floats("h", &[], &[0.5])
         .floats("k", &[], &[0.01])
         .floats("zero", &[], &[0.0])
@@ -167,7 +178,11 @@ fn class_label_input() {
 fn generator_noise_input() {
     let dir = tmpdir("noise");
     let mut g = Graph::default();
-    g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("z", FLOAT, &image(2)).output("raw", FLOAT, &image(3));
+    g.input("x_t", FLOAT, &image(3)).input("cond", FLOAT, &image(3)).input("t", FLOAT, &[B]).input("z", FLOAT, &image(2)).output(
+        "raw",
+        FLOAT,
+        &image(3),
+    );
     // The fixtures' RDBM x0 package metadata, with the noise input's role and the generator's sampler.
     bridge_export::fixtures::package(&mut g, None)
         .meta("bridge.inputs", r#"{"x_t": "x_t", "cond": "cond", "t": "t", "z": "noise"}"#)
@@ -178,7 +193,12 @@ fn generator_noise_input() {
         .floats("k", &[], &[0.05])
         .floats("zero", &[], &[0.0])
         .ints("tshape", &[4], &[-1, 1, 1, 1])
-        .node("ReduceMean", &["z"], &["zm"], &[("axes", bridge_export::onnx::Attr::Ints(vec![1])), ("keepdims", bridge_export::onnx::Attr::Int(1))])
+        .node(
+            "ReduceMean",
+            &["z"],
+            &["zm"],
+            &[("axes", bridge_export::onnx::Attr::Ints(vec![1])), ("keepdims", bridge_export::onnx::Attr::Int(1))],
+        )
         .node("Mul", &["zm", "k"], &["zk"], &[])
         .node("Mul", &["cond", "h"], &["hc"], &[])
         .node("Reshape", &["t", "tshape"], &["t4"], &[])

@@ -8,7 +8,7 @@
 //! the input row and the classical baseline's row (`bridge::baseline`, its degradation and the
 //! images' bit depth read from the pairs' `degradation.json`).
 
-use bridge::baseline::{Params, PairsInfo};
+use bridge::baseline::{PairsInfo, Params};
 use bridge::eval::{Setting, baseline, classical, evaluate, load_pairs};
 use bridge::restorer::Restorer;
 use bridge_e2e::repo_root;
@@ -88,7 +88,10 @@ fn check_section(task: &str, r: &mut Restorer, card: &str, title: &str, split: &
                 computed.push(o);
             }
             Err(e @ (bridge::Error::InvalidNfe { .. } | bridge::Error::Incompatible { .. })) => {
-                assert!(!rows.iter().any(|(l, n, _, _)| *l == st.label() && n == "1"), "{task}: the card has an NFE-1 row the sampler refuses ({e})");
+                assert!(
+                    !rows.iter().any(|(l, n, _, _)| *l == st.label() && n == "1"),
+                    "{task}: the card has an NFE-1 row the sampler refuses ({e})"
+                );
             }
             Err(e) => panic!("{task}: NFE 1: {e}"),
         }

@@ -3,10 +3,10 @@
 //! `bridge_model_load`), a hostile NADB mean network is refused before anything reads it, and a
 //! restorer built from a loaded package never goes back to the file.
 
+use bridge::Error;
 use bridge::image::ImageRef;
 use bridge::restorer::Restorer;
 use bridge::runtime::ModelPackage;
-use bridge::Error;
 use bridge_export::fixtures as fx;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -72,12 +72,13 @@ fn builder(model: &Path) -> bridge::restorer::RestorerBuilder {
 
 /// A deterministic test image: smooth plus texture, u8 RGB.
 fn test_image(w: usize, h: usize) -> Vec<u8> {
-    (0..w * h * 3).map(|i| {
-        let (p, c) = (i / 3, i % 3);
-        let (x, y) = (p % w, p / w);
-        ((x * 7 + y * 3 + c * 50 + (x * y) % 13 * 9) % 256) as u8
-    })
-    .collect()
+    (0..w * h * 3)
+        .map(|i| {
+            let (p, c) = (i / 3, i % 3);
+            let (x, y) = (p % w, p / w);
+            ((x * 7 + y * 3 + c * 50 + (x * y) % 13 * 9) % 256) as u8
+        })
+        .collect()
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -305,12 +306,16 @@ fn cancel_and_progress() {
     let img = ImageRef::rgb8(&px, 192, 192).unwrap();
     let log: Arc<Mutex<Vec<Progress>>> = Arc::default();
     let l2 = log.clone();
-    let mut r = builder(&path).nfe(3).tile(128).tile_overlap(32).on_progress(move |p| {
-        l2.lock().unwrap().push(*p);
-        true
-    })
-    .build()
-    .unwrap();
+    let mut r = builder(&path)
+        .nfe(3)
+        .tile(128)
+        .tile_overlap(32)
+        .on_progress(move |p| {
+            l2.lock().unwrap().push(*p);
+            true
+        })
+        .build()
+        .unwrap();
     let t0 = Instant::now();
     r.restore(&img).unwrap();
     let full = t0.elapsed();
@@ -437,7 +442,8 @@ fn rdbm_package_oracle_is_exact() {
     let px = test_image(w, h);
     let img = ImageRef::rgb8(&px, w, h).unwrap();
     let x = img.to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
-    let want = bridge::image::upsample(x.view(), 2, bridge::runtime::Upsample::Bicubic).unwrap().mapv(|c| (0.5 * c + 0.25).clamp(-1.0, 1.0));
+    let want =
+        bridge::image::upsample(x.view(), 2, bridge::runtime::Upsample::Bicubic).unwrap().mapv(|c| (0.5 * c + 0.25).clamp(-1.0, 1.0));
     for tile in [0, 16, 32] {
         models::ensure_ort();
         let mut r = Restorer::builder(&path).threads(1).tile(tile).build().unwrap();

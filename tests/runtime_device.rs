@@ -26,7 +26,11 @@ fn tmpdir(name: &str) -> PathBuf {
 fn unet_package(dir: &Path, name: &str, meta: &[(&str, &str)]) -> PathBuf {
     let mut g = models::unet_model::unet();
     for (k, v) in meta {
-        if v.is_empty() { g.unset_meta(k) } else { g.meta(k, v) };
+        if v.is_empty() {
+            g.unset_meta(k)
+        } else {
+            g.meta(k, v)
+        };
     }
     g.check().expect("well-formed U-Net");
     g.write(&dir.join(name)).expect("write the U-Net")
@@ -67,7 +71,10 @@ fn same_both_ways(pkg: &Path, sampler: &str, eta: Option<f64>, nfe: usize, x: &T
     let bits = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
     let saturated = a.iter().filter(|v| v.abs() == 1.0).count();
     let top = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-    println!("{tag}: {} elements ({saturated} at ±1, max |v| {top:.3}), max |host − device| = {max:e}, {n} differ, {bits} differ in bits", a.len());
+    println!(
+        "{tag}: {} elements ({saturated} at ±1, max |v| {top:.3}), max |host − device| = {max:e}, {n} differ, {bits} differ in bits",
+        a.len()
+    );
     assert!(a.iter().all(|v| v.is_finite()), "{tag}: finite output");
     assert_eq!(n, 0, "{tag}: device loop differs from the host loop (max {max:e})");
     assert!(4 * saturated < 3 * a.len(), "{tag}: the output is not just the clamp");
@@ -88,7 +95,11 @@ fn same_both_ways(pkg: &Path, sampler: &str, eta: Option<f64>, nfe: usize, x: &T
 fn unet_families_identical_both_ways() {
     let dir = tmpdir("unet");
     let x = image(24, 32, -1.0, 1.0);
-    let goub = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.value_range", "[0, 1]")]);
+    let goub = unet_package(
+        &dir,
+        "goub.onnx",
+        &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.value_range", "[0, 1]")],
+    );
     let xg = image(24, 32, 0.0, 1.0);
     for (s, nfe) in [("data-solver-1", 4), ("data-solver-1-ode", 9), ("noise-solver-1", 4), ("euler-sde", 100)] {
         same_both_ways(&goub, s, None, nfe, &xg, &format!("goub {s} nfe {nfe}"));
@@ -97,24 +108,46 @@ fn unet_families_identical_both_ways() {
     let unidb = unet_package(
         &dir,
         "unidb.onnx",
-        &[("bridge.family", "unidb"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.family_params", r#"{"gamma_inv": 1e-7}"#)],
+        &[
+            ("bridge.family", "unidb"),
+            ("bridge.schedule", "cosine"),
+            ("bridge.parameterization", "eps"),
+            ("bridge.family_params", r#"{"gamma_inv": 1e-7}"#),
+        ],
     );
     same_both_ways(&unidb, "data-solver-1", None, 4, &xg, "unidb data-solver-1");
     same_both_ways(&unidb, "mean-ode", None, 100, &xg, "unidb mean-ode");
-    let vp = unet_package(&dir, "vp.onnx", &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")]);
+    let vp = unet_package(
+        &dir,
+        "vp.onnx",
+        &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")],
+    );
     for (s, eta) in [("dbim", 0.0), ("dbim", 0.5), ("implicit", 1.0)] {
         same_both_ways(&vp, s, Some(eta), 6, &x, &format!("ddbm-vp {s} η {eta}"));
     }
-    let ve = unet_package(&dir, "ve.onnx", &[("bridge.family", "ddbm-ve"), ("bridge.schedule", "ve"), ("bridge.parameterization", "ddbm-precond")]);
+    let ve = unet_package(
+        &dir,
+        "ve.onnx",
+        &[("bridge.family", "ddbm-ve"), ("bridge.schedule", "ve"), ("bridge.parameterization", "ddbm-precond")],
+    );
     same_both_ways(&ve, "dbim", Some(1.0), 5, &x, "ddbm-ve dbim η 1");
-    let i2sb = unet_package(&dir, "i2sb.onnx", &[("bridge.family", "i2sb"), ("bridge.schedule", "i2sb-symmetric"), ("bridge.parameterization", "i2sb")]);
+    let i2sb = unet_package(
+        &dir,
+        "i2sb.onnx",
+        &[("bridge.family", "i2sb"), ("bridge.schedule", "i2sb-symmetric"), ("bridge.parameterization", "i2sb")],
+    );
     same_both_ways(&i2sb, "i2sb", None, 5, &x, "i2sb");
     same_both_ways(&i2sb, "i2sb-ot-ode", None, 5, &x, "i2sb ot-ode");
     // `distilled` is not a row sampler (the generator's noise is a network input): host loop only.
-    let rdbm = unet_package(&dir, "rdbm.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "x0")]);
+    let rdbm =
+        unet_package(&dir, "rdbm.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "x0")]);
     same_both_ways(&rdbm, "rdbm", None, 5, &x, "rdbm x0");
     same_both_ways(&rdbm, "rdbm-eps", None, 5, &x, "rdbm x0 eps-form");
-    let rdbm_eps = unet_package(&dir, "rdbm-eps.onnx", &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let rdbm_eps = unet_package(
+        &dir,
+        "rdbm-eps.onnx",
+        &[("bridge.family", "rdbm"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")],
+    );
     same_both_ways(&rdbm_eps, "rdbm-eps", None, 5, &x, "rdbm pred_noise eps-form");
 }
 
@@ -145,7 +178,11 @@ fn fixed_graph_and_integer_time() {
 fn automatic_fallback() {
     models::ensure_ort();
     let dir = tmpdir("fallback");
-    let vp = unet_package(&dir, "vp.onnx", &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")]);
+    let vp = unet_package(
+        &dir,
+        "vp.onnx",
+        &[("bridge.family", "ddbm-vp"), ("bridge.schedule", "vp"), ("bridge.parameterization", "ddbm-precond")],
+    );
     let x = image(24, 32, -1.0, 1.0);
     for (s, want) in [("heun", "the sampler is not one row per step"), ("dbim-2", "the sampler is not one row per step")] {
         let mut r = Restorer::builder(&vp).threads(2).sampler(s).nfe(5).tile(0).device_loop(true).build().unwrap();
@@ -221,7 +258,8 @@ fn progress_and_cancel() {
 fn staged_path_equals_host_loop() {
     models::ensure_ort();
     let dir = tmpdir("staged");
-    let pkg = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let pkg =
+        unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
     let cfg = SessionConfig { threads: 2, ..Default::default() };
     let (mut net, meta) = OnnxDenoiser::load_package(&pkg, &cfg).unwrap();
     let family = build_family(&meta).unwrap();
@@ -264,7 +302,8 @@ fn device_values_equal_host_views() {
     use bridge::runtime::ort::value::Tensor as OrtTensor;
     models::ensure_ort();
     let dir = tmpdir("values");
-    let pkg = unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
+    let pkg =
+        unet_package(&dir, "goub.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps")]);
     let cfg = SessionConfig { threads: 2, ..Default::default() };
     let (mut net, meta) = OnnxDenoiser::load_package(&pkg, &cfg).unwrap();
     let family = build_family(&meta).unwrap();
@@ -314,8 +353,19 @@ fn device_frames_equal_host_frames() {
     };
     let (w, h) = (20usize, 12usize);
     for (k, (range, order)) in [("[-1, 1]", "rgb"), ("[0, 1]", "bgr")].into_iter().enumerate() {
-        let pkg = unet_package(&dir, &format!("goub{k}.onnx"), &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.value_range", range), ("bridge.channel_order", order)]);
-        let mut r = Restorer::builder(&pkg).threads(2).sampler("implicit").eta(0.5).nfe(3).seed(3).tile(0).device_loop(true).build().unwrap();
+        let pkg = unet_package(
+            &dir,
+            &format!("goub{k}.onnx"),
+            &[
+                ("bridge.family", "goub"),
+                ("bridge.schedule", "cosine"),
+                ("bridge.parameterization", "eps"),
+                ("bridge.value_range", range),
+                ("bridge.channel_order", order),
+            ],
+        );
+        let mut r =
+            Restorer::builder(&pkg).threads(2).sampler("implicit").eta(0.5).nfe(3).seed(3).tile(0).device_loop(true).build().unwrap();
         let nv = Nv12Layout { y_pitch: 23, uv_pitch: 24, yuv_matrix: YuvMatrix::Bt709, ..Nv12Layout::new(w, h) };
         let (ny, nuv) = nv.plane_lens().unwrap();
         let mut rgb = Layout::packed(w, h, PixelFormat::Bgr8).unwrap();
@@ -340,8 +390,14 @@ fn device_frames_equal_host_frames() {
             }
             let (mut iy, mut iuv, mut ipx) = (y.clone(), uv.clone(), px.clone());
             let (mut oy, mut ouv, mut opx) = (vec![0xEEu8; ny], vec![0xEEu8; nuv], vec![0xEEu8; nrgb]);
-            let ins: Vec<*mut u8> = match fin { FrameLayout::Nv12(_) => vec![iy.as_mut_ptr(), iuv.as_mut_ptr()], _ => vec![ipx.as_mut_ptr()] };
-            let outs: Vec<*mut u8> = match fout { FrameLayout::Nv12(_) => vec![oy.as_mut_ptr(), ouv.as_mut_ptr()], _ => vec![opx.as_mut_ptr()] };
+            let ins: Vec<*mut u8> = match fin {
+                FrameLayout::Nv12(_) => vec![iy.as_mut_ptr(), iuv.as_mut_ptr()],
+                _ => vec![ipx.as_mut_ptr()],
+            };
+            let outs: Vec<*mut u8> = match fout {
+                FrameLayout::Nv12(_) => vec![oy.as_mut_ptr(), ouv.as_mut_ptr()],
+                _ => vec![opx.as_mut_ptr()],
+            };
             let ran = unsafe { r.restore_frame_on_device(&ins, &fin, &outs, &fout, Memory::Host) }.unwrap();
             assert_eq!(ran, None, "{range} {order}: the device path must run");
             assert_eq!(r.sampling_loop(), SamplingLoop::Device);
@@ -355,16 +411,34 @@ fn device_frames_equal_host_frames() {
     let (ny, nuv) = nv.plane_lens().unwrap();
     let (mut y, mut uv, mut oy, mut ouv) = (vec![16u8; ny], vec![128u8; nuv], vec![0xEEu8; ny], vec![0xEEu8; nuv]);
     let f = FrameLayout::Nv12(nv);
-    let why = unsafe { off.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host) }.unwrap();
+    let why = unsafe {
+        off.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host)
+    }
+    .unwrap();
     assert_eq!(why, Some("device loop off"));
     assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
     // Host-only stages keep a frame on the host even with the device loop on: a package's
     // pre-pass and the channel ensemble (each would otherwise be skipped).
     let wiener = bridge::prepass::Prepass::wiener(3.0, 61).unwrap().to_json();
-    let pre = unet_package(&dir, "goub-prepass.onnx", &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.prepass", &wiener)]);
+    let pre = unet_package(
+        &dir,
+        "goub-prepass.onnx",
+        &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.prepass", &wiener)],
+    );
     for (pkg, ensemble, want) in [(&pre, false, "the pre-pass runs on the host"), (&pkg, true, "the channel ensemble runs on the host")] {
-        let mut r = Restorer::builder(pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(true).channel_ensemble(ensemble).build().unwrap();
-        let why = unsafe { r.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host) }.unwrap();
+        let mut r = Restorer::builder(pkg)
+            .threads(2)
+            .sampler("implicit")
+            .nfe(3)
+            .tile(0)
+            .device_loop(true)
+            .channel_ensemble(ensemble)
+            .build()
+            .unwrap();
+        let why = unsafe {
+            r.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host)
+        }
+        .unwrap();
         assert_eq!(why, Some(want));
         assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
     }
@@ -387,7 +461,14 @@ type Log = std::sync::Arc<std::sync::Mutex<Vec<(usize, usize, usize)>>>;
 /// device loop is taken, the outputs are identical element by element and the progress reports
 /// are the host's. Returns the reports. A stochastic sampler's device output changes with the
 /// seed (the noise is used).
-fn tiled_both_ways(pkg: &Path, sampler: &str, nfe: usize, x: &Tensor, tune: impl Fn(RestorerBuilder) -> RestorerBuilder, tag: &str) -> Vec<(usize, usize, usize)> {
+fn tiled_both_ways(
+    pkg: &Path,
+    sampler: &str,
+    nfe: usize,
+    x: &Tensor,
+    tune: impl Fn(RestorerBuilder) -> RestorerBuilder,
+    tag: &str,
+) -> Vec<(usize, usize, usize)> {
     models::ensure_ort();
     let run = |on: bool| {
         let log: Log = Default::default();
@@ -566,7 +647,16 @@ fn tiled_timing_host_vs_device() {
     let pkg = unet_package(&dir, "goub.onnx", &GOUB);
     let x = image(256, 256, 0.0, 1.0);
     let time = |on: bool| {
-        let mut r = Restorer::builder(&pkg).threads(2).sampler("data-solver-1").nfe(4).tile(64).tile_overlap(16).tile_batch(4).device_loop(on).build().unwrap();
+        let mut r = Restorer::builder(&pkg)
+            .threads(2)
+            .sampler("data-solver-1")
+            .nfe(4)
+            .tile(64)
+            .tile_overlap(16)
+            .tile_batch(4)
+            .device_loop(on)
+            .build()
+            .unwrap();
         let out = r.restore_tensor(x.view()).unwrap();
         let mut t: Vec<f64> = (0..3)
             .map(|_| {

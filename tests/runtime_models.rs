@@ -19,7 +19,11 @@ const RGB: Option<usize> = None;
 /// Apply metadata overrides (an empty value removes the key).
 fn overrides(g: &mut Graph, over: &[(&str, &str)]) {
     for (k, v) in over {
-        if v.is_empty() { g.unset_meta(k) } else { g.meta(k, v) };
+        if v.is_empty() {
+            g.unset_meta(k)
+        } else {
+            g.meta(k, v)
+        };
     }
 }
 
@@ -142,7 +146,9 @@ pub fn plain(dir: &Path, name: &str) -> PathBuf {
 /// evaluated at `t_net = 1.0999`).
 pub fn with_mean_network(dir: &Path) -> (PathBuf, PathBuf) {
     let (mean, sha) = fx::mean_network(dir, "mean.onnx", RGB);
-    let mn = serde_json::json!({"path": "mean.onnx", "sha256": sha, "t_net": 1.0999, "inputs": {"x": "x_t", "t": "t"}, "outputs": {"y": "raw"}}).to_string();
+    let mn =
+        serde_json::json!({"path": "mean.onnx", "sha256": sha, "t_net": 1.0999, "inputs": {"x": "x_t", "t": "t"}, "outputs": {"y": "raw"}})
+            .to_string();
     let mut g = fx::linear(RGB, 1.0, 0.0, 0.0);
     g.meta("bridge.mean_network", &mn);
     (save(&g, &dir.join("pkg.onnx")), mean)

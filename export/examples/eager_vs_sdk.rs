@@ -16,9 +16,9 @@
 //! Environment: `BENCH_REPS` (default 5), `BENCH_THREADS` (default 2, both sides).
 
 use bridge::Tensor as Nd;
+use bridge::restorer::Restorer;
 use bridge::runtime::families::default_sampler;
 use bridge::sampler::plan::{self, Source};
-use bridge::restorer::Restorer;
 use bridge_export::package::{build_family, read_package};
 use bridge_export::train::tch_ops::{ParamSet, tensor};
 use std::time::Instant;

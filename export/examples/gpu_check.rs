@@ -54,7 +54,16 @@ struct Opts {
 fn parse() -> Res<Opts> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cpu = args.iter().any(|a| a == "--cpu");
-    let mut o = Opts { cpu, out: None, side: if cpu { 64 } else { 512 }, steps: if cpu { 4 } else { 20 }, reps: if cpu { 2 } else { 5 }, big: !cpu, ort_lib: None, threads: 0 };
+    let mut o = Opts {
+        cpu,
+        out: None,
+        side: if cpu { 64 } else { 512 },
+        steps: if cpu { 4 } else { 20 },
+        reps: if cpu { 2 } else { 5 },
+        big: !cpu,
+        ort_lib: None,
+        threads: 0,
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
@@ -177,7 +186,8 @@ fn nv12_device_memory(o: &Opts, pkg: &Path, ep: ExecutionProvider, memory: Memor
         let staged_in = t0.elapsed().as_secs_f64();
         let out = r.restore_rgb(pixel::decode_nv12(&sy, &suv, &layout)?.rgb.view())?;
         let t1 = Instant::now();
-        let (mut wy, mut wuv) = unsafe { (device_memory::download(oy.ptr(), ny, memory)?, device_memory::download(ouv.ptr(), nuv, memory)?) };
+        let (mut wy, mut wuv) =
+            unsafe { (device_memory::download(oy.ptr(), ny, memory)?, device_memory::download(ouv.ptr(), nuv, memory)?) };
         pixel::encode_nv12(&Planar { rgb: out, alpha: None }, &layout, &mut wy, &mut wuv)?;
         unsafe {
             device_memory::upload(&wy, oy.ptr(), memory)?;
@@ -187,7 +197,8 @@ fn nv12_device_memory(o: &Opts, pkg: &Path, ep: ExecutionProvider, memory: Memor
         let (gy, guv) = (oy.to_host()?, ouv.to_host()?);
         let diff = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(p, q)| p.abs_diff(*q)).max().unwrap_or(0);
         // Row padding of the device output planes must still hold the marker.
-        let pad = |v: &[u8], pitch: usize, rows: usize| (0..rows - 1).all(|r| v[r * pitch + side..(r + 1) * pitch].iter().all(|&b| b == 0xEE));
+        let pad =
+            |v: &[u8], pitch: usize, rows: usize| (0..rows - 1).all(|r| v[r * pitch + side..(r + 1) * pitch].iter().all(|&b| b == 0xEE));
 
         // On the device: what `bridge_restore_planes` now does with device planes (pixel graphs
         // + `DeviceLoop::sample_values`; no frame bytes through the host).
@@ -259,7 +270,8 @@ fn main() -> Res<()> {
     });
 
     let side = o.side;
-    let img = Nd::from_shape_fn((1, 3, side, side), |(_, c, y, x)| (((x as f32) * 0.031 + (c as f32)).sin() * ((y as f32) * 0.017).cos()) * 0.8);
+    let img =
+        Nd::from_shape_fn((1, 3, side, side), |(_, c, y, x)| (((x as f32) * 0.031 + (c as f32)).sin() * ((y as f32) * 0.017).cos()) * 0.8);
 
     // libbridge: host loop, device loop, CUDA graphs, TensorRT fp16.
     let gpu = |cuda_graph| ExecutionProvider::Cuda(CudaOptions { cuda_graph, ..Default::default() });
@@ -293,7 +305,8 @@ fn main() -> Res<()> {
     report["libbridge_device_loop_tiled"] = tiled;
     checkpoint(&o, &report);
     let memory = if o.cpu { Memory::Host } else { Memory::Cuda { device_id: 0 } };
-    report["libbridge_nv12_device_memory"] = nv12_device_memory(&o, &pkg, if o.cpu { ExecutionProvider::Cpu } else { gpu(false) }, memory, &img);
+    report["libbridge_nv12_device_memory"] =
+        nv12_device_memory(&o, &pkg, if o.cpu { ExecutionProvider::Cpu } else { gpu(false) }, memory, &img);
     checkpoint(&o, &report);
     let mut graph = json!({"skipped": "no CUDA"});
     let mut tf32 = json!({"skipped": "no CUDA"});
@@ -432,9 +445,18 @@ fn main() -> Res<()> {
     let _ = std::fs::remove_dir_all(&dir);
     // Exit status: the CUDA path fails if any libbridge part failed; the CPU path if either loop
     // failed or the loops disagree beyond float rounding.
-    let failed = ["libbridge_host_loop", "libbridge_device_loop", "libbridge_device_loop_tiled", "libbridge_nv12_device_memory", "libbridge_cuda_graph", "libbridge_cuda_graph_tf32", "libbridge_tensorrt_fp16", "eager_libtorch"]
-        .iter()
-        .any(|k| report[k].get("error").is_some());
+    let failed = [
+        "libbridge_host_loop",
+        "libbridge_device_loop",
+        "libbridge_device_loop_tiled",
+        "libbridge_nv12_device_memory",
+        "libbridge_cuda_graph",
+        "libbridge_cuda_graph_tf32",
+        "libbridge_tensorrt_fp16",
+        "eager_libtorch",
+    ]
+    .iter()
+    .any(|k| report[k].get("error").is_some());
     let loops_agree = ["libbridge_device_loop", "libbridge_device_loop_tiled"]
         .iter()
         .all(|k| report[k]["max_abs_diff_vs_host_loop"].as_f64().is_some_and(|d| d < 1e-3) && report[k]["loop"] == json!("device"));

@@ -138,8 +138,11 @@ impl Colour {
             const PERMS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
             let p = PERMS[rng.below(6)];
             if p != [0, 1, 2] {
-                crop = ndarray::stack(Axis(0), &[crop.index_axis(Axis(0), p[0]), crop.index_axis(Axis(0), p[1]), crop.index_axis(Axis(0), p[2])])
-                    .expect("three equal planes stack");
+                crop = ndarray::stack(
+                    Axis(0),
+                    &[crop.index_axis(Axis(0), p[0]), crop.index_axis(Axis(0), p[1]), crop.index_axis(Axis(0), p[2])],
+                )
+                .expect("three equal planes stack");
             }
         }
         if self.gray_p > 0.0 && rng.uniform() < self.gray_p {
@@ -323,9 +326,7 @@ pub fn save_png(img: ArrayView3<f32>, path: &Path, sixteen: bool) -> Result<()> 
     } else {
         image::RgbImage::from_raw(wu, hu, rgb8(img)).map(|im| im.save(path))
     };
-    saved
-        .ok_or_else(|| Error::Image("image buffer".into()))?
-        .map_err(|e| Error::Image(format!("{}: {e}", path.display())))
+    saved.ok_or_else(|| Error::Image("image buffer".into()))?.map_err(|e| Error::Image(format!("{}: {e}", path.display())))
 }
 
 /// The samples of a `[3, H, W]` image in `[0, 1]` in interleaved RGB order, clamped, scaled to
@@ -355,7 +356,8 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
         let tmp = dst.join(format!(".{stem}.jpg.tmp"));
         let file = std::fs::File::create(&tmp).map_err(|e| Error::Image(format!("{}: {e}", tmp.display())))?;
         let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), quality.clamp(1, 100));
-        enc.encode(&buf, w as u32, h as u32, image::ExtendedColorType::Rgb8).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
+        enc.encode(&buf, w as u32, h as u32, image::ExtendedColorType::Rgb8)
+            .map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
         drop(enc);
         std::fs::rename(&tmp, &path).map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
     }
@@ -373,7 +375,16 @@ pub fn write_shrunk(src: &Path, dst: &Path, max_side: usize, quality: u8) -> Res
 /// `degradation.json` records it so the classical baseline is tuned for it. Returns the number of
 /// pairs.
 #[allow(clippy::too_many_arguments)] // the CLI's `pairs` options, one each
-pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, crop: usize, max_side: usize, seed: u64, gray: bool, bits: u32) -> Result<usize> {
+pub fn write_eval_pairs(
+    task: crate::package::Task,
+    photos: &Path,
+    out: &Path,
+    crop: usize,
+    max_side: usize,
+    seed: u64,
+    gray: bool,
+    bits: u32,
+) -> Result<usize> {
     bridge::baseline::PairsInfo::check_input_bits(bits)?;
     let mut list = load_dir(photos, (max_side > 0).then_some(max_side))?;
     if gray {
@@ -394,7 +405,13 @@ pub fn write_eval_pairs(task: crate::package::Task, photos: &Path, out: &Path, c
         save_png(b.degraded.index_axis(Axis(0), i), &out.join("degraded").join(&name), bits == 16)?;
     }
     // What made the pairs, for the SDK's classical baselines (`bridge eval --baseline`).
-    let info = bridge::baseline::PairsInfo { version: 1, task: task.name().into(), degradation: cfg.degradation.describe()?, seed: Some(seed), input_bits: bits };
+    let info = bridge::baseline::PairsInfo {
+        version: 1,
+        task: task.name().into(),
+        degradation: cfg.degradation.describe()?,
+        seed: Some(seed),
+        input_bits: bits,
+    };
     info.write(out)?;
     Ok(list.len())
 }
@@ -533,10 +550,8 @@ mod tests {
         assert_eq!(small.degraded.dim(), (2, 3, 16, 16));
         assert!(small.clean.iter().all(|v| (-1.0..=1.0).contains(v)));
         assert!(small.clean.iter().any(|&v| v < 0.0), "signed range not applied");
-        let big = PairSampler::new(&photos, cfg(Degradation::SR4, Some(Upsample::Bicubic), Range::Signed, true), 1)
-            .unwrap()
-            .batch(0, 2)
-            .unwrap();
+        let big =
+            PairSampler::new(&photos, cfg(Degradation::SR4, Some(Upsample::Bicubic), Range::Signed, true), 1).unwrap().batch(0, 2).unwrap();
         assert_eq!(big.degraded.dim(), (2, 3, 64, 64));
         assert_eq!(big.clean, small.clean);
         // The up-sampled LR is close to the clean crop (smooth synthetic photos), not equal.
@@ -609,7 +624,16 @@ mod tests {
         let photos = [load_photo(&path, None).unwrap()];
         assert_eq!(photos[0].image.dim(), (3, 256, 256));
         let pair = |d: Degradation, up: Option<Upsample>| {
-            let c = PairConfig { crop: 256, degradation: d, upsample: up, range: Range::Unit, augment: false, colour: Colour::NONE, input_8bit_p: 0.0, prepass: None };
+            let c = PairConfig {
+                crop: 256,
+                degradation: d,
+                upsample: up,
+                range: Range::Unit,
+                augment: false,
+                colour: Colour::NONE,
+                input_8bit_p: 0.0,
+                prepass: None,
+            };
             eval_pairs(&photos, &c, 7).unwrap()
         };
         // σ = 25/255 unclipped noise: PSNR = 20·log10(255/25) = 20.17 dB (196 608 samples: ±0.02 dB).
@@ -629,8 +653,10 @@ mod tests {
         assert!(q10 < 33.0 && q10 + 2.0 < q50, "JPEG PSNR: QF10 {q10:.2} dB, QF50 {q50:.2} dB");
         let center = pair(Degradation::CenterMask, None);
         assert_eq!(center.mask.as_ref().map(|m| m.sum()), Some(128.0 * 128.0));
-        eprintln!("chelsea-256: noise {:.2} dB, SR4 bicubic {bic:.2} / nearest {near:.2} dB, blur grad ratio {ratio:.3}, JPEG QF10 {q10:.2} / QF50 {q50:.2} dB",
-            psnr(&noisy.degraded, &noisy.clean));
+        eprintln!(
+            "chelsea-256: noise {:.2} dB, SR4 bicubic {bic:.2} / nearest {near:.2} dB, blur grad ratio {ratio:.3}, JPEG QF10 {q10:.2} / QF50 {q50:.2} dB",
+            psnr(&noisy.degraded, &noisy.clean)
+        );
     }
 
     #[test]
@@ -661,7 +687,8 @@ mod tests {
         let mut rng = Rng::new(7, 0);
         for _ in 0..200 {
             let out = perm.apply(crop.clone(), &mut rng);
-            let order: Vec<usize> = (0..3).map(|c| (0..3).find(|&k| out.index_axis(Axis(0), c) == crop.index_axis(Axis(0), k)).unwrap()).collect();
+            let order: Vec<usize> =
+                (0..3).map(|c| (0..3).find(|&k| out.index_axis(Axis(0), c) == crop.index_axis(Axis(0), k)).unwrap()).collect();
             seen.insert(order);
         }
         assert_eq!(seen.len(), 6);
@@ -687,10 +714,12 @@ mod tests {
     fn inputs_rounded_to_8_bits() {
         let t = temp_photos("bits8");
         let photos = load_dir(&t.0, None).unwrap();
-        let on_grid = |a: &Tensor| a.iter().all(|&v| {
-            let u = (v + 1.0) / 2.0 * 255.0; // Signed range → 0–255
-            (u - u.round()).abs() < 2e-3
-        });
+        let on_grid = |a: &Tensor| {
+            a.iter().all(|&v| {
+                let u = (v + 1.0) / 2.0 * 255.0; // Signed range → 0–255
+                (u - u.round()).abs() < 2e-3
+            })
+        };
         let make = |p: f64| {
             let mut c = crate::package::Task::Deblur.pairs(32, true);
             c.input_8bit_p = p;

@@ -182,8 +182,8 @@ pub fn jpeg(img: ArrayView3<f32>, quality: u8) -> Result<Array3<f32>> {
     JpegEncoder::new_with_quality(&mut encoded, quality)
         .write_image(&bytes, wu, hu, color.into())
         .map_err(|e| Error::Image(format!("JPEG encode: {e}")))?;
-    let decoded = image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg)
-        .map_err(|e| Error::Image(format!("JPEG decode: {e}")))?;
+    let decoded =
+        image::load_from_memory_with_format(&encoded, image::ImageFormat::Jpeg).map_err(|e| Error::Image(format!("JPEG decode: {e}")))?;
     let raw = if c == 1 { decoded.to_luma8().into_raw() } else { decoded.to_rgb8().into_raw() };
     Ok(Array3::from_shape_fn((c, h, w), |(ci, y, x)| f32::from(raw[(y * w + x) * c + ci]) / 255.0))
 }
@@ -192,15 +192,27 @@ pub fn jpeg(img: ArrayView3<f32>, quality: u8) -> Result<Array3<f32>> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Degradation {
     /// Bicubic down-sampling by an integer factor (see [`resize_bicubic`]); output clipped to [0, 1].
-    Bicubic { factor: usize },
-    GaussianBlur { sigma: f64, size: usize },
+    Bicubic {
+        factor: usize,
+    },
+    GaussianBlur {
+        sigma: f64,
+        size: usize,
+    },
     /// Additive Gaussian noise, σ on the 0–255 scale.
-    GaussianNoise { sigma: f64 },
-    Jpeg { quality: u8 },
+    GaussianNoise {
+        sigma: f64,
+    },
+    Jpeg {
+        quality: u8,
+    },
     /// Centre square hole of half the height and width.
     CenterMask,
     /// Brush strokes covering a fraction in `[lo, hi]` of the pixels.
-    FreeFormMask { lo: f64, hi: f64 },
+    FreeFormMask {
+        lo: f64,
+        hi: f64,
+    },
 }
 
 impl Degradation {

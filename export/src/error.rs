@@ -42,10 +42,7 @@ pub enum Error {
 impl Error {
     /// Wrap an I/O error with the file it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 

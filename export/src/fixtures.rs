@@ -51,7 +51,8 @@ pub fn ensure_ort() {
     ONCE.call_once(|| {
         let root = repo_root();
         if std::env::var_os("ORT_DYLIB_PATH").is_none() && !root.join(".deps/onnxruntime/libonnxruntime.so").exists() {
-            let st = std::process::Command::new("bash").arg(root.join("scripts/install-ort.sh")).status().expect("run scripts/install-ort.sh");
+            let st =
+                std::process::Command::new("bash").arg(root.join("scripts/install-ort.sh")).status().expect("run scripts/install-ort.sh");
             assert!(st.success(), "scripts/install-ort.sh failed");
         }
     });
@@ -96,10 +97,12 @@ pub fn package(g: &mut Graph, channels: Option<usize>) -> &mut Graph {
 /// `out = x + 0·t` (`t` reshaped to `[B, 1, 1, 1]`): keeps the time input in a graph that does
 /// not depend on it. Adds the `tshape` initializer; needs a `zero` initializer.
 pub fn plus_zero_time<'g>(g: &'g mut Graph, x: &str, out: &str) -> &'g mut Graph {
-    g.ints("tshape", &[4], &[-1, 1, 1, 1])
-        .node("Reshape", &["t", "tshape"], &["t4"], &[])
-        .node("Mul", &["t4", "zero"], &["tz"], &[])
-        .node("Add", &[x, "tz"], &[out], &[])
+    g.ints("tshape", &[4], &[-1, 1, 1, 1]).node("Reshape", &["t", "tshape"], &["t4"], &[]).node("Mul", &["t4", "zero"], &["tz"], &[]).node(
+        "Add",
+        &[x, "tz"],
+        &[out],
+        &[],
+    )
 }
 
 /// An RDBM package computing `raw = a_x·x_t + a_c·cond + b + 0·t` (`t` reshaped to
@@ -136,7 +139,9 @@ pub fn slow(channels: Option<usize>) -> Graph {
     io(&mut g, c);
     package(&mut g, channels);
     let w = |n: usize, k: u32| -> Vec<f32> {
-        (0..n as u32).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(k.wrapping_mul(40503)) >> 20) % 17) as f32 * 0.004 - 0.032).collect()
+        (0..n as u32)
+            .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(k.wrapping_mul(40503)) >> 20) % 17) as f32 * 0.004 - 0.032)
+            .collect()
     };
     let pads = || ("pads", Attr::Ints(vec![1, 1, 1, 1]));
     g.floats("win", &[32, c, 3, 3], &w(32 * c as usize * 9, 0)).node("Conv", &["x_t", "win"], &["h0"], &[pads()]);
@@ -200,7 +205,8 @@ pub fn mean_network(dir: &Path, file: &str, channels: Option<usize>) -> (PathBuf
 /// the mean network of [`mean_network`] beside it as `nadb_mean.onnx`, pinned by its SHA-256.
 pub fn nadb(dir: &Path, channels: Option<usize>) -> PathBuf {
     let (_, sha) = mean_network(dir, "nadb_mean.onnx", channels);
-    let mn = serde_json::json!({"path": "nadb_mean.onnx", "sha256": sha, "inputs": {"x": "x_t", "t": "t"}, "outputs": {"y": "raw"}}).to_string();
+    let mn =
+        serde_json::json!({"path": "nadb_mean.onnx", "sha256": sha, "inputs": {"x": "x_t", "t": "t"}, "outputs": {"y": "raw"}}).to_string();
     let img = image(count(channels));
     let mut g = Graph::default();
     g.input("x_t", FLOAT, &img).input("t", FLOAT, &[B]).output("raw", FLOAT, &img);
@@ -226,10 +232,7 @@ pub fn nadb(dir: &Path, channels: Option<usize>) -> PathBuf {
 pub fn unet() -> Graph {
     let mut g = Graph::default();
     io(&mut g, 3);
-    x0_meta(&mut g, "test", "linear")
-        .meta("bridge.spatial_multiple", "4")
-        .meta("bridge.sampler", "implicit")
-        .meta("bridge.nfe", "4");
+    x0_meta(&mut g, "test", "linear").meta("bridge.spatial_multiple", "4").meta("bridge.sampler", "implicit").meta("bridge.nfe", "4");
     // xorshift32 weights, He-scaled by fan-in (×1.7 so activations do not die out).
     let mut seed = 0x1234_5678u32;
     let mut weights = |n: usize, fan_in: usize| -> Vec<f32> {
@@ -301,7 +304,8 @@ mod tests {
         let path = nadb(&dir, None);
         let sha = crate::package::sha256_file(&dir.join("nadb_mean.onnx")).unwrap();
         let model = crate::onnx::read_model(&path).unwrap();
-        let mn = model.metadata_props.iter().find(|p| p.key.as_deref() == Some("bridge.mean_network")).and_then(|p| p.value.clone()).unwrap();
+        let mn =
+            model.metadata_props.iter().find(|p| p.key.as_deref() == Some("bridge.mean_network")).and_then(|p| p.value.clone()).unwrap();
         let mn: serde_json::Value = serde_json::from_str(&mn).unwrap();
         assert_eq!(mn["sha256"], sha.as_str());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -55,11 +55,8 @@ pub fn is_child() -> bool {
 /// up here as SIGABRT) and returns its stdout.
 pub fn in_child(path: &str) -> String {
     let exe = std::env::current_exe().expect("test binary");
-    let o = Command::new(exe)
-        .args(["--exact", path, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .expect("run the test binary");
+    let o =
+        Command::new(exe).args(["--exact", path, "--nocapture", "--test-threads=1"]).env(CHILD, "1").output().expect("run the test binary");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "child {path} failed ({}):\n{out}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
     out

@@ -233,11 +233,7 @@ impl<'f> Objective<'f> {
                     return Err(Error::Config(format!("x0̂ does not depend on the network at t = {t}")));
                 }
                 // raw* = (x0 − L.x·x_t − L.xt·x_T)/L.out, expanded over (x0, x_T, n).
-                let target = Form {
-                    x0: (1.0 - l.x * x_t.x0) / l.out,
-                    xt: -(l.x * x_t.xt + l.xt) / l.out,
-                    z: -l.x * x_t.z / l.out,
-                };
+                let target = Form { x0: (1.0 - l.x * x_t.x0) / l.out, xt: -(l.x * x_t.xt + l.xt) / l.out, z: -l.x * x_t.z / l.out };
                 (target, 1.0)
             }
         };
@@ -261,11 +257,7 @@ impl<'f> Objective<'f> {
         let c_mu = 1.0 - c_x;
         let c_eps = -f.g2(ti) * dt / ft;
         // ε* = (r_mean − C_x·x_t − C_μ·μ)/C_ε with x_t = m_t x0 + n_t μ + f_σ z.
-        let target = Form {
-            x0: (ms - c_x * mt) / c_eps,
-            xt: (ns - c_x * nt - c_mu) / c_eps,
-            z: (rho - c_x) * x_t.z / c_eps,
-        };
+        let target = Form { x0: (ms - c_x * mt) / c_eps, xt: (ns - c_x * nt - c_mu) / c_eps, z: (rho - c_x) * x_t.z / c_eps };
         Ok((target, c_eps.abs()))
     }
 }
@@ -393,12 +385,9 @@ mod tests {
     /// is the (modulated) noise itself.
     #[test]
     fn rdbm_residual_flags_the_noise() {
-        let f = Rdbm::new(RdbmParams {
-            objective: RdbmObjective::PredNoise,
-            residual: Some(ResidualNoise { eta: 0.5 }),
-            ..Default::default()
-        })
-        .unwrap();
+        let f =
+            Rdbm::new(RdbmParams { objective: RdbmObjective::PredNoise, residual: Some(ResidualNoise { eta: 0.5 }), ..Default::default() })
+                .unwrap();
         let d = Objective::new(&f).unwrap().draw_at(40.0).unwrap();
         assert!(d.residual_noise);
         assert!((d.target.z - 1.0).abs() < 1e-12 && d.target.x0.abs() < 1e-12);

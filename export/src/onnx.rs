@@ -21,9 +21,8 @@
 
 use crate::error::{Error, Result};
 use crate::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
-    tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
+    TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_shape_proto, type_proto,
 };
 use prost::Message;
 use std::collections::HashSet;
@@ -120,10 +119,7 @@ fn value_info(name: &str, elem: i64, dims: &[Dim]) -> ValueInfoProto {
 }
 
 fn attribute(name: &str, a: &Attr) -> AttributeProto {
-    let mut p = AttributeProto {
-        name: Some(name.to_string()),
-        ..Default::default()
-    };
+    let mut p = AttributeProto { name: Some(name.to_string()), ..Default::default() };
     let ty = match a {
         Attr::Int(v) => {
             p.i = Some(*v);
@@ -208,13 +204,7 @@ impl Graph {
 
     /// Append a node `op(ins) -> outs` (default domain). An empty input name is an omitted
     /// optional input (e.g. `Resize`'s `roi`).
-    pub fn node(
-        &mut self,
-        op: &str,
-        ins: &[&str],
-        outs: &[&str],
-        attrs: &[(&str, Attr)],
-    ) -> &mut Self {
+    pub fn node(&mut self, op: &str, ins: &[&str], outs: &[&str], attrs: &[(&str, Attr)]) -> &mut Self {
         let name = format!("{op}_{}", self.nodes.len());
         self.nodes.push(NodeProto {
             input: ins.iter().map(|s| s.to_string()).collect(),
@@ -257,23 +247,13 @@ impl Graph {
     /// for tools that treat initializers as overridable inputs).
     pub fn constant_floats(&mut self, name: &str, dims: &[i64], data: &[f32]) -> &mut Self {
         let t = tensor_f32(name, dims, data);
-        self.node(
-            "Constant",
-            &[],
-            &[name],
-            &[("value", Attr::Tensor(Box::new(t)))],
-        )
+        self.node("Constant", &[], &[name], &[("value", Attr::Tensor(Box::new(t)))])
     }
 
     /// Add a `Constant` node producing an `int64` tensor `name`.
     pub fn constant_ints(&mut self, name: &str, dims: &[i64], data: &[i64]) -> &mut Self {
         let t = tensor_i64(name, dims, data);
-        self.node(
-            "Constant",
-            &[],
-            &[name],
-            &[("value", Attr::Tensor(Box::new(t)))],
-        )
+        self.node("Constant", &[], &[name], &[("value", Attr::Tensor(Box::new(t)))])
     }
 
     /// Set a `metadata_props` entry (replacing an existing one with the same key).
@@ -284,10 +264,7 @@ impl Graph {
     }
 
     /// Set several `metadata_props` entries (e.g. a package's `PackageMeta::to_props()`).
-    pub fn metas<K: AsRef<str>, V: AsRef<str>>(
-        &mut self,
-        entries: impl IntoIterator<Item = (K, V)>,
-    ) -> &mut Self {
+    pub fn metas<K: AsRef<str>, V: AsRef<str>>(&mut self, entries: impl IntoIterator<Item = (K, V)>) -> &mut Self {
         for (k, v) in entries {
             self.meta(k.as_ref(), v.as_ref());
         }
@@ -324,10 +301,7 @@ impl Graph {
 
     /// Total number of elements over all initializers.
     pub fn initializer_elements(&self) -> usize {
-        self.inits
-            .iter()
-            .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
-            .sum()
+        self.inits.iter().map(|t| t.dims.iter().product::<i64>().max(0) as usize).sum()
     }
 
     /// Whether `name` is already an initializer.
@@ -343,33 +317,25 @@ impl Graph {
         let declared = self.inputs.iter().filter_map(|v| v.name.as_deref());
         for v in declared.chain(self.inits.iter().filter_map(|t| t.name.as_deref())) {
             if !defined.insert(v) {
-                return Err(Error::Graph(format!(
-                    "input or initializer `{v}` is defined twice"
-                )));
+                return Err(Error::Graph(format!("input or initializer `{v}` is defined twice")));
             }
         }
         for n in &self.nodes {
             let op = n.op_type.as_deref().unwrap_or("?");
             for i in n.input.iter().filter(|i| !i.is_empty()) {
                 if !defined.contains(i.as_str()) {
-                    return Err(Error::Graph(format!(
-                        "{op} node reads `{i}`, which nothing defines before it"
-                    )));
+                    return Err(Error::Graph(format!("{op} node reads `{i}`, which nothing defines before it")));
                 }
             }
             for o in &n.output {
                 if !defined.insert(o.as_str()) {
-                    return Err(Error::Graph(format!(
-                        "{op} node output `{o}` is defined twice"
-                    )));
+                    return Err(Error::Graph(format!("{op} node output `{o}` is defined twice")));
                 }
             }
         }
         for o in self.outputs.iter().filter_map(|v| v.name.as_deref()) {
             if !defined.contains(o) {
-                return Err(Error::Graph(format!(
-                    "graph output `{o}` is never produced"
-                )));
+                return Err(Error::Graph(format!("graph output `{o}` is never produced")));
             }
         }
         Ok(())
@@ -391,10 +357,7 @@ impl Graph {
     pub fn to_model(&self) -> ModelProto {
         ModelProto {
             ir_version: Some(IR_VERSION),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(OPSET),
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
             producer_name: Some(self.producer.0.clone()),
             producer_version: Some(self.producer.1.clone()),
             doc_string: self.doc.clone(),
@@ -402,10 +365,7 @@ impl Graph {
             metadata_props: self
                 .meta
                 .iter()
-                .map(|(k, v)| StringStringEntryProto {
-                    key: Some(k.clone()),
-                    value: Some(v.clone()),
-                })
+                .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
                 .collect(),
             ..Default::default()
         }
@@ -426,10 +386,7 @@ impl Graph {
 /// Read a model file back (e.g. to inspect its metadata or initializers).
 pub fn read_model(path: &Path) -> Result<ModelProto> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    ModelProto::decode(bytes.as_slice()).map_err(|e| Error::Format {
-        path: path.into(),
-        msg: e.to_string(),
-    })
+    ModelProto::decode(bytes.as_slice()).map_err(|e| Error::Format { path: path.into(), msg: e.to_string() })
 }
 
 #[cfg(test)]
@@ -438,17 +395,8 @@ mod tests {
 
     fn tiny() -> Graph {
         let mut g = Graph::default();
-        g.input("x", FLOAT, &[Dim::S("N"), Dim::N(3)]).output(
-            "y",
-            FLOAT,
-            &[Dim::S("N"), Dim::N(3)],
-        );
-        g.floats("a", &[], &[2.0]).node(
-            "Mul",
-            &["x", "a"],
-            &["y"],
-            &[("unused", Attr::Ints(vec![1, 2]))],
-        );
+        g.input("x", FLOAT, &[Dim::S("N"), Dim::N(3)]).output("y", FLOAT, &[Dim::S("N"), Dim::N(3)]);
+        g.floats("a", &[], &[2.0]).node("Mul", &["x", "a"], &["y"], &[("unused", Attr::Ints(vec![1, 2]))]);
         g
     }
 
@@ -456,51 +404,25 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut g = tiny();
-        g.meta("k", "v1")
-            .meta("k", "v2")
-            .meta("other", "o")
-            .doc("doc")
-            .producer("p", "9");
+        g.meta("k", "v1").meta("k", "v2").meta("other", "o").doc("doc").producer("p", "9");
         let m = ModelProto::decode(g.encode().as_slice()).unwrap();
         assert_eq!(m.ir_version, Some(8));
         assert_eq!(m.opset_import[0].version, Some(17));
         assert_eq!(m.doc_string.as_deref(), Some("doc"));
-        assert_eq!(
-            (m.producer_name.as_deref(), m.producer_version.as_deref()),
-            (Some("p"), Some("9"))
-        );
-        let meta: Vec<_> = m
-            .metadata_props
-            .iter()
-            .map(|e| (e.key.clone().unwrap(), e.value.clone().unwrap()))
-            .collect();
-        assert_eq!(
-            meta,
-            vec![("k".into(), "v2".into()), ("other".into(), "o".into())]
-        );
+        assert_eq!((m.producer_name.as_deref(), m.producer_version.as_deref()), (Some("p"), Some("9")));
+        let meta: Vec<_> = m.metadata_props.iter().map(|e| (e.key.clone().unwrap(), e.value.clone().unwrap())).collect();
+        assert_eq!(meta, vec![("k".into(), "v2".into()), ("other".into(), "o".into())]);
         let gr = m.graph.unwrap();
         assert_eq!(gr.node[0].op_type.as_deref(), Some("Mul"));
         assert_eq!(gr.node[0].attribute[0].ints, vec![1, 2]);
-        assert_eq!(
-            gr.node[0].attribute[0].r#type,
-            Some(AttributeType::Ints as i32)
-        );
-        assert_eq!(
-            gr.initializer[0].raw_data.as_deref(),
-            Some(&2.0f32.to_le_bytes()[..])
-        );
+        assert_eq!(gr.node[0].attribute[0].r#type, Some(AttributeType::Ints as i32));
+        assert_eq!(gr.initializer[0].raw_data.as_deref(), Some(&2.0f32.to_le_bytes()[..]));
         let dims = match &gr.input[0].r#type.as_ref().unwrap().value {
             Some(type_proto::Value::TensorType(t)) => t.shape.clone().unwrap().dim,
             _ => panic!("not a tensor type"),
         };
-        assert_eq!(
-            dims[0].value,
-            Some(tensor_shape_proto::dimension::Value::DimParam("N".into()))
-        );
-        assert_eq!(
-            dims[1].value,
-            Some(tensor_shape_proto::dimension::Value::DimValue(3))
-        );
+        assert_eq!(dims[0].value, Some(tensor_shape_proto::dimension::Value::DimParam("N".into())));
+        assert_eq!(dims[1].value, Some(tensor_shape_proto::dimension::Value::DimValue(3)));
     }
 
     /// `check` accepts a well-formed graph and names the problem in broken ones.
@@ -512,12 +434,7 @@ mod tests {
         assert!(g.check().unwrap_err().to_string().contains("`nope`"));
         let mut g = tiny();
         g.node("Relu", &["x"], &["y"], &[]);
-        assert!(
-            g.check()
-                .unwrap_err()
-                .to_string()
-                .contains("`y` is defined twice")
-        );
+        assert!(g.check().unwrap_err().to_string().contains("`y` is defined twice"));
         let mut g = tiny();
         g.output("missing", FLOAT, &[]);
         assert!(g.check().unwrap_err().to_string().contains("`missing`"));

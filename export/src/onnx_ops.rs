@@ -42,13 +42,7 @@ pub struct OnnxOps<'w> {
 impl<'w> OnnxOps<'w> {
     /// Build into `graph`, with parameters from `weights`.
     pub fn new(graph: Graph, weights: &'w Weights) -> Self {
-        OnnxOps {
-            graph,
-            weights,
-            used: HashSet::new(),
-            shapes: HashMap::new(),
-            int_consts: HashMap::new(),
-        }
+        OnnxOps { graph, weights, used: HashSet::new(), shapes: HashMap::new(), int_consts: HashMap::new() }
     }
 
     /// The parameters the graph has used so far.
@@ -102,10 +96,7 @@ impl Ops for OnnxOps<'_> {
     fn constant(&mut self, shape: &[usize], data: &[f32]) -> Result<String> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Shape(format!(
-                "constant of shape {shape:?} given {} values",
-                data.len()
-            )));
+            return Err(Error::Shape(format!("constant of shape {shape:?} given {} values", data.len())));
         }
         let name = self.graph.fresh("const");
         let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
@@ -113,19 +104,8 @@ impl Ops for OnnxOps<'_> {
         Ok(name)
     }
 
-    fn conv2d(
-        &mut self,
-        x: &String,
-        w: &String,
-        b: &String,
-        stride: usize,
-        pad: usize,
-    ) -> Result<String> {
-        let mut attrs = vec![
-            ("pads", ints(&[pad; 4])),
-            ("strides", ints(&[stride, stride])),
-            ("dilations", ints(&[1, 1])),
-        ];
+    fn conv2d(&mut self, x: &String, w: &String, b: &String, stride: usize, pad: usize) -> Result<String> {
+        let mut attrs = vec![("pads", ints(&[pad; 4])), ("strides", ints(&[stride, stride])), ("dilations", ints(&[1, 1]))];
         // kernel_shape is optional in ONNX (taken from the weight); spell it out when known.
         if let Some(s) = self.shapes.get(w).filter(|s| s.len() == 4) {
             attrs.push(("kernel_shape", ints(&s[2..])));
@@ -134,19 +114,10 @@ impl Ops for OnnxOps<'_> {
     }
 
     fn linear(&mut self, x: &String, w: &String, b: &String) -> Result<String> {
-        Ok(self
-            .graph
-            .op("Gemm", &[x, w, b], &[("transB", Attr::Int(1))]))
+        Ok(self.graph.op("Gemm", &[x, w, b], &[("transB", Attr::Int(1))]))
     }
 
-    fn group_norm(
-        &mut self,
-        x: &String,
-        groups: usize,
-        eps: f64,
-        gamma: &String,
-        beta: &String,
-    ) -> Result<String> {
+    fn group_norm(&mut self, x: &String, groups: usize, eps: f64, gamma: &String, beta: &String) -> Result<String> {
         let grouped = self.ints(&[0, groups as i64, -1]);
         let xr = self.graph.op("Reshape", &[x, &grouped], &[]);
         let axes = [("axes", Attr::Ints(vec![2])), ("keepdims", Attr::Int(1))];
@@ -196,9 +167,7 @@ impl Ops for OnnxOps<'_> {
 
     fn concat(&mut self, xs: &[&String], axis: usize) -> Result<String> {
         let ins: Vec<&str> = xs.iter().map(|s| s.as_str()).collect();
-        Ok(self
-            .graph
-            .op("Concat", &ins, &[("axis", Attr::Int(axis as i64))]))
+        Ok(self.graph.op("Concat", &ins, &[("axis", Attr::Int(axis as i64))]))
     }
 
     fn upsample_nearest2x(&mut self, x: &String) -> Result<String> {
@@ -206,10 +175,7 @@ impl Ops for OnnxOps<'_> {
         self.graph.floats(&scales, &[4], &[1.0, 1.0, 2.0, 2.0]);
         let attrs = [
             ("mode", Attr::Str("nearest".into())),
-            (
-                "coordinate_transformation_mode",
-                Attr::Str("asymmetric".into()),
-            ),
+            ("coordinate_transformation_mode", Attr::Str("asymmetric".into())),
             ("nearest_mode", Attr::Str("floor".into())),
         ];
         Ok(self.graph.op("Resize", &[x, "", &scales], &attrs))
@@ -268,20 +234,13 @@ pub fn unet_graph(cfg: &UNetConfig, weights: &Weights) -> Result<Graph> {
         if cfg.cond_channels > 0 { "cond, " } else { "" },
         if cfg.noise_channels > 0 { ", z" } else { "" }
     ));
-    g.meta("unet.config", &cfg.to_json())
-        .meta("unet.spatial_multiple", &cfg.spatial_multiple().to_string());
+    g.meta("unet.config", &cfg.to_json()).meta("unet.spatial_multiple", &cfg.spatial_multiple().to_string());
 
     let mut o = OnnxOps::new(g, weights);
     let (x, t) = (io::X.to_string(), io::T.to_string());
     let (cond, z) = (io::COND.to_string(), io::Z.to_string());
-    let out = unet_forward_with_noise(
-        &mut o,
-        cfg,
-        &x,
-        (cfg.cond_channels > 0).then_some(&cond),
-        (cfg.noise_channels > 0).then_some(&z),
-        &t,
-    )?;
+    let out =
+        unet_forward_with_noise(&mut o, cfg, &x, (cfg.cond_channels > 0).then_some(&cond), (cfg.noise_channels > 0).then_some(&z), &t)?;
     let mut g = o.graph;
     g.node("Identity", &[&out], &[io::OUT], &[]);
     g.check()?;
@@ -308,14 +267,7 @@ mod tests {
             let m = g.to_model();
             let gr = m.graph.as_ref().unwrap();
             let names: Vec<&str> = gr.input.iter().filter_map(|v| v.name.as_deref()).collect();
-            assert_eq!(
-                names,
-                if cond > 0 {
-                    vec!["x", "cond", "t"]
-                } else {
-                    vec!["x", "t"]
-                }
-            );
+            assert_eq!(names, if cond > 0 { vec!["x", "cond", "t"] } else { vec!["x", "t"] });
             for p in cfg.params().unwrap() {
                 assert!(g.has_initializer(&p.path), "{} not an initializer", p.path);
             }
@@ -344,10 +296,7 @@ mod tests {
             ];
             for n in &gr.node {
                 let op = n.op_type.as_deref().unwrap_or("");
-                assert!(
-                    allowed.contains(&op),
-                    "operator {op} outside the documented set"
-                );
+                assert!(allowed.contains(&op), "operator {op} outside the documented set");
             }
         }
     }
@@ -362,16 +311,9 @@ mod tests {
         let gr = m.graph.as_ref().unwrap();
         let names: Vec<&str> = gr.input.iter().filter_map(|v| v.name.as_deref()).collect();
         assert_eq!(names, vec!["x", "cond", "t", "z"]);
-        let z = gr
-            .input
-            .iter()
-            .find(|v| v.name.as_deref() == Some("z"))
-            .unwrap();
+        let z = gr.input.iter().find(|v| v.name.as_deref() == Some("z")).unwrap();
         let dims = format!("{:?}", z.r#type);
-        assert!(
-            dims.contains("DimValue(2)"),
-            "noise channels not static: {dims}"
-        );
+        assert!(dims.contains("DimValue(2)"), "noise channels not static: {dims}");
     }
 
     #[test]

@@ -69,26 +69,12 @@ pub trait Ops {
 
     /// 2-D cross-correlation (PyTorch `conv2d`): `x` `[N, Cin, H, W]`, `w` `[Cout, Cin, k, k]`,
     /// `b` `[Cout]`, zero padding `pad` on all four sides, the same `stride` on both axes.
-    fn conv2d(
-        &mut self,
-        x: &Self::T,
-        w: &Self::T,
-        b: &Self::T,
-        stride: usize,
-        pad: usize,
-    ) -> Result<Self::T>;
+    fn conv2d(&mut self, x: &Self::T, w: &Self::T, b: &Self::T, stride: usize, pad: usize) -> Result<Self::T>;
     /// `x·wᵀ + b` with `x` `[N, in]`, `w` `[out, in]`, `b` `[out]`.
     fn linear(&mut self, x: &Self::T, w: &Self::T, b: &Self::T) -> Result<Self::T>;
     /// Group normalization of `x` `[N, C, H, W]` over `groups` groups of `C/groups` channels, with the
     /// biased variance: `(x − mean)/√(var + eps)·gamma[c] + beta[c]`.
-    fn group_norm(
-        &mut self,
-        x: &Self::T,
-        groups: usize,
-        eps: f64,
-        gamma: &Self::T,
-        beta: &Self::T,
-    ) -> Result<Self::T>;
+    fn group_norm(&mut self, x: &Self::T, groups: usize, eps: f64, gamma: &Self::T, beta: &Self::T) -> Result<Self::T>;
     /// `x·sigmoid(x)`.
     fn silu(&mut self, x: &Self::T) -> Result<Self::T>;
     /// Elementwise sine.
@@ -131,17 +117,12 @@ impl Ops for Collect {
     fn share(&self, _: &()) {}
     fn param(&mut self, path: &str, shape: &[usize], init: Init) -> Result<()> {
         match self.params.iter().find(|p| p.path == path) {
-            Some(p) if p.shape != shape => Err(crate::Error::Config(format!(
-                "parameter `{path}` asked for with shapes {:?} and {shape:?}",
-                p.shape
-            ))),
+            Some(p) if p.shape != shape => {
+                Err(crate::Error::Config(format!("parameter `{path}` asked for with shapes {:?} and {shape:?}", p.shape)))
+            }
             Some(_) => Ok(()),
             None => {
-                self.params.push(ParamSpec {
-                    path: path.into(),
-                    shape: shape.to_vec(),
-                    init,
-                });
+                self.params.push(ParamSpec { path: path.into(), shape: shape.to_vec(), init });
                 Ok(())
             }
         }

@@ -76,14 +76,25 @@ impl Task {
 
     /// Training pairs in the package's value range ([−1, 1]) at `crop × crop`.
     pub fn pairs(self, crop: usize, augment: bool) -> PairConfig {
-        PairConfig { crop, degradation: self.degradation(), upsample: self.upsample(), range: Range::Signed, augment, colour: Default::default(), input_8bit_p: 0.0, prepass: None }
+        PairConfig {
+            crop,
+            degradation: self.degradation(),
+            upsample: self.upsample(),
+            range: Range::Signed,
+            augment,
+            colour: Default::default(),
+            input_8bit_p: 0.0,
+            prepass: None,
+        }
     }
 
     /// The task's classical pre-pass (`bridge-export train --prepass`): deblur runs Wiener
     /// deconvolution with its known kernel; the other tasks have none.
     pub fn prepass(self) -> Result<bridge::prepass::Prepass> {
         match self.degradation() {
-            Degradation::GaussianBlur { sigma, size } => bridge::prepass::Prepass::wiener(sigma, size).map_err(|e| Error::Config(e.to_string())),
+            Degradation::GaussianBlur { sigma, size } => {
+                bridge::prepass::Prepass::wiener(sigma, size).map_err(|e| Error::Config(e.to_string()))
+            }
             _ => Err(Error::Config(format!("task {} has no pre-pass (deblur has: Wiener with the known kernel)", self.name()))),
         }
     }
@@ -92,9 +103,8 @@ impl Task {
 /// `(schedule, parameterization, default sampler, default NFE)` of a trainable family, from the
 /// SDK's registry (every family the SDK builds is trainable here).
 fn family_defaults(family: &str, parameterization: Option<&str>) -> Result<(&'static str, String, &'static str, usize)> {
-    let e = registry::family_entry(family).ok_or_else(|| {
-        Error::Config(format!("no trainable family `{family}` ({}; ibmd distills a package)", registry::family_names()))
-    })?;
+    let e = registry::family_entry(family)
+        .ok_or_else(|| Error::Config(format!("no trainable family `{family}` ({}; ibmd distills a package)", registry::family_names())))?;
     let p = parameterization.unwrap_or(e.parameterizations[0]);
     if !e.parameterizations.contains(&p) {
         return Err(Error::Config(format!("family `{family}` has parameterization {}, not `{p}`", e.parameterizations.join(" or "))));
@@ -224,8 +234,7 @@ pub fn read_package(path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
 
 /// [`read_package`] of a model already read from `path` (named in errors).
 fn package_of(m: crate::proto::ModelProto, path: &Path) -> Result<(UNetConfig, Weights, PackageMeta)> {
-    let props: BTreeMap<String, String> =
-        m.metadata_props.iter().filter_map(|e| Some((e.key.clone()?, e.value.clone()?))).collect();
+    let props: BTreeMap<String, String> = m.metadata_props.iter().filter_map(|e| Some((e.key.clone()?, e.value.clone()?))).collect();
     let bad = |msg: String| Error::Format { path: path.into(), msg };
     let cfg = UNetConfig::from_json(props.get("unet.config").ok_or_else(|| bad("no unet.config metadata".into()))?)?;
     let meta = PackageMeta::from_props(&props, &path.display().to_string()).map_err(|e| bad(e.to_string()))?;
@@ -253,15 +262,14 @@ fn package_of(m: crate::proto::ModelProto, path: &Path) -> Result<(UNetConfig, W
 /// mean network file would have to be rewritten too).
 pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
     let m = read_model(src)?;
-    let extra: BTreeMap<String, String> = m
-        .metadata_props
-        .iter()
-        .filter_map(|e| Some((e.key.clone()?, e.value.clone()?)))
-        .filter(|(k, _)| k.starts_with("train."))
-        .collect();
+    let extra: BTreeMap<String, String> =
+        m.metadata_props.iter().filter_map(|e| Some((e.key.clone()?, e.value.clone()?))).filter(|(k, _)| k.starts_with("train.")).collect();
     let (cfg, w, mut meta) = package_of(m, src)?;
     if meta.mean_network.is_some() {
-        return Err(Error::Config(format!("{}: a package with a mean network cannot be re-defaulted; export its checkpoint", src.display())));
+        return Err(Error::Config(format!(
+            "{}: a package with a mean network cannot be re-defaulted; export its checkpoint",
+            src.display()
+        )));
     }
     if let Some(s) = sampler {
         meta.sampler = s.to_string();

@@ -35,46 +35,29 @@ fn array(shape: Vec<usize>, data: Vec<f32>) -> Result<ArrayD<f32>> {
 }
 
 fn dims4(op: &str, x: &ArrayD<f32>) -> Result<[usize; 4]> {
-    x.shape()
-        .try_into()
-        .map_err(|_| shape_err(op, format!("expected a 4-D tensor, got {:?}", x.shape())))
+    x.shape().try_into().map_err(|_| shape_err(op, format!("expected a 4-D tensor, got {:?}", x.shape())))
 }
 
 /// NumPy broadcast of two shapes.
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());
     let get = |s: &[usize], i: usize| {
-        if i + s.len() >= n {
-            s[i + s.len() - n]
-        } else {
-            1
-        }
+        if i + s.len() >= n { s[i + s.len() - n] } else { 1 }
     };
     (0..n)
         .map(|i| match (get(a, i), get(b, i)) {
             (x, y) if x == y => Ok(x),
             (1, y) => Ok(y),
             (x, 1) => Ok(x),
-            _ => Err(shape_err(
-                "broadcast",
-                format!("{a:?} and {b:?} do not broadcast"),
-            )),
+            _ => Err(shape_err("broadcast", format!("{a:?} and {b:?} do not broadcast"))),
         })
         .collect()
 }
 
-fn zip_broadcast(
-    a: &ArrayD<f32>,
-    b: &ArrayD<f32>,
-    f: impl Fn(f32, f32) -> f32,
-) -> Result<ArrayD<f32>> {
+fn zip_broadcast(a: &ArrayD<f32>, b: &ArrayD<f32>, f: impl Fn(f32, f32) -> f32) -> Result<ArrayD<f32>> {
     let s = broadcast_shape(a.shape(), b.shape())?;
-    let av = a
-        .broadcast(IxDyn(&s))
-        .ok_or_else(|| shape_err("broadcast", format!("{:?}", a.shape())))?;
-    let bv = b
-        .broadcast(IxDyn(&s))
-        .ok_or_else(|| shape_err("broadcast", format!("{:?}", b.shape())))?;
+    let av = a.broadcast(IxDyn(&s)).ok_or_else(|| shape_err("broadcast", format!("{:?}", a.shape())))?;
+    let bv = b.broadcast(IxDyn(&s)).ok_or_else(|| shape_err("broadcast", format!("{:?}", b.shape())))?;
     let data: Vec<f32> = av.iter().zip(bv.iter()).map(|(&x, &y)| f(x, y)).collect();
     array(s, data)
 }
@@ -95,36 +78,13 @@ impl Ops for RefOps<'_> {
         array(shape.to_vec(), data.to_vec())
     }
 
-    fn conv2d(
-        &mut self,
-        x: &ArrayD<f32>,
-        w: &ArrayD<f32>,
-        b: &ArrayD<f32>,
-        stride: usize,
-        pad: usize,
-    ) -> Result<ArrayD<f32>> {
+    fn conv2d(&mut self, x: &ArrayD<f32>, w: &ArrayD<f32>, b: &ArrayD<f32>, stride: usize, pad: usize) -> Result<ArrayD<f32>> {
         let [n, cin, h, wd] = dims4("conv2d", x)?;
         let [cout, wcin, kh, kw] = dims4("conv2d weight", w)?;
-        if wcin != cin
-            || b.shape() != [cout]
-            || stride == 0
-            || h + 2 * pad < kh
-            || wd + 2 * pad < kw
-        {
-            return Err(shape_err(
-                "conv2d",
-                format!(
-                    "x {:?}, w {:?}, b {:?}, stride {stride}",
-                    x.shape(),
-                    w.shape(),
-                    b.shape()
-                ),
-            ));
+        if wcin != cin || b.shape() != [cout] || stride == 0 || h + 2 * pad < kh || wd + 2 * pad < kw {
+            return Err(shape_err("conv2d", format!("x {:?}, w {:?}, b {:?}, stride {stride}", x.shape(), w.shape(), b.shape())));
         }
-        let (oh, ow) = (
-            (h + 2 * pad - kh) / stride + 1,
-            (wd + 2 * pad - kw) / stride + 1,
-        );
+        let (oh, ow) = ((h + 2 * pad - kh) / stride + 1, (wd + 2 * pad - kw) / stride + 1);
         let (xs, ws, bs) = (dense(x), dense(w), dense(b));
         let mut out = vec![0f32; n * cout * oh * ow];
         let mut acc = vec![0f64; oh * ow];
@@ -170,33 +130,17 @@ impl Ops for RefOps<'_> {
         let mut out = Vec::with_capacity(n * dout);
         for i in 0..n {
             for o in 0..dout {
-                let dot: f64 = (0..din)
-                    .map(|k| xd[i * din + k] as f64 * wd[o * din + k] as f64)
-                    .sum();
+                let dot: f64 = (0..din).map(|k| xd[i * din + k] as f64 * wd[o * din + k] as f64).sum();
                 out.push((dot + bd[o] as f64) as f32);
             }
         }
         array(vec![n, dout], out)
     }
 
-    fn group_norm(
-        &mut self,
-        x: &ArrayD<f32>,
-        groups: usize,
-        eps: f64,
-        gamma: &ArrayD<f32>,
-        beta: &ArrayD<f32>,
-    ) -> Result<ArrayD<f32>> {
+    fn group_norm(&mut self, x: &ArrayD<f32>, groups: usize, eps: f64, gamma: &ArrayD<f32>, beta: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         let [_, c, h, w] = dims4("group_norm", x)?;
         if groups == 0 || c % groups != 0 || gamma.shape() != [c] || beta.shape() != [c] {
-            return Err(shape_err(
-                "group_norm",
-                format!(
-                    "x {:?}, {groups} groups, gamma {:?}",
-                    x.shape(),
-                    gamma.shape()
-                ),
-            ));
+            return Err(shape_err("group_norm", format!("x {:?}, {groups} groups, gamma {:?}", x.shape(), gamma.shape())));
         }
         let (xs, g, b) = (dense(x), dense(gamma), dense(beta));
         let per = c / groups * h * w;
@@ -204,11 +148,7 @@ impl Ops for RefOps<'_> {
         // `per = 0` means an empty tensor (nothing to normalize); `chunks` needs a non-zero size.
         for (gi, chunk) in xs.chunks(per.max(1)).enumerate() {
             let mean = chunk.iter().map(|&v| v as f64).sum::<f64>() / per as f64;
-            let var = chunk
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / per as f64;
+            let var = chunk.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / per as f64;
             let inv = 1.0 / (var + eps).sqrt();
             for (k, &v) in chunk.iter().enumerate() {
                 let ch = (gi % groups) * (c / groups) + k / (h * w);
@@ -247,15 +187,8 @@ impl Ops for RefOps<'_> {
         if views.iter().any(|v| axis >= v.ndim()) {
             return Err(shape_err("concat", format!("axis {axis} out of range")));
         }
-        ndarray::concatenate(Axis(axis), &views).map_err(|e| {
-            shape_err(
-                "concat",
-                format!(
-                    "{e}: {:?}",
-                    xs.iter().map(|x| x.shape().to_vec()).collect::<Vec<_>>()
-                ),
-            )
-        })
+        ndarray::concatenate(Axis(axis), &views)
+            .map_err(|e| shape_err("concat", format!("{e}: {:?}", xs.iter().map(|x| x.shape().to_vec()).collect::<Vec<_>>())))
     }
 
     fn upsample_nearest2x(&mut self, x: &ArrayD<f32>) -> Result<ArrayD<f32>> {
@@ -279,11 +212,7 @@ impl Ops for RefOps<'_> {
         let mut infer = None;
         for (i, &s) in spec.iter().enumerate() {
             match s {
-                0 => shape.push(
-                    *x.shape()
-                        .get(i)
-                        .ok_or_else(|| shape_err("reshape", format!("0 at {i} beyond rank")))?,
-                ),
+                0 => shape.push(*x.shape().get(i).ok_or_else(|| shape_err("reshape", format!("0 at {i} beyond rank")))?),
                 -1 if infer.is_none() => {
                     infer = Some(i);
                     shape.push(1);
@@ -295,43 +224,27 @@ impl Ops for RefOps<'_> {
         let known: usize = shape.iter().product();
         if let Some(i) = infer {
             if known == 0 || !total.is_multiple_of(known) {
-                return Err(shape_err(
-                    "reshape",
-                    format!("{:?} cannot become {spec:?}", x.shape()),
-                ));
+                return Err(shape_err("reshape", format!("{:?} cannot become {spec:?}", x.shape())));
             }
             shape[i] = total / known;
         }
         if shape.iter().product::<usize>() != total {
-            return Err(shape_err(
-                "reshape",
-                format!("{:?} cannot become {spec:?}", x.shape()),
-            ));
+            return Err(shape_err("reshape", format!("{:?} cannot become {spec:?}", x.shape())));
         }
         array(shape, dense(x))
     }
 
     fn reshape_like(&mut self, x: &ArrayD<f32>, like: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         if x.len() != like.len() {
-            return Err(shape_err(
-                "reshape_like",
-                format!("{:?} vs {:?}", x.shape(), like.shape()),
-            ));
+            return Err(shape_err("reshape_like", format!("{:?} vs {:?}", x.shape(), like.shape())));
         }
         array(like.shape().to_vec(), dense(x))
     }
 
     fn transpose(&mut self, x: &ArrayD<f32>, perm: &[usize]) -> Result<ArrayD<f32>> {
         let mut seen = vec![false; x.ndim()];
-        if perm.len() != x.ndim()
-            || perm
-                .iter()
-                .any(|&p| p >= x.ndim() || std::mem::replace(&mut seen[p], true))
-        {
-            return Err(shape_err(
-                "transpose",
-                format!("perm {perm:?} for rank {}", x.ndim()),
-            ));
+        if perm.len() != x.ndim() || perm.iter().any(|&p| p >= x.ndim() || std::mem::replace(&mut seen[p], true)) {
+            return Err(shape_err("transpose", format!("perm {perm:?} for rank {}", x.ndim())));
         }
         let t = x.view().permuted_axes(IxDyn(perm));
         array(t.shape().to_vec(), t.iter().copied().collect())
@@ -358,10 +271,7 @@ impl Ops for RefOps<'_> {
                         *r += av * bv as f64;
                     }
                 }
-                out[(bi * n + i) * m..][..m]
-                    .iter_mut()
-                    .zip(&row)
-                    .for_each(|(o, r)| *o = *r as f32);
+                out[(bi * n + i) * m..][..m].iter_mut().zip(&row).for_each(|(o, r)| *o = *r as f32);
             }
         }
         let mut shape = sa[..r - 2].to_vec();
@@ -370,19 +280,14 @@ impl Ops for RefOps<'_> {
     }
 
     fn softmax_last(&mut self, x: &ArrayD<f32>) -> Result<ArrayD<f32>> {
-        let m = *x
-            .shape()
-            .last()
-            .ok_or_else(|| shape_err("softmax", "scalar input".into()))?;
+        let m = *x.shape().last().ok_or_else(|| shape_err("softmax", "scalar input".into()))?;
         let mut d = dense(x);
         if m > 0 {
             for row in d.chunks_mut(m) {
                 let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
                 let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
                 let s: f64 = e.iter().sum();
-                row.iter_mut()
-                    .zip(&e)
-                    .for_each(|(r, e)| *r = (e / s) as f32);
+                row.iter_mut().zip(&e).for_each(|(r, e)| *r = (e / s) as f32);
             }
         }
         array(x.shape().to_vec(), d)
@@ -420,60 +325,29 @@ mod tests {
         let y = o.conv2d(&x, &k, &arr(&[1], &[0.5]), 1, 1).unwrap();
         assert_eq!(dense(&y), vec![4.5; 4]);
         // Stride 2 on 4×4: outputs at (0,0),(0,2),(2,0),(2,2) centres.
-        let x4 = arr(
-            &[1, 1, 4, 4],
-            &(0..16).map(|v| v as f32).collect::<Vec<_>>(),
-        );
+        let x4 = arr(&[1, 1, 4, 4], &(0..16).map(|v| v as f32).collect::<Vec<_>>());
         let k1 = arr(&[1, 1, 3, 3], &[0., 0., 0., 0., 1., 0., 0., 0., 0.]);
-        assert_eq!(
-            dense(&o.conv2d(&x4, &k1, &arr(&[1], &[0.0]), 2, 1).unwrap()),
-            vec![0., 2., 8., 10.]
-        );
+        assert_eq!(dense(&o.conv2d(&x4, &k1, &arr(&[1], &[0.0]), 2, 1).unwrap()), vec![0., 2., 8., 10.]);
         // Linear: [1, 2]·[[1, 1], [2, −1]]ᵀ + [0, 1] = [3, 1].
-        let l = o
-            .linear(
-                &arr(&[1, 2], &[1., 2.]),
-                &arr(&[2, 2], &[1., 1., 2., -1.]),
-                &arr(&[2], &[0., 1.]),
-            )
-            .unwrap();
+        let l = o.linear(&arr(&[1, 2], &[1., 2.]), &arr(&[2, 2], &[1., 1., 2., -1.]), &arr(&[2], &[0., 1.])).unwrap();
         assert_eq!(dense(&l), vec![3., 1.]);
         // GroupNorm with one group of [1, 3]: mean 2, var 1 → ±1 (up to eps), then ·2 + 1.
-        let g = o
-            .group_norm(
-                &arr(&[1, 2, 1, 1], &[1., 3.]),
-                1,
-                0.0,
-                &arr(&[2], &[2., 2.]),
-                &arr(&[2], &[1., 1.]),
-            )
-            .unwrap();
+        let g = o.group_norm(&arr(&[1, 2, 1, 1], &[1., 3.]), 1, 0.0, &arr(&[2], &[2., 2.]), &arr(&[2], &[1., 1.])).unwrap();
         assert_eq!(dense(&g), vec![-1., 3.]);
         // Upsample.
-        let u = o
-            .upsample_nearest2x(&arr(&[1, 1, 1, 2], &[1., 2.]))
-            .unwrap();
+        let u = o.upsample_nearest2x(&arr(&[1, 1, 1, 2], &[1., 2.])).unwrap();
         assert_eq!(dense(&u), vec![1., 1., 2., 2., 1., 1., 2., 2.]);
         // Reshape with 0 and −1, transpose, matmul, softmax.
         let r = o.reshape(&arr(&[2, 6], &[0.0; 12]), &[0, 3, -1]).unwrap();
         assert_eq!(r.shape(), &[2, 3, 2]);
-        let t = o
-            .transpose(&arr(&[2, 3], &[1., 2., 3., 4., 5., 6.]), &[1, 0])
-            .unwrap();
+        let t = o.transpose(&arr(&[2, 3], &[1., 2., 3., 4., 5., 6.]), &[1, 0]).unwrap();
         assert_eq!(dense(&t), vec![1., 4., 2., 5., 3., 6.]);
-        let m = o
-            .matmul(
-                &arr(&[1, 1, 2], &[1., 2.]),
-                &arr(&[1, 2, 2], &[1., 0., 0., 1.]),
-            )
-            .unwrap();
+        let m = o.matmul(&arr(&[1, 1, 2], &[1., 2.]), &arr(&[1, 2, 2], &[1., 0., 0., 1.])).unwrap();
         assert_eq!(dense(&m), vec![1., 2.]);
         let s = o.softmax_last(&arr(&[1, 2], &[0., 2f32.ln()])).unwrap();
         assert!((s[[0, 0]] - 1.0 / 3.0).abs() < 1e-7 && (s[[0, 1]] - 2.0 / 3.0).abs() < 1e-7);
         // Broadcasting add [2,1] + [3] → [2,3].
-        let b = o
-            .add(&arr(&[2, 1], &[0., 10.]), &arr(&[3], &[1., 2., 3.]))
-            .unwrap();
+        let b = o.add(&arr(&[2, 1], &[0., 10.]), &arr(&[3], &[1., 2., 3.])).unwrap();
         assert_eq!(dense(&b), vec![1., 2., 3., 11., 12., 13.]);
         let s = o.silu(&arr(&[1], &[0.0])).unwrap();
         assert_eq!(dense(&s), vec![0.0]);
@@ -495,10 +369,7 @@ mod tests {
         // Empty spatial sizes give empty results, not a panic.
         let e = arr(&[1, 2, 0, 3], &[]);
         let g = arr(&[2], &[1.0, 1.0]);
-        assert_eq!(
-            o.group_norm(&e, 2, 1e-5, &g, &g).unwrap().shape(),
-            &[1, 2, 0, 3]
-        );
+        assert_eq!(o.group_norm(&e, 2, 1e-5, &g, &g).unwrap().shape(), &[1, 2, 0, 3]);
         assert_eq!(o.upsample_nearest2x(&e).unwrap().shape(), &[1, 2, 0, 6]);
     }
 
@@ -517,9 +388,6 @@ mod tests {
         assert!((y[[0, 0, 1, 1]] - y[[1, 0, 1, 1]]).abs() > 1e-6);
         let x5 = ArrayD::from_elem(IxDyn(&[2, 3, 5, 6]), 0.1f32);
         let c5 = ArrayD::from_elem(IxDyn(&[2, 2, 5, 6]), 0.1f32);
-        assert!(matches!(
-            unet_reference(&cfg, &w, &x5, Some(&c5), &t),
-            Err(Error::Shape(_))
-        ));
+        assert!(matches!(unet_reference(&cfg, &w, &x5, Some(&c5), &t), Err(Error::Shape(_))));
     }
 }

@@ -136,16 +136,10 @@ impl UNetConfig {
             return bad("in_channels and out_channels must be positive".into());
         }
         if self.channels == 0 || !self.channels.is_multiple_of(2) {
-            return bad(format!(
-                "channels = {} must be positive and even (sin/cos halves)",
-                self.channels
-            ));
+            return bad(format!("channels = {} must be positive and even (sin/cos halves)", self.channels));
         }
         if self.channel_mult.is_empty() || self.channel_mult.len() > 8 {
-            return bad(format!(
-                "channel_mult must have 1 to 8 levels, has {}",
-                self.channel_mult.len()
-            ));
+            return bad(format!("channel_mult must have 1 to 8 levels, has {}", self.channel_mult.len()));
         }
         if self.channel_mult.contains(&0) {
             return bad("channel_mult entries must be positive".into());
@@ -158,18 +152,9 @@ impl UNetConfig {
         }
         // A config can come from a file: bound every width and the block count so that the
         // products below cannot overflow and the parameter walk stays finite.
-        let widths = [
-            self.in_channels,
-            self.cond_channels,
-            self.out_channels,
-            self.noise_channels,
-            self.channels,
-        ];
+        let widths = [self.in_channels, self.cond_channels, self.out_channels, self.noise_channels, self.channels];
         if widths.iter().any(|&w| w > MAX_WIDTH)
-            || self
-                .channel_mult
-                .iter()
-                .any(|&m| m > MAX_WIDTH / self.channels)
+            || self.channel_mult.iter().any(|&m| m > MAX_WIDTH / self.channels)
             || self.num_res_blocks > MAX_RES_BLOCKS
         {
             return bad(format!(
@@ -179,26 +164,18 @@ impl UNetConfig {
         }
         // conv_in's output (the first residual block's input) is normalized too.
         if !self.channels.is_multiple_of(self.groups) {
-            return bad(format!(
-                "channels = {} (conv_in's width) is not divisible by groups = {}",
-                self.channels, self.groups
-            ));
+            return bad(format!("channels = {} (conv_in's width) is not divisible by groups = {}", self.channels, self.groups));
         }
         let levels = self.levels();
         for i in 0..levels {
             let c = self.level_channels(i);
             if !c.is_multiple_of(self.groups) {
-                return bad(format!(
-                    "level {i} has {c} channels, not divisible by groups = {}",
-                    self.groups
-                ));
+                return bad(format!("level {i} has {c} channels, not divisible by groups = {}", self.groups));
             }
         }
         for &i in &self.attention_levels {
             if i >= levels {
-                return bad(format!(
-                    "attention level {i} does not exist ({levels} levels)"
-                ));
+                return bad(format!("attention level {i} does not exist ({levels} levels)"));
             }
         }
         let mut attn: Vec<usize> = self.attention_levels.clone();
@@ -208,17 +185,11 @@ impl UNetConfig {
         for i in attn {
             let c = self.level_channels(i);
             if !c.is_multiple_of(self.heads) {
-                return bad(format!(
-                    "level {i} has {c} channels, not divisible by heads = {}",
-                    self.heads
-                ));
+                return bad(format!("level {i} has {c} channels, not divisible by heads = {}", self.heads));
             }
         }
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            return bad(format!(
-                "time_scale = {} must be finite and positive",
-                self.time_scale
-            ));
+            return bad(format!("time_scale = {} must be finite and positive", self.time_scale));
         }
         Ok(())
     }
@@ -244,8 +215,7 @@ impl UNetConfig {
 
     /// Parse [`UNetConfig::to_json`]'s output (unknown fields are errors); validates.
     pub fn from_json(s: &str) -> Result<Self> {
-        let c: UNetConfig =
-            serde_json::from_str(s).map_err(|e| Error::Config(format!("config JSON: {e}")))?;
+        let c: UNetConfig = serde_json::from_str(s).map_err(|e| Error::Config(format!("config JSON: {e}")))?;
         c.validate()?;
         Ok(c)
     }
@@ -253,22 +223,9 @@ impl UNetConfig {
 
 /// `conv{k×k}` with bias; `zero` marks a layer that starts at zero in training.
 #[allow(clippy::too_many_arguments)]
-fn conv<O: Ops>(
-    o: &mut O,
-    path: &str,
-    x: &O::T,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    zero: bool,
-) -> Result<O::T> {
+fn conv<O: Ops>(o: &mut O, path: &str, x: &O::T, cin: usize, cout: usize, k: usize, stride: usize, zero: bool) -> Result<O::T> {
     let fan = cin * k * k;
-    let init = if zero {
-        Init::ZeroOr(fan)
-    } else {
-        Init::FanIn(fan)
-    };
+    let init = if zero { Init::ZeroOr(fan) } else { Init::FanIn(fan) };
     let w = o.param(&format!("{path}.weight"), &[cout, cin, k, k], init)?;
     let b = o.param(&format!("{path}.bias"), &[cout], init)?;
     o.conv2d(x, &w, &b, stride, k / 2)
@@ -287,15 +244,7 @@ fn norm<O: Ops>(o: &mut O, path: &str, x: &O::T, c: usize, groups: usize) -> Res
 }
 
 /// Residual block: `skip(x) + conv2(SiLU(GN(conv1(SiLU(GN(x))) + emb_proj))))`.
-fn res_block<O: Ops>(
-    o: &mut O,
-    cfg: &UNetConfig,
-    path: &str,
-    x: &O::T,
-    emb: &O::T,
-    cin: usize,
-    cout: usize,
-) -> Result<O::T> {
+fn res_block<O: Ops>(o: &mut O, cfg: &UNetConfig, path: &str, x: &O::T, emb: &O::T, cin: usize, cout: usize) -> Result<O::T> {
     let h = norm(o, &format!("{path}.norm1"), x, cin, cfg.groups)?;
     let h = o.silu(&h)?;
     let h = conv(o, &format!("{path}.conv1"), &h, cin, cout, 3, 1, false)?;
@@ -305,11 +254,7 @@ fn res_block<O: Ops>(
     let h = norm(o, &format!("{path}.norm2"), &h, cout, cfg.groups)?;
     let h = o.silu(&h)?;
     let h = conv(o, &format!("{path}.conv2"), &h, cout, cout, 3, 1, true)?;
-    let skip = if cin == cout {
-        o.share(x)
-    } else {
-        conv(o, &format!("{path}.skip"), x, cin, cout, 1, 1, false)?
-    };
+    let skip = if cin == cout { o.share(x) } else { conv(o, &format!("{path}.skip"), x, cin, cout, 1, 1, false)? };
     o.add(&skip, &h)
 }
 
@@ -343,9 +288,7 @@ fn attn_block<O: Ops>(o: &mut O, cfg: &UNetConfig, path: &str, x: &O::T, c: usiz
 /// `f_i = time_scale·MAX_PERIOD^(−i/h)`, `h = channels/2`; `t` `[N]` → `[N, channels]`.
 fn time_embedding<O: Ops>(o: &mut O, cfg: &UNetConfig, t: &O::T) -> Result<O::T> {
     let half = cfg.channels / 2;
-    let freqs: Vec<f32> = (0..half)
-        .map(|i| (cfg.time_scale * (-(MAX_PERIOD.ln()) * i as f64 / half as f64).exp()) as f32)
-        .collect();
+    let freqs: Vec<f32> = (0..half).map(|i| (cfg.time_scale * (-(MAX_PERIOD.ln()) * i as f64 / half as f64).exp()) as f32).collect();
     let f = o.constant(&[half], &freqs)?;
     let t = o.reshape(t, &[-1, 1])?;
     let args = o.mul(&t, &f)?;
@@ -357,13 +300,7 @@ fn time_embedding<O: Ops>(o: &mut O, cfg: &UNetConfig, t: &O::T) -> Result<O::T>
 /// The U-Net forward pass: `x` `[N, in_channels, H, W]`, `cond` `[N, cond_channels, H, W]` (present
 /// exactly when `cond_channels > 0`), `t` `[N]` → `[N, out_channels, H, W]`. A network with noise
 /// channels needs [`unet_forward_with_noise`].
-pub fn unet_forward<O: Ops>(
-    o: &mut O,
-    cfg: &UNetConfig,
-    x: &O::T,
-    cond: Option<&O::T>,
-    t: &O::T,
-) -> Result<O::T> {
+pub fn unet_forward<O: Ops>(o: &mut O, cfg: &UNetConfig, x: &O::T, cond: Option<&O::T>, t: &O::T) -> Result<O::T> {
     unet_forward_with_noise(o, cfg, x, cond, None, t)
 }
 
@@ -379,31 +316,18 @@ pub fn unet_forward_with_noise<O: Ops>(
 ) -> Result<O::T> {
     cfg.validate()?;
     let mut parts = vec![x];
-    for (field, what, given, n) in [
-        (
-            "cond_channels",
-            "a conditioning input",
-            cond,
-            cfg.cond_channels,
-        ),
-        ("noise_channels", "a noise input", z, cfg.noise_channels),
-    ] {
+    for (field, what, given, n) in
+        [("cond_channels", "a conditioning input", cond, cfg.cond_channels), ("noise_channels", "a noise input", z, cfg.noise_channels)]
+    {
         match (given, n) {
             (None, 0) => {}
             (Some(c), n) if n > 0 => parts.push(c),
             (c, n) => {
-                return Err(Error::Config(format!(
-                    "{field} = {n} but {what} was {}",
-                    if c.is_some() { "given" } else { "not given" }
-                )));
+                return Err(Error::Config(format!("{field} = {n} but {what} was {}", if c.is_some() { "given" } else { "not given" })));
             }
         }
     }
-    let input = if parts.len() == 1 {
-        o.share(x)
-    } else {
-        o.concat(&parts, 1)?
-    };
+    let input = if parts.len() == 1 { o.share(x) } else { o.concat(&parts, 1)? };
     let levels = cfg.levels();
     let groups = cfg.groups;
 
@@ -414,16 +338,7 @@ pub fn unet_forward_with_noise<O: Ops>(
     // Every residual block applies SiLU before its own projection: compute it once.
     let emb = o.silu(&emb)?;
 
-    let mut h = conv(
-        o,
-        "conv_in",
-        &input,
-        cfg.in_channels + cfg.cond_channels + cfg.noise_channels,
-        cfg.channels,
-        3,
-        1,
-        false,
-    )?;
+    let mut h = conv(o, "conv_in", &input, cfg.in_channels + cfg.cond_channels + cfg.noise_channels, cfg.channels, 3, 1, false)?;
     let mut ch = cfg.channels;
     let mut skips: Vec<(O::T, usize)> = Vec::new();
     for i in 0..levels {
@@ -450,9 +365,7 @@ pub fn unet_forward_with_noise<O: Ops>(
     for i in (0..levels).rev() {
         let c = cfg.level_channels(i);
         for j in 0..cfg.num_res_blocks {
-            let (s, sc) = skips
-                .pop()
-                .ok_or_else(|| Error::Config("skip stack underflow".into()))?;
+            let (s, sc) = skips.pop().ok_or_else(|| Error::Config("skip stack underflow".into()))?;
             let cat = o.concat(&[&h, &s], 1)?;
             h = res_block(o, cfg, &format!("up.{i}.res.{j}"), &cat, &emb, ch + sc, c)?;
             ch = c;
@@ -480,34 +393,15 @@ mod tests {
         let t = 4 * c.channels;
         let conv = |ci: usize, co: usize, k: usize| co * ci * k * k + co;
         let res = |ci: usize, co: usize| {
-            2 * ci
-                + conv(ci, co, 3)
-                + t * co
-                + co
-                + 2 * co
-                + conv(co, co, 3)
-                + if ci != co { conv(ci, co, 1) } else { 0 }
+            2 * ci + conv(ci, co, 3) + t * co + co + 2 * co + conv(co, co, 3) + if ci != co { conv(ci, co, 1) } else { 0 }
         };
         let attn = |ch: usize| 2 * ch + 4 * conv(ch, ch, 1);
-        let mut n = c.channels * t
-            + t
-            + t * t
-            + t
-            + conv(
-                c.in_channels + c.cond_channels + c.noise_channels,
-                c.channels,
-                3,
-            );
+        let mut n = c.channels * t + t + t * t + t + conv(c.in_channels + c.cond_channels + c.noise_channels, c.channels, 3);
         let (mut ch, mut skips) = (c.channels, vec![]);
         for (i, m) in c.channel_mult.iter().enumerate() {
             let w = c.channels * m;
             for _ in 0..c.num_res_blocks {
-                n += res(ch, w)
-                    + if c.attention_levels.contains(&i) {
-                        attn(w)
-                    } else {
-                        0
-                    };
+                n += res(ch, w) + if c.attention_levels.contains(&i) { attn(w) } else { 0 };
                 ch = w;
                 skips.push(w);
             }
@@ -517,12 +411,7 @@ mod tests {
         for i in (0..c.levels()).rev() {
             let w = c.level_channels(i);
             for _ in 0..c.num_res_blocks {
-                n += res(ch + skips.pop().unwrap(), w)
-                    + if c.attention_levels.contains(&i) {
-                        attn(w)
-                    } else {
-                        0
-                    };
+                n += res(ch + skips.pop().unwrap(), w) + if c.attention_levels.contains(&i) { attn(w) } else { 0 };
                 ch = w;
             }
             n += if i > 0 { conv(w, w, 3) } else { 0 };
@@ -537,12 +426,7 @@ mod tests {
         other.num_res_blocks = 3;
         other.attention_levels = vec![0, 2];
         other.mid_attention = false;
-        for c in [
-            UNetConfig::tiny(3, 3, 3),
-            UNetConfig::demo(3, 3, 3),
-            UNetConfig::tiny(1, 0, 1),
-            other,
-        ] {
+        for c in [UNetConfig::tiny(3, 3, 3), UNetConfig::demo(3, 3, 3), UNetConfig::tiny(1, 0, 1), other] {
             assert_eq!(c.param_count().unwrap(), formula(&c), "{c:?}");
         }
         assert_eq!(UNetConfig::tiny(3, 3, 3).param_count().unwrap(), 138_051);
@@ -560,25 +444,13 @@ mod tests {
     fn param_paths() {
         let p = UNetConfig::tiny(3, 3, 3).params().unwrap();
         let mut names: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
-        for want in [
-            "down.1.res.0.conv1.weight",
-            "down.1.attn.0.q.weight",
-            "mid.attn.proj.bias",
-            "up.1.up.weight",
-            "out.conv.weight",
-        ] {
+        for want in ["down.1.res.0.conv1.weight", "down.1.attn.0.q.weight", "mid.attn.proj.bias", "up.1.up.weight", "out.conv.weight"] {
             assert!(names.contains(&want), "{want} missing");
         }
         // Level 0 → 1 changes width: a 1×1 skip conv; up blocks see concatenated inputs.
-        let skip = p
-            .iter()
-            .find(|p| p.path == "down.1.res.0.skip.weight")
-            .unwrap();
+        let skip = p.iter().find(|p| p.path == "down.1.res.0.skip.weight").unwrap();
         assert_eq!(skip.shape, vec![32, 16, 1, 1]);
-        let up = p
-            .iter()
-            .find(|p| p.path == "up.0.res.0.norm1.weight")
-            .unwrap();
+        let up = p.iter().find(|p| p.path == "up.0.res.0.norm1.weight").unwrap();
         assert_eq!(up.shape, vec![32 + 16]);
         names.sort();
         names.dedup();
@@ -608,10 +480,7 @@ mod tests {
         for f in cases {
             let mut c = ok.clone();
             f(&mut c);
-            assert!(
-                matches!(c.validate(), Err(Error::Config(_))),
-                "{c:?} accepted"
-            );
+            assert!(matches!(c.validate(), Err(Error::Config(_))), "{c:?} accepted");
             assert!(c.params().is_err());
         }
     }
@@ -637,19 +506,9 @@ mod tests {
         let mut g = c.clone();
         g.noise_channels = 2;
         assert_eq!(UNetConfig::from_json(&g.to_json()).unwrap(), g);
-        let conv_in = |cfg: &UNetConfig| {
-            cfg.params()
-                .unwrap()
-                .into_iter()
-                .find(|p| p.path == "conv_in.weight")
-                .unwrap()
-                .shape
-        };
+        let conv_in = |cfg: &UNetConfig| cfg.params().unwrap().into_iter().find(|p| p.path == "conv_in.weight").unwrap().shape;
         assert_eq!(conv_in(&g), vec![c.channels, 3 + 3 + 2, 3, 3]);
-        assert_eq!(
-            g.param_count().unwrap(),
-            c.param_count().unwrap() + 2 * 9 * c.channels
-        );
+        assert_eq!(g.param_count().unwrap(), c.param_count().unwrap() + 2 * 9 * c.channels);
         let mut col = Collect::default();
         let e = unet_forward(&mut col, &g, &(), Some(&()), &()).unwrap_err();
         assert!(e.to_string().contains("noise_channels = 2"), "{e}");

@@ -53,9 +53,7 @@ impl SplitMix {
 
 fn path_seed(seed: u64, path: &str) -> u64 {
     // FNV-1a over the path, mixed with the seed.
-    let h = path.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01B3)
-    });
+    let h = path.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01B3));
     h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
@@ -91,18 +89,10 @@ impl Weights {
                     vec![0.0; n]
                 }
                 (Init::Ones, InitMode::Training) => vec![1.0; n],
-                (Init::Ones, InitMode::Random) => {
-                    (0..n).map(|_| 1.0 + 0.2 * rng.symmetric()).collect()
-                }
+                (Init::Ones, InitMode::Random) => (0..n).map(|_| 1.0 + 0.2 * rng.symmetric()).collect(),
                 (Init::Zeros, InitMode::Random) => (0..n).map(|_| 0.2 * rng.symmetric()).collect(),
             };
-            w.tensors.insert(
-                p.path.clone(),
-                Tensor {
-                    shape: p.shape.clone(),
-                    data,
-                },
-            );
+            w.tensors.insert(p.path.clone(), Tensor { shape: p.shape.clone(), data });
         }
         w
     }
@@ -118,18 +108,9 @@ impl Weights {
     pub fn insert(&mut self, name: &str, shape: &[usize], data: Vec<f32>) -> Result<()> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Weights(format!(
-                "`{name}`: shape {shape:?} needs {n} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Weights(format!("`{name}`: shape {shape:?} needs {n} values, got {}", data.len())));
         }
-        self.tensors.insert(
-            name.to_string(),
-            Tensor {
-                shape: shape.to_vec(),
-                data,
-            },
-        );
+        self.tensors.insert(name.to_string(), Tensor { shape: shape.to_vec(), data });
         Ok(())
     }
 
@@ -140,14 +121,9 @@ impl Weights {
 
     /// The tensor called `name`, which must have `shape`.
     pub fn fetch(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
-        let t = self.get(name).ok_or_else(|| {
-            Error::Weights(format!("missing parameter `{name}` (shape {shape:?})"))
-        })?;
+        let t = self.get(name).ok_or_else(|| Error::Weights(format!("missing parameter `{name}` (shape {shape:?})")))?;
         if t.shape != shape {
-            return Err(Error::Weights(format!(
-                "parameter `{name}` has shape {:?}, the network needs {shape:?}",
-                t.shape
-            )));
+            return Err(Error::Weights(format!("parameter `{name}` has shape {:?}, the network needs {shape:?}", t.shape)));
         }
         Ok(t)
     }
@@ -184,9 +160,7 @@ impl Weights {
 
     /// The U-Net configuration stored under [`CONFIG_KEY`].
     pub fn unet_config(&self) -> Result<UNetConfig> {
-        let s = self
-            .meta(CONFIG_KEY)
-            .ok_or_else(|| Error::Weights(format!("no `{CONFIG_KEY}` in the metadata")))?;
+        let s = self.meta(CONFIG_KEY).ok_or_else(|| Error::Weights(format!("no `{CONFIG_KEY}` in the metadata")))?;
         UNetConfig::from_json(s)
     }
 
@@ -197,9 +171,7 @@ impl Weights {
             self.fetch(&p.path, &p.shape)?;
         }
         if let Some(extra) = self.names().find(|n| !specs.iter().any(|p| p.path == *n)) {
-            return Err(Error::Weights(format!(
-                "tensor `{extra}` is not a parameter of the network"
-            )));
+            return Err(Error::Weights(format!("tensor `{extra}` is not a parameter of the network")));
         }
         Ok(())
     }
@@ -234,18 +206,10 @@ impl Weights {
 
     /// Parse safetensors bytes (`F32` tensors only; `path` names the source in errors).
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self> {
-        let bad = |msg: String| Error::Format {
-            path: path.into(),
-            msg,
-        };
-        let n = bytes
-            .get(..8)
-            .ok_or_else(|| bad("shorter than the 8-byte header length".into()))?;
+        let bad = |msg: String| Error::Format { path: path.into(), msg };
+        let n = bytes.get(..8).ok_or_else(|| bad("shorter than the 8-byte header length".into()))?;
         let n = u64::from_le_bytes(n.try_into().map_err(|_| bad("header length".into()))?);
-        let end = usize::try_from(n)
-            .ok()
-            .and_then(|n| n.checked_add(8))
-            .filter(|&e| e <= bytes.len());
+        let end = usize::try_from(n).ok().and_then(|n| n.checked_add(8)).filter(|&e| e <= bytes.len());
         let end = end.ok_or_else(|| bad(format!("header length {n} exceeds the file")))?;
         let header: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&bytes[8..end]).map_err(|e| bad(format!("header JSON: {e}")))?;
@@ -253,16 +217,13 @@ impl Weights {
         let mut w = Weights::new();
         for (name, v) in header {
             if name == "__metadata__" {
-                let m: BTreeMap<String, String> =
-                    serde_json::from_value(v).map_err(|e| bad(format!("__metadata__: {e}")))?;
+                let m: BTreeMap<String, String> = serde_json::from_value(v).map_err(|e| bad(format!("__metadata__: {e}")))?;
                 w.meta = m;
                 continue;
             }
             let dtype = v.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
             if dtype != "F32" {
-                return Err(bad(format!(
-                    "tensor `{name}` has dtype {dtype}; only F32 is supported"
-                )));
+                return Err(bad(format!("tensor `{name}` has dtype {dtype}; only F32 is supported")));
             }
             let shape: Vec<usize> = v
                 .get("shape")
@@ -275,18 +236,9 @@ impl Weights {
                 .and_then(|s| serde_json::from_value(s).ok())
                 .ok_or_else(|| bad(format!("tensor `{name}`: bad data_offsets")))?;
             let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-            let raw = data
-                .get(off[0]..off[1])
-                .filter(|r| numel.and_then(|n| n.checked_mul(4)) == Some(r.len()));
-            let raw = raw.ok_or_else(|| {
-                bad(format!(
-                    "tensor `{name}`: data_offsets {off:?} do not fit shape {shape:?}"
-                ))
-            })?;
-            let vals = raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let raw = data.get(off[0]..off[1]).filter(|r| numel.and_then(|n| n.checked_mul(4)) == Some(r.len()));
+            let raw = raw.ok_or_else(|| bad(format!("tensor `{name}`: data_offsets {off:?} do not fit shape {shape:?}")))?;
+            let vals = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             w.tensors.insert(name, Tensor { shape, data: vals });
         }
         Ok(w)
@@ -311,8 +263,7 @@ mod tests {
     #[test]
     fn safetensors_round_trip_and_layout() {
         let mut w = Weights::new();
-        w.insert("b.weight", &[2, 3], (0..6).map(|i| i as f32).collect())
-            .unwrap();
+        w.insert("b.weight", &[2, 3], (0..6).map(|i| i as f32).collect()).unwrap();
         w.insert("a", &[], vec![-1.5]).unwrap();
         w.set_meta("k", "v");
         let bytes = w.to_bytes();
@@ -329,10 +280,7 @@ mod tests {
     #[test]
     fn malformed_files_are_typed_errors() {
         let p = Path::new("w.safetensors");
-        assert!(matches!(
-            Weights::from_bytes(&[1, 2, 3], p),
-            Err(Error::Format { .. })
-        ));
+        assert!(matches!(Weights::from_bytes(&[1, 2, 3], p), Err(Error::Format { .. })));
         let mut b = 1000u64.to_le_bytes().to_vec();
         b.extend_from_slice(b"{}");
         assert!(Weights::from_bytes(&b, p).is_err());
@@ -340,22 +288,12 @@ mod tests {
         w.insert("a", &[2], vec![1.0, 2.0]).unwrap();
         let mut bytes = w.to_bytes();
         bytes.truncate(bytes.len() - 4);
-        assert!(
-            Weights::from_bytes(&bytes, p)
-                .unwrap_err()
-                .to_string()
-                .contains("`a`")
-        );
+        assert!(Weights::from_bytes(&bytes, p).unwrap_err().to_string().contains("`a`"));
         let h = br#"{"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}"#;
         let mut b = (h.len() as u64).to_le_bytes().to_vec();
         b.extend_from_slice(h);
         b.extend_from_slice(&[0, 0]);
-        assert!(
-            Weights::from_bytes(&b, p)
-                .unwrap_err()
-                .to_string()
-                .contains("F16")
-        );
+        assert!(Weights::from_bytes(&b, p).unwrap_err().to_string().contains("F16"));
         assert!(w.insert("c", &[3], vec![0.0]).is_err());
     }
 
@@ -368,39 +306,17 @@ mod tests {
         assert_ne!(a, Weights::for_unet(&cfg, 8, InitMode::Training).unwrap());
         assert_eq!(a.unet_config().unwrap(), cfg);
         a.check_exact(&cfg.params().unwrap()).unwrap();
-        assert!(
-            a.get("out.conv.weight")
-                .unwrap()
-                .data
-                .iter()
-                .all(|&v| v == 0.0)
-        );
-        assert!(
-            a.get("out.norm.weight")
-                .unwrap()
-                .data
-                .iter()
-                .all(|&v| v == 1.0)
-        );
+        assert!(a.get("out.conv.weight").unwrap().data.iter().all(|&v| v == 0.0));
+        assert!(a.get("out.norm.weight").unwrap().data.iter().all(|&v| v == 1.0));
         let w = &a.get("conv_in.weight").unwrap().data;
         let bound = 1.0 / (6.0f32 * 9.0).sqrt();
         assert!(w.iter().all(|v| v.abs() <= bound));
         let mean = w.iter().sum::<f32>() / w.len() as f32;
         let var = w.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / w.len() as f32;
         // U(−b, b) has variance b²/3.
-        assert!(
-            (var / (bound * bound / 3.0) - 1.0).abs() < 0.15,
-            "var ratio {}",
-            var / (bound * bound / 3.0)
-        );
+        assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.15, "var ratio {}", var / (bound * bound / 3.0));
         let r = Weights::for_unet(&cfg, 7, InitMode::Random).unwrap();
-        assert!(
-            r.get("out.conv.weight")
-                .unwrap()
-                .data
-                .iter()
-                .any(|&v| v != 0.0)
-        );
+        assert!(r.get("out.conv.weight").unwrap().data.iter().any(|&v| v != 0.0));
         assert_eq!(r.get("conv_in.weight"), a.get("conv_in.weight"));
     }
 
@@ -410,19 +326,9 @@ mod tests {
         let specs = cfg.params().unwrap();
         let mut w = Weights::for_unet(&cfg, 1, InitMode::Training).unwrap();
         w.insert("extra", &[1], vec![0.0]).unwrap();
-        assert!(
-            w.check_exact(&specs)
-                .unwrap_err()
-                .to_string()
-                .contains("`extra`")
-        );
+        assert!(w.check_exact(&specs).unwrap_err().to_string().contains("`extra`"));
         let mut w = Weights::for_unet(&cfg, 1, InitMode::Training).unwrap();
         w.insert("out.conv.bias", &[4], vec![0.0; 4]).unwrap();
-        assert!(
-            w.check_exact(&specs)
-                .unwrap_err()
-                .to_string()
-                .contains("out.conv.bias")
-        );
+        assert!(w.check_exact(&specs).unwrap_err().to_string().contains("out.conv.bias"));
     }
 }

@@ -14,10 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("export/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("export/ has a parent").to_path_buf()
 }
 
 fn ort_library() -> PathBuf {
@@ -28,15 +25,9 @@ fn ort_library() -> PathBuf {
     if lib.exists() {
         return lib;
     }
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/install-ort.sh"))
-        .output()
-        .expect("run scripts/install-ort.sh");
-    assert!(
-        out.status.success(),
-        "scripts/install-ort.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        std::process::Command::new("bash").arg(repo_root().join("scripts/install-ort.sh")).output().expect("run scripts/install-ort.sh");
+    assert!(out.status.success(), "scripts/install-ort.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -44,40 +35,23 @@ fn env() -> &'static Environment {
     static ENV: OnceLock<Environment> = OnceLock::new();
     ENV.get_or_init(|| {
         let lib = ort_library();
-        let b =
-            ort::init_from(&lib).unwrap_or_else(|e| panic!("cannot load {}: {e}", lib.display()));
-        b.with_name("bridge-export-tests")
-            .build()
-            .expect("ONNX Runtime environment")
+        let b = ort::init_from(&lib).unwrap_or_else(|e| panic!("cannot load {}: {e}", lib.display()));
+        b.with_name("bridge-export-tests").build().expect("ONNX Runtime environment")
     })
 }
 
 fn session(path: &Path) -> Session {
     let b = Session::builder(env()).expect("session builder");
     let mut b = b.with_intra_threads(2).unwrap_or_else(|e| panic!("{e}"));
-    b.commit_from_file(path)
-        .unwrap_or_else(|e| panic!("ONNX Runtime cannot load {}: {e}", path.display()))
+    b.commit_from_file(path).unwrap_or_else(|e| panic!("ONNX Runtime cannot load {}: {e}", path.display()))
 }
 
 /// Run a session on named `f32` inputs; returns the named output.
 fn run(s: &mut Session, inputs: Vec<(&str, ArrayD<f32>)>, output: &str) -> ArrayD<f32> {
-    let feed: Vec<(
-        std::borrow::Cow<'_, str>,
-        ort::session::SessionInputValue<'_>,
-    )> = inputs
-        .into_iter()
-        .map(|(n, a)| {
-            (
-                n.into(),
-                Tensor::from_array(a).expect("input tensor").into(),
-            )
-        })
-        .collect();
+    let feed: Vec<(std::borrow::Cow<'_, str>, ort::session::SessionInputValue<'_>)> =
+        inputs.into_iter().map(|(n, a)| (n.into(), Tensor::from_array(a).expect("input tensor").into())).collect();
     let out = s.run(feed).expect("run");
-    out[output]
-        .try_extract_array::<f32>()
-        .expect("f32 output")
-        .to_owned()
+    out[output].try_extract_array::<f32>().expect("f32 output").to_owned()
 }
 
 /// Deterministic inputs uniform on [−1, 1).
@@ -116,10 +90,7 @@ fn tmp(name: &str) -> PathBuf {
 fn hand_built_graph_matches_arithmetic() {
     let img = [Dim::S("N"), Dim::N(3), Dim::S("H"), Dim::S("W")];
     let mut g = Graph::default();
-    g.input("x", FLOAT, &img)
-        .input("cond", FLOAT, &img)
-        .input("t", FLOAT, &[Dim::S("N")])
-        .output("y", FLOAT, &img);
+    g.input("x", FLOAT, &img).input("cond", FLOAT, &img).input("t", FLOAT, &[Dim::S("N")]).output("y", FLOAT, &img);
     g.floats("a", &[], &[0.5])
         .constant_floats("b", &[], &[0.25])
         .floats("zero", &[], &[0.0])
@@ -130,9 +101,7 @@ fn hand_built_graph_matches_arithmetic() {
         .node("Reshape", &["t", "tshape"], &["t4"], &[])
         .node("Mul", &["t4", "zero"], &["tz"], &[])
         .node("Add", &["r", "tz"], &["y"], &[]);
-    g.meta("bridge.family", "test")
-        .meta("note", "hand-built")
-        .doc("y = 0.5 x + 0.25 cond");
+    g.meta("bridge.family", "test").meta("note", "hand-built").doc("y = 0.5 x + 0.25 cond");
     g.check().unwrap();
     let path = g.write(&tmp("affine.onnx")).unwrap();
     let mut s = session(&path);
@@ -143,11 +112,7 @@ fn hand_built_graph_matches_arithmetic() {
     drop(meta);
     let (x, c) = (random(&[2, 3, 4, 5], 1), random(&[2, 3, 4, 5], 2));
     let t = ArrayD::from_shape_vec(IxDyn(&[2]), vec![0.3, 7.0]).unwrap();
-    let y = run(
-        &mut s,
-        vec![("x", x.clone()), ("cond", c.clone()), ("t", t)],
-        "y",
-    );
+    let y = run(&mut s, vec![("x", x.clone()), ("cond", c.clone()), ("t", t)], "y");
     let want = &x * 0.5 + &c * 0.25;
     assert_eq!(y.shape(), want.shape());
     for (a, b) in y.iter().zip(want.iter()) {
@@ -161,9 +126,7 @@ fn hand_built_graph_matches_arithmetic() {
 fn nan_model_and_cast() {
     let img = [Dim::S("N"), Dim::N(1), Dim::S("H"), Dim::S("W")];
     let mut g = Graph::default();
-    g.input("x", FLOAT, &img)
-        .input("t", INT64, &[])
-        .output("y", FLOAT, &img);
+    g.input("x", FLOAT, &img).input("t", INT64, &[]).output("y", FLOAT, &img);
     g.floats("ten", &[], &[10.0])
         .node("Sub", &["x", "ten"], &["d"], &[])
         .node("Log", &["d"], &["l"], &[])
@@ -191,18 +154,9 @@ fn unet_matches_reference_backend() {
         let mut cfg = UNetConfig::tiny(3, cond, 3);
         cfg.time_scale = 1000.0;
         let w = Weights::for_unet(&cfg, seed, InitMode::Random).unwrap();
-        let path = unet_graph(&cfg, &w)
-            .unwrap()
-            .write(&tmp(&format!("unet{cond}.onnx")))
-            .unwrap();
+        let path = unet_graph(&cfg, &w).unwrap().write(&tmp(&format!("unet{cond}.onnx"))).unwrap();
         let mut s = session(&path);
-        assert_eq!(
-            s.metadata()
-                .unwrap()
-                .custom("unet.spatial_multiple")
-                .as_deref(),
-            Some("2")
-        );
+        assert_eq!(s.metadata().unwrap().custom("unet.spatial_multiple").as_deref(), Some("2"));
         for (n, h, wd) in [(2usize, 8usize, 8usize), (1, 12, 20)] {
             let x = random(&[n, 3, h, wd], seed + 1);
             let c = random(&[n, cond, h, wd], seed + 2);
@@ -216,32 +170,18 @@ fn unet_matches_reference_backend() {
             assert!(got.iter().all(|v| v.is_finite()));
             let want = unet_reference(&cfg, &w, &x, (cond > 0).then_some(&c), &t).unwrap();
             let (l2, max) = rel_err(&got, &want);
-            eprintln!(
-                "cond {cond}, {n}×{h}×{wd}: ORT vs reference rel L2 {l2:.2e}, rel max {max:.2e}"
-            );
-            assert!(
-                l2 <= 1e-4 && max <= 1e-4,
-                "ORT vs reference: rel L2 {l2:.2e}, rel max {max:.2e}"
-            );
+            eprintln!("cond {cond}, {n}×{h}×{wd}: ORT vs reference rel L2 {l2:.2e}, rel max {max:.2e}");
+            assert!(l2 <= 1e-4 && max <= 1e-4, "ORT vs reference: rel L2 {l2:.2e}, rel max {max:.2e}");
             // The output is not trivially constant.
-            let spread =
-                got.iter().fold(0f32, |a, &v| a.max(v)) - got.iter().fold(0f32, |a, &v| a.min(v));
+            let spread = got.iter().fold(0f32, |a, &v| a.max(v)) - got.iter().fold(0f32, |a, &v| a.min(v));
             assert!(spread > 1e-2, "output spread {spread}");
             // The comparison is sensitive: the reference with one attention key weight changed by
             // 1 % (or the time shifted by 1e-3) no longer matches.
             let mut w2 = w.clone();
             let k = w2.get("down.1.attn.0.k.weight").unwrap().clone();
-            w2.insert(
-                "down.1.attn.0.k.weight",
-                &k.shape,
-                k.data.iter().map(|v| v * 1.01).collect(),
-            )
-            .unwrap();
+            w2.insert("down.1.attn.0.k.weight", &k.shape, k.data.iter().map(|v| v * 1.01).collect()).unwrap();
             let off = unet_reference(&cfg, &w2, &x, (cond > 0).then_some(&c), &t).unwrap();
-            assert!(
-                rel_err(&got, &off).0 > 1e-4,
-                "a 1 % attention change went unnoticed"
-            );
+            assert!(rel_err(&got, &off).0 > 1e-4, "a 1 % attention change went unnoticed");
             let t2 = t.mapv(|v| v + 1e-3);
             let off = unet_reference(&cfg, &w, &x, (cond > 0).then_some(&c), &t2).unwrap();
             assert!(rel_err(&got, &off).0 > 1e-4, "a time shift went unnoticed");
@@ -255,24 +195,13 @@ fn unet_matches_reference_backend() {
 fn demo_model_size_and_training_init() {
     let cfg = UNetConfig::demo(3, 3, 3);
     let w = Weights::for_unet(&cfg, 0, InitMode::Training).unwrap();
-    let path = unet_graph(&cfg, &w)
-        .unwrap()
-        .write(&tmp("demo.onnx"))
-        .unwrap();
+    let path = unet_graph(&cfg, &w).unwrap().write(&tmp("demo.onnx")).unwrap();
     let bytes = std::fs::metadata(&path).unwrap().len();
     assert!(bytes <= 8_000_000, "demo model is {bytes} bytes");
     assert!(bytes as usize >= 4 * cfg.param_count().unwrap());
     let mut s = session(&path);
     let x = random(&[1, 3, 16, 24], 5);
-    let y = run(
-        &mut s,
-        vec![
-            ("x", x.clone()),
-            ("cond", x),
-            ("t", ArrayD::from_elem(IxDyn(&[1]), 0.5)),
-        ],
-        "out",
-    );
+    let y = run(&mut s, vec![("x", x.clone()), ("cond", x), ("t", ArrayD::from_elem(IxDyn(&[1]), 0.5))], "out");
     assert_eq!(y.shape(), &[1, 3, 16, 24]);
     assert!(y.iter().all(|&v| v == 0.0));
 }

@@ -12,13 +12,8 @@ use std::path::Path;
 #[test]
 fn exported_unet_is_a_runnable_package() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    if std::env::var_os("ORT_DYLIB_PATH").is_none()
-        && !root.join(".deps/onnxruntime/libonnxruntime.so").exists()
-    {
-        let st = std::process::Command::new("bash")
-            .arg(root.join("scripts/install-ort.sh"))
-            .status()
-            .unwrap();
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() && !root.join(".deps/onnxruntime/libonnxruntime.so").exists() {
+        let st = std::process::Command::new("bash").arg(root.join("scripts/install-ort.sh")).status().unwrap();
         assert!(st.success(), "scripts/install-ort.sh failed");
     }
     let cfg = UNetConfig::tiny(3, 3, 3);
@@ -33,46 +28,23 @@ fn exported_unet_is_a_runnable_package() {
         ("bridge.outputs", r#"{"out": "raw"}"#),
         ("bridge.value_range", "[-1, 1]"),
         ("bridge.channel_order", "rgb"),
-        (
-            "bridge.spatial_multiple",
-            &cfg.spatial_multiple().to_string(),
-        ),
+        ("bridge.spatial_multiple", &cfg.spatial_multiple().to_string()),
         ("bridge.sampler", "rdbm"),
         ("bridge.nfe", "3"),
     ]);
-    let path = g
-        .write(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("unet-package.onnx"))
-        .unwrap();
+    let path = g.write(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("unet-package.onnx")).unwrap();
     let (mut net, meta) = OnnxDenoiser::load_package(&path, &SessionConfig::default()).unwrap();
     assert_eq!(meta.spatial_multiple, 2);
-    assert_eq!(
-        meta.other.get("unet.config").map(String::as_str),
-        Some(cfg.to_json().as_str())
-    );
+    assert_eq!(meta.other.get("unet.config").map(String::as_str), Some(cfg.to_json().as_str()));
 
-    let x = ndarray::Array4::from_shape_fn((1, 3, 6, 10), |(_, c, i, j)| {
-        ((c * 7 + i * 3 + j) as f32 * 0.37).sin()
-    });
+    let x = ndarray::Array4::from_shape_fn((1, 3, 6, 10), |(_, c, i, j)| ((c * 7 + i * 3 + j) as f32 * 0.37).sin());
     let cond = x.mapv(|v| 0.5 * v - 0.1);
     let t_net = 0.37;
     let got = net.eval(x.view(), cond.view(), t_net).unwrap();
-    let want = unet_reference(
-        &cfg,
-        &w,
-        &x.clone().into_dyn(),
-        Some(&cond.clone().into_dyn()),
-        &ArrayD::from_elem(IxDyn(&[1]), t_net as f32),
-    )
-    .unwrap();
-    let num: f64 = got
-        .iter()
-        .zip(want.iter())
-        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-        .sum();
+    let want =
+        unet_reference(&cfg, &w, &x.clone().into_dyn(), Some(&cond.clone().into_dyn()), &ArrayD::from_elem(IxDyn(&[1]), t_net as f32))
+            .unwrap();
+    let num: f64 = got.iter().zip(want.iter()).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
     let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    assert!(
-        (num / den).sqrt() <= 1e-4,
-        "SDK vs reference: {:.2e}",
-        (num / den).sqrt()
-    );
+    assert!((num / den).sqrt() <= 1e-4, "SDK vs reference: {:.2e}", (num / den).sqrt());
 }

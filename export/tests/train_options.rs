@@ -75,12 +75,8 @@ fn data_threads_time_budget_and_colour() {
     let s = train(&f, &dir.join("init3.onnx"), &dir.join("init3.ckpt"), "test", &rep(1, None)).unwrap();
     assert_eq!(s.step, 3);
     assert!(weights(&s.package) != one, "three fine-tuning steps changed nothing");
-    let props: std::collections::BTreeMap<String, String> = bridge_export::onnx::read_model(&s.package)
-        .unwrap()
-        .metadata_props
-        .into_iter()
-        .filter_map(|e| Some((e.key?, e.value?)))
-        .collect();
+    let props: std::collections::BTreeMap<String, String> =
+        bridge_export::onnx::read_model(&s.package).unwrap().metadata_props.into_iter().filter_map(|e| Some((e.key?, e.value?))).collect();
     assert_eq!(props.get("train.init").map(String::as_str), base.to_str());
     assert_eq!(props.get("train.init.steps").map(String::as_str), Some("9"));
     assert_eq!(props.get("train.steps").map(String::as_str), Some("3"));
@@ -91,7 +87,11 @@ fn data_threads_time_budget_and_colour() {
     assert_eq!(get("train.init.steps").as_deref(), Some("9"));
     assert_eq!(get("train.init").as_deref(), base.to_str());
     // Another task, family or network is refused, naming what differs.
-    for (family, task, unet, what) in [("rdbm", "sr4", None, "SR factor"), ("i2sb", "denoise", None, "family"), ("rdbm", "denoise", Some(bridge_export::UNetConfig::demo(3, 3, 3)), "U-Net")] {
+    for (family, task, unet, what) in [
+        ("rdbm", "sr4", None, "SR factor"),
+        ("i2sb", "denoise", None, "family"),
+        ("rdbm", "denoise", Some(bridge_export::UNetConfig::demo(3, 3, 3)), "U-Net"),
+    ] {
         let mut g = common::tiny_spec(family, task, 2);
         g.init = Some(base.clone());
         if let Some(u) = unet {

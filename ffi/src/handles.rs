@@ -52,9 +52,8 @@ fn live() -> MutexGuard<'static, BTreeMap<usize, Entry>> {
 
 fn issue(e: Entry) -> Result<usize, Failure> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let key = n
-        .checked_mul(16)
-        .ok_or_else(|| Failure::new(bridge_status::BRIDGE_ERR_INTERNAL, "handle numbers exhausted in this process"))?;
+    let key =
+        n.checked_mul(16).ok_or_else(|| Failure::new(bridge_status::BRIDGE_ERR_INTERNAL, "handle numbers exhausted in this process"))?;
     live().insert(key, e);
     Ok(key)
 }
@@ -69,9 +68,8 @@ fn lookup<T>(key: usize, want: &str, pick: impl FnOnce(&Entry) -> Option<Arc<T>>
             bridge_status::BRIDGE_ERR_INVALID_HANDLE,
             format!("{key:#x} is not a live {want} (already freed, or never created by libbridge)"),
         )),
-        Some(e) => pick(e).ok_or_else(|| {
-            Failure::new(bridge_status::BRIDGE_ERR_INVALID_HANDLE, format!("{key:#x} is a {}, not a {want}", e.kind()))
-        }),
+        Some(e) => pick(e)
+            .ok_or_else(|| Failure::new(bridge_status::BRIDGE_ERR_INVALID_HANDLE, format!("{key:#x} is a {}, not a {want}", e.kind()))),
     }
 }
 

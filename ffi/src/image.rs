@@ -114,9 +114,7 @@ pub(crate) fn layout(d: &bridge_image, what: &str) -> Result<(Layout, usize), Fa
         yuv_matrix: if d.flags & BRIDGE_IMAGE_YUV_BT709 != 0 { YuvMatrix::Bt709 } else { YuvMatrix::Bt601 },
         yuv_full_range: d.flags & BRIDGE_IMAGE_YUV_FULL_RANGE != 0,
     };
-    let need = layout.required_len().map_err(|e| {
-        Failure::new(layout_status(&e), format!("{what}: {e}"))
-    })?;
+    let need = layout.required_len().map_err(|e| Failure::new(layout_status(&e), format!("{what}: {e}")))?;
     Ok((layout, need))
 }
 
@@ -178,10 +176,9 @@ pub unsafe extern "C" fn bridge_image_required_size(image: *const bridge_image, 
 pub(crate) fn lock(r: &RestorerEntry) -> Result<MutexGuard<'_, Restorer>, Failure> {
     match r.restorer.try_lock() {
         Ok(g) => Ok(g),
-        Err(TryLockError::WouldBlock) => Err(Failure::new(
-            bridge_status::BRIDGE_ERR_BUSY,
-            "this restorer is running on another thread (use one restorer per thread)",
-        )),
+        Err(TryLockError::WouldBlock) => {
+            Err(Failure::new(bridge_status::BRIDGE_ERR_BUSY, "this restorer is running on another thread (use one restorer per thread)"))
+        }
         Err(TryLockError::Poisoned(_)) => Err(Failure::new(
             bridge_status::BRIDGE_ERR_PANIC,
             "an earlier call panicked inside libbridge while using this restorer; free it and create a new one",
@@ -499,7 +496,12 @@ pub(crate) unsafe fn restore_frames(
 /// # Safety
 /// The planes must be valid device memory of `memory` for their lengths; the output planes
 /// must not overlap each other (the input may overlap the output: it is read whole first).
-pub(crate) unsafe fn restore_on_device(r: &mut Restorer, fin: &Frame, fout: &Frame, memory: Memory) -> Result<Option<&'static str>, Failure> {
+pub(crate) unsafe fn restore_on_device(
+    r: &mut Restorer,
+    fin: &Frame,
+    fout: &Frame,
+    memory: Memory,
+) -> Result<Option<&'static str>, Failure> {
     let (Some(lin), Some(lout)) = (fin.pixel_layout(), fout.pixel_layout()) else {
         return Ok(Some("this format converts on the host"));
     };
@@ -588,7 +590,10 @@ mod tests {
         let p = Planar { rgb: want.rgb.mapv(|v| 1.0 - v), alpha: None };
         let (mut oy, mut ouv) = (vec![0xEEu8; ny], vec![0xEEu8; nuv]);
         unsafe { frame(oy.as_mut_ptr(), ouv.as_mut_ptr()).encode(&p, None) }.unwrap();
-        let (mut doy, mut douv) = (DeviceBytes::from_host(&vec![0xEE; ny], Memory::Host).unwrap(), DeviceBytes::from_host(&vec![0xEE; nuv], Memory::Host).unwrap());
+        let (mut doy, mut douv) = (
+            DeviceBytes::from_host(&vec![0xEE; ny], Memory::Host).unwrap(),
+            DeviceBytes::from_host(&vec![0xEE; nuv], Memory::Host).unwrap(),
+        );
         unsafe { frame(doy.ptr(), douv.ptr()).encode(&p, Some(Memory::Host)) }.unwrap();
         assert_eq!(doy.to_host().unwrap(), oy);
         assert_eq!(douv.to_host().unwrap(), ouv);
@@ -643,6 +648,9 @@ mod tests {
     #[test]
     fn alpha_is_replicated() {
         let a = [0.0, 0.5, 1.0, 0.25];
-        assert_eq!(scale_alpha(a.to_vec(), 2, 2, 2).unwrap(), vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 1.0, 1.0, 0.25, 0.25]);
+        assert_eq!(
+            scale_alpha(a.to_vec(), 2, 2, 2).unwrap(),
+            vec![0.0, 0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 1.0, 1.0, 0.25, 0.25, 1.0, 1.0, 0.25, 0.25]
+        );
     }
 }

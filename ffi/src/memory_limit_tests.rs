@@ -13,7 +13,15 @@ use crate::status::bridge_status as S;
 use bridge_export::memcap::{self, address_space, cap_address_space, is_child};
 
 fn gray(w: u32, h: u32, buf: &mut [u8]) -> bridge_image {
-    bridge_image { width: w, height: h, stride: w as usize, format: BRIDGE_FORMAT_GRAY8, flags: 0, data: buf.as_mut_ptr().cast(), size: buf.len() }
+    bridge_image {
+        width: w,
+        height: h,
+        stride: w as usize,
+        format: BRIDGE_FORMAT_GRAY8,
+        flags: 0,
+        data: buf.as_mut_ptr().cast(),
+        size: buf.len(),
+    }
 }
 
 /// Run `test` (this module's test of that name) in a child with a lowered address-space

@@ -70,10 +70,7 @@ fn model_required(d: &bridge_image) -> Result<usize, S> {
     }
     let (w, h, st) = (d.width as u128, d.height as u128, d.stride as u128);
     let row = w * bpp;
-    if st < row
-        || (d.format == BRIDGE_FORMAT_RGB_F32_PLANAR && st % 4 != 0)
-        || (d.format == BRIDGE_FORMAT_RGB16 && st % 2 != 0)
-    {
+    if st < row || (d.format == BRIDGE_FORMAT_RGB_F32_PLANAR && st % 4 != 0) || (d.format == BRIDGE_FORMAT_RGB16 && st % 2 != 0) {
         return Err(S::BRIDGE_ERR_STRIDE);
     }
     let rows = match d.format {
@@ -292,11 +289,7 @@ fn mutated_descriptors_get_their_status() {
         let (dout, mut bout, eout) = descriptor(&mut rng, Some((din.width, din.height)));
         let null_in = rng.pct(1);
         let null_out = rng.pct(1);
-        let expect = if null_in || null_out {
-            Some(S::BRIDGE_ERR_NULL_ARGUMENT)
-        } else {
-            model_restore(&din, ein, &dout, eout)
-        };
+        let expect = if null_in || null_out { Some(S::BRIDGE_ERR_NULL_ARGUMENT) } else { model_restore(&din, ein, &dout, eout) };
         if expect.is_none() && ran >= NETWORK_RUNS {
             // Valid: the conversion the restore would run, without the network.
             round_trip(&din, ein.unwrap());
@@ -322,7 +315,14 @@ fn mutated_descriptors_get_their_status() {
     eprintln!("{CASES} descriptor cases: {ok} converted, {ran} restored, rejected {rejected:?}");
     // The generator must actually reach every kind of rejection and plenty of valid cases.
     assert!(ok > 1_000 && ran == NETWORK_RUNS, "{ok} valid, {ran} restored");
-    for s in ["BRIDGE_ERR_UNSUPPORTED_FORMAT", "BRIDGE_ERR_INVALID_ARGUMENT", "BRIDGE_ERR_IMAGE_SIZE", "BRIDGE_ERR_STRIDE", "BRIDGE_ERR_BUFFER_TOO_SMALL", "BRIDGE_ERR_NULL_ARGUMENT"] {
+    for s in [
+        "BRIDGE_ERR_UNSUPPORTED_FORMAT",
+        "BRIDGE_ERR_INVALID_ARGUMENT",
+        "BRIDGE_ERR_IMAGE_SIZE",
+        "BRIDGE_ERR_STRIDE",
+        "BRIDGE_ERR_BUFFER_TOO_SMALL",
+        "BRIDGE_ERR_NULL_ARGUMENT",
+    ] {
         assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
     }
 }
@@ -400,7 +400,15 @@ fn mutated_options_struct_size() {
 /// `bridge_restorer_new(m, o)` must return `want` (`what` names the case). On `BRIDGE_OK`, the
 /// packed RGB8 `input` (`w`×`h`) restored with that restorer, which is then freed; otherwise
 /// `None`, and no restorer was made.
-fn new_and_restore_rgb8(m: *const crate::handles::bridge_model, o: &bridge_restorer_options, want: S, w: u32, h: u32, input: &[u8], what: &str) -> Option<Vec<u8>> {
+fn new_and_restore_rgb8(
+    m: *const crate::handles::bridge_model,
+    o: &bridge_restorer_options,
+    want: S,
+    w: u32,
+    h: u32,
+    input: &[u8],
+    what: &str,
+) -> Option<Vec<u8>> {
     let mut r: *mut bridge_restorer = std::ptr::null_mut();
     assert_eq!(unsafe { bridge_restorer_new(m, o, &mut r) }, want, "{what}");
     if want != S::BRIDGE_OK {
@@ -409,7 +417,15 @@ fn new_and_restore_rgb8(m: *const crate::handles::bridge_model, o: &bridge_resto
     }
     let mut a = input.to_vec();
     let mut b = vec![0u8; a.len()];
-    let din = bridge_image { width: w, height: h, stride: 3 * w as usize, format: BRIDGE_FORMAT_RGB8, flags: 0, data: a.as_mut_ptr().cast(), size: a.len() };
+    let din = bridge_image {
+        width: w,
+        height: h,
+        stride: 3 * w as usize,
+        format: BRIDGE_FORMAT_RGB8,
+        flags: 0,
+        data: a.as_mut_ptr().cast(),
+        size: a.len(),
+    };
     let dout = bridge_image { data: b.as_mut_ptr().cast(), ..din };
     assert_eq!(unsafe { bridge_restore(r, &din, &dout, None, std::ptr::null_mut()) }, S::BRIDGE_OK, "{what}");
     assert_eq!(bridge_restorer_free(r), S::BRIDGE_OK);
@@ -494,10 +510,7 @@ fn model_plane_sizes(d: &crate::planes::bridge_image_planes) -> Result<[usize; 4
 }
 
 /// What `bridge_restore_planes` must return (scale-1 restorer), by its documented order.
-fn model_restore_planes(
-    din: &crate::planes::bridge_image_planes,
-    dout: &crate::planes::bridge_image_planes,
-) -> Option<S> {
+fn model_restore_planes(din: &crate::planes::bridge_image_planes, dout: &crate::planes::bridge_image_planes) -> Option<S> {
     let check = |d: &crate::planes::bridge_image_planes, output: bool| -> Option<S> {
         let need = match model_plane_sizes(d) {
             Err(s) => return Some(s),
@@ -645,7 +658,14 @@ fn mutated_plane_descriptors_get_their_status() {
     assert_eq!(crate::restorer::bridge_restorer_free(r), S::BRIDGE_OK);
     eprintln!("{CASES} plane cases: {ran} restored, rejected {rejected:?}");
     assert_eq!(ran, NETWORK_RUNS);
-    for s in ["BRIDGE_ERR_UNSUPPORTED_FORMAT", "BRIDGE_ERR_INVALID_ARGUMENT", "BRIDGE_ERR_IMAGE_SIZE", "BRIDGE_ERR_STRIDE", "BRIDGE_ERR_BUFFER_TOO_SMALL", "BRIDGE_ERR_NULL_ARGUMENT"] {
+    for s in [
+        "BRIDGE_ERR_UNSUPPORTED_FORMAT",
+        "BRIDGE_ERR_INVALID_ARGUMENT",
+        "BRIDGE_ERR_IMAGE_SIZE",
+        "BRIDGE_ERR_STRIDE",
+        "BRIDGE_ERR_BUFFER_TOO_SMALL",
+        "BRIDGE_ERR_NULL_ARGUMENT",
+    ] {
         assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
     }
     assert!(rejected.get("BRIDGE_ERR_UNSUPPORTED").is_some_and(|&n| n >= 5), "too few CUDA-memory cases: {rejected:?}");
@@ -654,7 +674,11 @@ fn mutated_plane_descriptors_get_their_status() {
 /// A valid two-plane NV12 → NV12 restore wrote the same pixels as `bridge_restore` on the
 /// same frame packed into one buffer. Planes are read through the descriptors (an input's
 /// chroma plane may be its luma buffer).
-fn check_planes_like_one_buffer(r: *mut bridge_restorer, din: &crate::planes::bridge_image_planes, dout: &crate::planes::bridge_image_planes) {
+fn check_planes_like_one_buffer(
+    r: *mut bridge_restorer,
+    din: &crate::planes::bridge_image_planes,
+    dout: &crate::planes::bridge_image_planes,
+) {
     let (w, h) = (din.width as usize, din.height as usize);
     // SAFETY: a valid case: each plane holds at least its `size` bytes.
     let plane = |d: &crate::planes::bridge_image_planes, k: usize| unsafe { std::slice::from_raw_parts(d.data[k].cast::<u8>(), d.size[k]) };
@@ -666,7 +690,15 @@ fn check_planes_like_one_buffer(r: *mut bridge_restorer, din: &crate::planes::br
         one[(h + row) * w..][..w].copy_from_slice(&plane(din, 1)[row * din.stride[1]..][..w]);
     }
     let mut out = vec![0u8; one.len()];
-    let i = bridge_image { width: w as u32, height: h as u32, stride: w, format: BRIDGE_FORMAT_NV12, flags: din.flags, data: one.as_mut_ptr().cast(), size: one.len() };
+    let i = bridge_image {
+        width: w as u32,
+        height: h as u32,
+        stride: w,
+        format: BRIDGE_FORMAT_NV12,
+        flags: din.flags,
+        data: one.as_mut_ptr().cast(),
+        size: one.len(),
+    };
     let o = bridge_image { flags: dout.flags, data: out.as_mut_ptr().cast(), ..i };
     assert_eq!(unsafe { bridge_restore(r, &i, &o, None, std::ptr::null_mut()) }, S::BRIDGE_OK);
     for row in 0..h {
@@ -700,8 +732,16 @@ fn channel_ensemble_option() {
         (1, 0xdead_beef, old_size, S::BRIDGE_OK), // an older header: neither field is read
         (2, 0, full, S::BRIDGE_ERR_INVALID_ARGUMENT),
     ] {
-        let o = bridge_restorer_options { threads: 1, channel_ensemble: on, reserved0: reserved, struct_size: size as u32, ..Default::default() };
-        let Some(b) = new_and_restore_rgb8(m, &o, want, w, h, &input, &format!("channel_ensemble {on}, struct_size {size}")) else { continue };
+        let o = bridge_restorer_options {
+            threads: 1,
+            channel_ensemble: on,
+            reserved0: reserved,
+            struct_size: size as u32,
+            ..Default::default()
+        };
+        let Some(b) = new_and_restore_rgb8(m, &o, want, w, h, &input, &format!("channel_ensemble {on}, struct_size {size}")) else {
+            continue;
+        };
         outs.push(b);
     }
     let most = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();

@@ -7,8 +7,8 @@
 //! from the start (`struct_size`, set by `bridge_image_planes_init`).
 
 use crate::handles::{self, bridge_restorer};
-use crate::image::{Frame, FrameKind, bridge_image, bridge_progress_fn, buffer, layout_status, restore_frames};
 use crate::image::{BRIDGE_FORMAT_NV12, BRIDGE_IMAGE_MEMORY_CUDA, BRIDGE_IMAGE_YUV_BT709, BRIDGE_IMAGE_YUV_FULL_RANGE};
+use crate::image::{Frame, FrameKind, bridge_image, bridge_progress_fn, buffer, layout_status, restore_frames};
 use crate::status::{Failure, bridge_status, guard};
 use sdk::pixel::{Nv12Layout, YuvMatrix};
 use std::ffi::c_void;
@@ -143,7 +143,8 @@ fn nv12_layout(d: &bridge_image_planes, what: &str) -> Result<(Nv12Layout, [usiz
         yuv_matrix: if d.flags & BRIDGE_IMAGE_YUV_BT709 != 0 { YuvMatrix::Bt709 } else { YuvMatrix::Bt601 },
         yuv_full_range: d.flags & BRIDGE_IMAGE_YUV_FULL_RANGE != 0,
     };
-    let (y, uv) = layout.plane_lens().map_err(|e| Failure::new(layout_status(&e), format!("{what}: {e} (stride[0] is luma, stride[1] chroma)")))?;
+    let (y, uv) =
+        layout.plane_lens().map_err(|e| Failure::new(layout_status(&e), format!("{what}: {e} (stride[0] is luma, stride[1] chroma)")))?;
     Ok((layout, [y, uv]))
 }
 
@@ -423,7 +424,9 @@ mod tests {
         let (mut y, mut uv, mut oy, mut ouv) = (vec![16u8; 32], vec![128u8; 16], vec![0u8; 32], vec![0u8; 16]);
         let good_in = nv12(w, h, [(&mut y, 8), (&mut uv, 8)]);
         let good_out = nv12(w, h, [(&mut oy, 8), (&mut ouv, 8)]);
-        let run = |i: *const bridge_image_planes, o: *const bridge_image_planes| unsafe { bridge_restore_planes(r, i, o, None, std::ptr::null_mut()) };
+        let run = |i: *const bridge_image_planes, o: *const bridge_image_planes| unsafe {
+            bridge_restore_planes(r, i, o, None, std::ptr::null_mut())
+        };
         let both = |f: &dyn Fn(&mut bridge_image_planes), want: S| {
             let mut i = good_in;
             f(&mut i);
@@ -496,7 +499,10 @@ mod tests {
         // NULL everywhere.
         assert_eq!(run(std::ptr::null(), &good_out), S::BRIDGE_ERR_NULL_ARGUMENT);
         assert_eq!(run(&good_in, std::ptr::null()), S::BRIDGE_ERR_NULL_ARGUMENT);
-        assert_eq!(unsafe { bridge_restore_planes(std::ptr::null_mut(), &good_in, &good_out, None, std::ptr::null_mut()) }, S::BRIDGE_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            unsafe { bridge_restore_planes(std::ptr::null_mut(), &good_in, &good_out, None, std::ptr::null_mut()) },
+            S::BRIDGE_ERR_NULL_ARGUMENT
+        );
         assert_eq!(unsafe { bridge_image_planes_required_sizes(&good_in, std::ptr::null_mut()) }, S::BRIDGE_ERR_NULL_ARGUMENT);
         assert_eq!(unsafe { bridge_image_planes_init(std::ptr::null_mut()) }, S::BRIDGE_ERR_NULL_ARGUMENT);
         let mut d = good_in;

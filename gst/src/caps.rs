@@ -59,9 +59,7 @@ fn map_field(s: &gst::StructureRef, field: &str, direction: gst::PadDirection, s
     match lo.cmp(&hi) {
         std::cmp::Ordering::Greater => None,
         std::cmp::Ordering::Equal => Some(lo.to_send_value()),
-        std::cmp::Ordering::Less if direction == gst::PadDirection::Sink => {
-            Some(gst::IntRange::with_step(lo, hi, k).to_send_value())
-        }
+        std::cmp::Ordering::Less if direction == gst::PadDirection::Sink => Some(gst::IntRange::with_step(lo, hi, k).to_send_value()),
         std::cmp::Ordering::Less => Some(gst::IntRange::new(lo, hi).to_send_value()),
     }
 }
@@ -77,7 +75,9 @@ mod tests {
 
     fn dims(c: &gst::Caps) -> Vec<(String, String)> {
         c.iter()
-            .map(|s| (s.value("width").unwrap().serialize().unwrap().to_string(), s.value("height").unwrap().serialize().unwrap().to_string()))
+            .map(|s| {
+                (s.value("width").unwrap().serialize().unwrap().to_string(), s.value("height").unwrap().serialize().unwrap().to_string())
+            })
             .collect()
     }
 

@@ -10,14 +10,8 @@ use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoFrameRef, VideoInfo};
 
 /// The packed formats the element accepts (the same on both pads), besides NV12.
-pub const PACKED_FORMATS: [VideoFormat; 6] = [
-    VideoFormat::Rgb,
-    VideoFormat::Bgr,
-    VideoFormat::Rgba,
-    VideoFormat::Bgra,
-    VideoFormat::Rgbx,
-    VideoFormat::Bgrx,
-];
+pub const PACKED_FORMATS: [VideoFormat; 6] =
+    [VideoFormat::Rgb, VideoFormat::Bgr, VideoFormat::Rgba, VideoFormat::Bgra, VideoFormat::Rgbx, VideoFormat::Bgrx];
 
 /// The SDK format for a GStreamer format, and whether its fourth byte is a real alpha channel
 /// (passed through) rather than padding.
@@ -38,8 +32,8 @@ fn sdk_format(f: VideoFormat) -> Option<(PixelFormat, bool)> {
 /// size and colorimetry (the pitches come from each frame, [`nv12`]). Checks what the SDK
 /// checks (even NV12 sizes, …).
 pub fn layout(info: &VideoInfo) -> Result<Layout> {
-    let (format, _) = sdk_format(info.format())
-        .ok_or_else(|| Error::param("video format", format!("{} is not supported", info.format().to_str())))?;
+    let (format, _) =
+        sdk_format(info.format()).ok_or_else(|| Error::param("video format", format!("{} is not supported", info.format().to_str())))?;
     let mut l = Layout::packed(info.width() as usize, info.height() as usize, format)?;
     if format != PixelFormat::Nv12 {
         l.stride = usize::try_from(info.stride()[0]).map_err(|_| Error::param("stride", "negative row stride"))?;

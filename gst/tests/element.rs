@@ -129,7 +129,8 @@ fn rgb_with_padded_rows_is_read_and_written_with_the_frame_stride() {
 fn colour_fix_and_channel_ensemble_properties() {
     let (w, h) = (32, 16);
     let m = model("jpeg.onnx");
-    let mut hs = harness(&format!("model={m} nfe=1 color-fix=3 channel-ensemble=true"), "video/x-raw,format=RGB,width=32,height=16,framerate=30/1");
+    let mut hs =
+        harness(&format!("model={m} nfe=1 color-fix=3 channel-ensemble=true"), "video/x-raw,format=RGB,width=32,height=16,framerate=30/1");
     let restore = hs.find_element("bridgerestore").unwrap();
     let (fix, ens) = (restore.property::<u32>("color-fix"), restore.property::<bool>("channel-ensemble"));
     assert_eq!((fix, ens), (3, true));

@@ -15,12 +15,12 @@
 //!
 //! Run: `cargo bench -p bridge --bench runtime` (ONNX Runtime from `scripts/install-ort.sh`).
 
+use bridge::Tensor;
 use bridge::family::gou::{Gou, GouParams};
 use bridge::restorer::{RestoreOptions, Restorer};
 use bridge::runtime::{OnnxDenoiser, SessionConfig};
 use bridge::sampler::Sampler;
 use bridge::tile::TileConfig;
-use bridge::Tensor;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -67,8 +67,7 @@ impl Case {
             let mut b = b.with_inter_threads(1).map_err(|e| e.to_string())?;
             b.commit_from_file(&path).map_err(|e| e.to_string())
         };
-        let session = build()
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let session = build().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (net, meta) = OnnxDenoiser::load_package(&path, &cfg).expect("bench package");
         let options = RestoreOptions {
             sampler: Sampler::DataSolver1 { sde: true },
@@ -80,8 +79,11 @@ impl Case {
             channel_ensemble: false,
         };
         let noop_net = bridge::FnDenoiser(|_x: bridge::TensorView<'_>, c: bridge::TensorView<'_>, _t: f64| Ok(c.to_owned()));
-        let noop = Restorer::from_parts(meta.clone(), Box::new(Gou::new(GouParams::goub()).expect("GOUB")), Box::new(noop_net), options.clone()).expect("restorer");
-        let restorer = Restorer::from_parts(meta, Box::new(Gou::new(GouParams::goub()).expect("GOUB")), Box::new(net), options).expect("restorer");
+        let noop =
+            Restorer::from_parts(meta.clone(), Box::new(Gou::new(GouParams::goub()).expect("GOUB")), Box::new(noop_net), options.clone())
+                .expect("restorer");
+        let restorer =
+            Restorer::from_parts(meta, Box::new(Gou::new(GouParams::goub()).expect("GOUB")), Box::new(net), options).expect("restorer");
         let x = Tensor::from_shape_fn((1, 3, side, side), |(_, c, y, x)| (((c * 7 + y * 3 + x * 5) % 61) as f32 / 30.0) - 1.0);
         Case { session, restorer, noop, x, t: vec![0.5] }
     }

@@ -44,10 +44,11 @@ impl Case {
     }
     fn step(&mut self, draw: u64) {
         let Case { x, x0, xt, noise, .. } = self;
-        pool().install(|| {
-            update(x, 0.7, &[Term::new(0.2, x0.view()), Term::new(0.1, xt.view())], Some(NoiseTerm { coef: 0.05, draw, source: noise }))
-        })
-        .expect("update");
+        pool()
+            .install(|| {
+                update(x, 0.7, &[Term::new(0.2, x0.view()), Term::new(0.1, xt.view())], Some(NoiseTerm { coef: 0.05, draw, source: noise }))
+            })
+            .expect("update");
         black_box(&self.x);
     }
     fn memcpy(&mut self) {

@@ -76,7 +76,12 @@ fn shift_channels(x: TensorView<'_>, k: usize) -> Result<Tensor> {
 }
 
 impl<D: Denoiser> ChannelCycle<D> {
-    fn average(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, mut call: impl FnMut(&mut D, TensorView<'_>, TensorView<'_>) -> Result<Tensor>) -> Result<Tensor> {
+    fn average(
+        &mut self,
+        x_in: TensorView<'_>,
+        cond: TensorView<'_>,
+        mut call: impl FnMut(&mut D, TensorView<'_>, TensorView<'_>) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         if x_in.shape()[1] != 3 {
             return call(&mut self.0, x_in, cond);
         }
@@ -189,7 +194,12 @@ mod tests {
         // Grey in: the plain network tints, the cycle does not.
         let g = image(3, true);
         let tinted = plain.eval(g.view(), g.view(), 0.1).unwrap();
-        assert!(max_diff(&tinted.index_axis(Axis(1), 0).to_owned().insert_axis(Axis(1)), &tinted.index_axis(Axis(1), 1).to_owned().insert_axis(Axis(1))) > 0.01);
+        assert!(
+            max_diff(
+                &tinted.index_axis(Axis(1), 0).to_owned().insert_axis(Axis(1)),
+                &tinted.index_axis(Axis(1), 1).to_owned().insert_axis(Axis(1))
+            ) > 0.01
+        );
         let out = cyc.eval(g.view(), g.view(), 0.1).unwrap();
         for ch in 1..3 {
             let d = (&out.index_axis(Axis(1), 0) - &out.index_axis(Axis(1), ch)).mapv(f32::abs).fold(0.0f32, |m, &v| m.max(v));
@@ -220,7 +230,8 @@ mod tests {
         let mut cyc = ChannelCycle(skewed());
         assert_eq!(cyc.eval(one.view(), one.view(), 0.0).unwrap(), inner.eval(one.view(), one.view(), 0.0).unwrap());
         // A network that changes the shape is an error, not a panic.
-        let mut bad = ChannelCycle(FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.slice(ndarray::s![.., .., ..2, ..]).to_owned())));
+        let mut bad =
+            ChannelCycle(FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.slice(ndarray::s![.., .., ..2, ..]).to_owned())));
         assert!(matches!(bad.eval(x.view(), x.view(), 0.0), Err(Error::ShapeMismatch { .. })));
     }
 }

@@ -77,7 +77,11 @@ pub enum Error {
 
     /// An I/O error with the path it concerns.
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with the SDK's [`Error`].

@@ -402,9 +402,10 @@ pub fn load_pairs(dir: &std::path::Path) -> Result<Vec<Pair>> {
             let p = e.path();
             let ext = p.extension().and_then(|x| x.to_str()).map(str::to_ascii_lowercase);
             if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg" | "tif" | "tiff"))
-                && let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                    m.insert(stem.to_string(), p);
-                }
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+            {
+                m.insert(stem.to_string(), p);
+            }
         }
         Ok(m)
     };
@@ -523,7 +524,9 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
             for &n in &nfes {
                 let st = Setting { sampler: s.clone(), nfe: n, eta: eta_of(s) };
                 let label = format!("{} NFE {n}", st.label());
-                match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))) {
+                match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| {
+                    progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))
+                }) {
                     Ok(mut r) => {
                         if o.channel_ensemble {
                             r.iter_mut().for_each(|row| row.label.push_str(" + channel ensemble"));
@@ -604,7 +607,8 @@ mod tests {
         assert!((ssim(z.view(), z.view()).unwrap() - 1.0).abs() < 1e-12);
         assert!(ssim(pattern(10, 30, |_, _, _| 0.0).view(), pattern(10, 30, |_, _, _| 0.0).view()).is_err());
         // A noisier copy is less similar.
-        let n1 = pattern(20, 24, |c, yy, xx| ((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.02 } else { -0.02 });
+        let n1 =
+            pattern(20, 24, |c, yy, xx| ((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.02 } else { -0.02 });
         let n2 = pattern(20, 24, |c, yy, xx| ((c * 5 + yy * 7 + xx * 3) % 11) as f32 / 11.0 + if (xx + yy) % 2 == 0 { 0.1 } else { -0.1 });
         let (s1, s2) = (ssim(z.view(), n1.view()).unwrap(), ssim(z.view(), n2.view()).unwrap());
         assert!(1.0 > s1 && s1 > s2, "{s1} {s2}");
@@ -645,7 +649,9 @@ mod tests {
     #[test]
     fn colour_shift_per_channel() {
         let a = pattern(8, 8, |c, y, x| ((c + y + x) % 5) as f32 / 10.0);
-        let b = Tensor::from_shape_fn((1, 3, 8, 8), |(_, c, y, x)| a[[0, c, y, x]] + [0.1f32, -0.02, 0.0][c] + if (x + y) % 2 == 0 { 0.01 } else { -0.01 });
+        let b = Tensor::from_shape_fn((1, 3, 8, 8), |(_, c, y, x)| {
+            a[[0, c, y, x]] + [0.1f32, -0.02, 0.0][c] + if (x + y) % 2 == 0 { 0.01 } else { -0.01 }
+        });
         let s = colour_shift(b.view(), a.view()).unwrap();
         for (got, want) in s.iter().zip([25.5, -5.1, 0.0]) {
             assert!((got - want).abs() < 1e-3, "{s:?}");

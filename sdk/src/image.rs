@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(back, Image::U16 { width: 5, height: 2, data: px16 });
         // Out-of-range model outputs are clamped.
         let t = Tensor::from_elem((1, 3, 1, 1), 7.0);
-        assert_eq!(Image::from_tensor(t.view(), (-1.0, 1.0), ChannelOrder::Rgb, SampleType::F32).unwrap(), Image::F32 { width: 1, height: 1, data: vec![1.0; 3] });
+        assert_eq!(
+            Image::from_tensor(t.view(), (-1.0, 1.0), ChannelOrder::Rgb, SampleType::F32).unwrap(),
+            Image::F32 { width: 1, height: 1, data: vec![1.0; 3] }
+        );
     }
 
     /// Reference values for `[0, 1, 4, 9]` ×2, computed with PyTorch's `upsample_bicubic2d`

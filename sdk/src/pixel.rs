@@ -261,11 +261,7 @@ pub fn decode(data: &[u8], layout: &Layout) -> Result<Planar> {
                     if let Some(a) = alpha.as_mut() {
                         a[y * w + x] = u8s(p[3]);
                     }
-                    if layout.format == PixelFormat::Rgba8 {
-                        [u8s(p[0]), u8s(p[1]), u8s(p[2])]
-                    } else {
-                        [u8s(p[2]), u8s(p[1]), u8s(p[0])]
-                    }
+                    if layout.format == PixelFormat::Rgba8 { [u8s(p[0]), u8s(p[1]), u8s(p[2])] } else { [u8s(p[2]), u8s(p[1]), u8s(p[0])] }
                 }
                 PixelFormat::Gray8 => [u8s(row[x]); 3],
                 PixelFormat::Rgb16 => {
@@ -305,9 +301,10 @@ pub fn encode(p: &Planar, layout: &Layout, out: &mut [u8]) -> Result<()> {
         return Err(Error::shape("image to encode", &[1, 3, h, w], p.rgb.shape()));
     }
     if let Some(a) = &p.alpha
-        && a.len() != w * h {
-            return Err(Error::shape("alpha plane", &[h, w], &[a.len()]));
-        }
+        && a.len() != w * h
+    {
+        return Err(Error::shape("alpha plane", &[h, w], &[a.len()]));
+    }
     if let Some((nl, uv_at)) = layout.nv12_planes() {
         let (y, uv) = out[..need].split_at_mut(uv_at);
         return encode_nv12(p, &nl, y, uv);
@@ -452,16 +449,16 @@ mod tests {
     use super::*;
 
     fn gradient(w: usize, h: usize) -> Planar {
-        let rgb = Tensor::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
-            ((x * 37 + y * 11 + c * 71) % 256) as f32 / 255.0
-        });
+        let rgb = Tensor::from_shape_fn((1, 3, h, w), |(_, c, y, x)| ((x * 37 + y * 11 + c * 71) % 256) as f32 / 255.0);
         Planar { rgb, alpha: None }
     }
 
     #[test]
     fn packed_formats_round_trip_exactly_with_padding() {
         let (w, h) = (7, 5);
-        for f in [PixelFormat::Rgb8, PixelFormat::Bgr8, PixelFormat::Rgba8, PixelFormat::Bgra8, PixelFormat::Rgb16, PixelFormat::RgbF32Planar] {
+        for f in
+            [PixelFormat::Rgb8, PixelFormat::Bgr8, PixelFormat::Rgba8, PixelFormat::Bgra8, PixelFormat::Rgb16, PixelFormat::RgbF32Planar]
+        {
             let mut l = Layout::packed(w, h, f).unwrap();
             l.stride += 12; // padded rows
             let mut p = gradient(w, h);

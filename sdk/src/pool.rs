@@ -35,9 +35,7 @@ impl Pool {
         }
         static OWN: OnceLock<ThreadPool> = OnceLock::new();
         static STARTING: Mutex<()> = Mutex::new(());
-        match started(&OWN, &STARTING, || {
-            ThreadPoolBuilder::new().thread_name(|i| format!("libbridge-{i}")).build()
-        }) {
+        match started(&OWN, &STARTING, || ThreadPoolBuilder::new().thread_name(|i| format!("libbridge-{i}")).build()) {
             Some(p) => Pool::Own(p),
             None => Pool::Serial,
         }

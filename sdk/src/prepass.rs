@@ -207,7 +207,8 @@ mod tests {
     #[test]
     fn batch_matches_the_baseline_in_every_range() {
         let p = wiener();
-        let clean = Array3::from_shape_fn((3, 24, 20), |(c, y, x)| 0.5 + 0.4 * ((x as f32 * 0.7 + c as f32).sin() * (y as f32 * 0.3).cos()));
+        let clean =
+            Array3::from_shape_fn((3, 24, 20), |(c, y, x)| 0.5 + 0.4 * ((x as f32 * 0.7 + c as f32).sin() * (y as f32 * 0.3).cos()));
         // (Any input on the 8-bit grid serves: the point is the same function, not a good result.)
         let blurred = clean.mapv(|v| (v * 255.0).round() / 255.0);
         let kernel = wiener::gaussian_kernel(3.0, 61);

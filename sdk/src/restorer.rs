@@ -47,14 +47,14 @@ use crate::color_fix::ColorFix;
 use crate::family::Family;
 use crate::image::{Image, ImageRef, pad_reflect, round_up, upsample};
 use crate::rng::PhiloxNoise;
-use crate::runtime::families::{build_family, default_sampler, parse_sampler};
 use crate::runtime::conventions;
 use crate::runtime::device::{DeviceLoop, SamplingLoop};
+use crate::runtime::families::{build_family, default_sampler, parse_sampler};
 use crate::runtime::model_package::{ModelPackage, check_mean_t_net};
 use crate::runtime::package::PackageMeta;
 use crate::runtime::{CancelToken, ExecutionProvider, OnnxDenoiser, SessionConfig};
 use crate::sampler::{Model, Sampler, plan, sample};
-use crate::tile::{TileConfig, TileLayout, TiledDenoiser, TileProgress};
+use crate::tile::{TileConfig, TileLayout, TileProgress, TiledDenoiser};
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::s;
 use std::path::{Path, PathBuf};
@@ -308,7 +308,8 @@ impl RestorerBuilder {
         let mean = match (&meta.mean_network, pkg.mean_network()) {
             (Some(m), Some(file)) => {
                 let shown = file.path.display().to_string();
-                let mut d = OnnxDenoiser::from_memory_with_io(&file.bytes, &shown, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
+                let mut d =
+                    OnnxDenoiser::from_memory_with_io(&file.bytes, &shown, &m.io, meta.channels, meta.spatial_multiple, &self.session)?;
                 d.set_time_input(meta.time_input);
                 d.attach_cancel(&cancel);
                 Some(MeanNet { plan_hw: d.plan().fixed_hw, net: Box::new(d), t_net: m.t_net })
@@ -571,7 +572,10 @@ impl Restorer {
     /// larger.
     pub fn restore(&mut self, image: &ImageRef<'_>) -> Result<Image> {
         if self.meta.channels != 3 {
-            return Err(Error::Image(format!("this package has {} channel(s); restore() takes RGB (use restore_tensor)", self.meta.channels)));
+            return Err(Error::Image(format!(
+                "this package has {} channel(s); restore() takes RGB (use restore_tensor)",
+                self.meta.channels
+            )));
         }
         self.check_size(image.width(), image.height())?;
         let x = image.to_tensor(self.meta.value_range, self.meta.channel_order)?;
@@ -673,8 +677,7 @@ impl Restorer {
             ph = ph.max(tile.size.0);
             pw = pw.max(tile.size.1);
         }
-        let cond: ndarray::CowArray<'_, f32, ndarray::Ix4> =
-            if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw)?.into() } else { up };
+        let cond: ndarray::CowArray<'_, f32, ndarray::Ix4> = if (ph, pw) != (oh, ow) { pad_reflect(up.view(), ph, pw)?.into() } else { up };
         let opts = self.options.clone();
         let has_mean = self.mean.is_some();
         let Restorer { family, net, mean, cancel, progress, device, device_loop, last_loop, gen_noise, .. } = self;
@@ -790,7 +793,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn tile_defaults_and_overrides() {
         let mut meta = PackageMeta::new("x", "s", "x0", "implicit", 4);
@@ -869,7 +871,10 @@ mod tests {
                 y.index_axis_mut(Axis(1), 0).mapv_inplace(|v| v + 0.1);
                 Ok(y)
             });
-            let options = RestoreOptions { channel_ensemble: ensemble, ..rdbm_options(2, TileConfig { size: tile, overlap: 2, trim: 1, ..TileConfig::default() }) };
+            let options = RestoreOptions {
+                channel_ensemble: ensemble,
+                ..rdbm_options(2, TileConfig { size: tile, overlap: 2, trim: 1, ..TileConfig::default() })
+            };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(net), options).unwrap();
             r.restore_tensor(x.view()).unwrap()
@@ -930,11 +935,15 @@ mod tests {
         let x = Tensor::from_shape_fn((1, 3, 40, 36), |(_, c, y, x)| ((c * 13 + y * 5 + x * 3) % 23) as f32 / 11.0 - 1.0);
         let mean0 = |t: &Tensor| (&t.index_axis(ndarray::Axis(1), 0) - &x.index_axis(ndarray::Axis(1), 0)).mean().unwrap();
         let mut fixed = Vec::new();
-        for (fix, tile) in [(ColorFix::Off, (0, 0)), (ColorFix::Wavelet { levels: 5 }, (0, 0)), (ColorFix::Wavelet { levels: 5 }, (16, 16))] {
+        for (fix, tile) in [(ColorFix::Off, (0, 0)), (ColorFix::Wavelet { levels: 5 }, (0, 0)), (ColorFix::Wavelet { levels: 5 }, (16, 16))]
+        {
             let net = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
                 Ok(Tensor::from_shape_fn(c.raw_dim(), |(b, ch, y, x)| c[[b, ch, y, x]] + if ch == 0 { 0.2 } else { 0.0 }))
             };
-            let options = RestoreOptions { color_fix: fix, ..rdbm_options(2, TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() }) };
+            let options = RestoreOptions {
+                color_fix: fix,
+                ..rdbm_options(2, TileConfig { size: tile, overlap: 4, trim: 1, ..TileConfig::default() })
+            };
             let family = Box::new(Rdbm::new(RdbmParams::default()).unwrap());
             let mut r = Restorer::from_parts(meta.clone(), family, Box::new(crate::FnDenoiser(net)), options).unwrap();
             let out = r.restore_tensor(x.view()).unwrap();

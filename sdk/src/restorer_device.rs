@@ -43,7 +43,8 @@ impl Restorer {
         }
         let g = self.meta.spatial_multiple;
         let tile = &self.options.tile;
-        if round_up(h, g) != h || round_up(w, g) != w || self.fixed_hw.is_some() || (tile.fixed_shape && tile.size.0 > 0 && tile.size.1 > 0) {
+        if round_up(h, g) != h || round_up(w, g) != w || self.fixed_hw.is_some() || (tile.fixed_shape && tile.size.0 > 0 && tile.size.1 > 0)
+        {
             return Some("the frame is padded on the host");
         }
         match TileLayout::new(h, w, tile) {

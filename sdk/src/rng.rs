@@ -27,12 +27,7 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     for _ in 0..10 {
         let p0 = (M0 as u64) * (c[0] as u64);
         let p1 = (M1 as u64) * (c[2] as u64);
-        c = [
-            ((p1 >> 32) as u32) ^ c[1] ^ k[0],
-            p1 as u32,
-            ((p0 >> 32) as u32) ^ c[3] ^ k[1],
-            p0 as u32,
-        ];
+        c = [((p1 >> 32) as u32) ^ c[1] ^ k[0], p1 as u32, ((p0 >> 32) as u32) ^ c[3] ^ k[1], p0 as u32];
         k = [k[0].wrapping_add(W0), k[1].wrapping_add(W1)];
     }
     c
@@ -200,13 +195,15 @@ impl PhiloxNoise {
         let mut x = x0;
         while i < out.len() {
             if let Some(k4) = kernel4
-                && x & (GROUP as u32 - 1) == 0 && out.len() - i >= 4 * GROUP {
-                    let dst: &mut [f32; 4 * GROUP] = (&mut out[i..i + 4 * GROUP]).try_into().expect("256 elements");
-                    k4(x >> 6, y, plane, draw as u32, key, dst);
-                    i += 4 * GROUP;
-                    x = x.wrapping_add(4 * GROUP as u32);
-                    continue;
-                }
+                && x & (GROUP as u32 - 1) == 0
+                && out.len() - i >= 4 * GROUP
+            {
+                let dst: &mut [f32; 4 * GROUP] = (&mut out[i..i + 4 * GROUP]).try_into().expect("256 elements");
+                k4(x >> 6, y, plane, draw as u32, key, dst);
+                i += 4 * GROUP;
+                x = x.wrapping_add(4 * GROUP as u32);
+                continue;
+            }
             let skip = (x & (GROUP as u32 - 1)) as usize;
             let n = (GROUP - skip).min(out.len() - i);
             if skip == 0 && n == GROUP {
@@ -326,9 +323,10 @@ impl RecordedNoise {
 
 impl NoiseSource for RecordedNoise {
     fn fill(&mut self, draw: u64, mut out: TensorViewMut<'_>) -> Result<()> {
-        let t = self.tensors.get(draw as usize).ok_or_else(|| {
-            Error::Noise(format!("recorded noise has {} draws, draw {draw} requested", self.tensors.len()))
-        })?;
+        let t = self
+            .tensors
+            .get(draw as usize)
+            .ok_or_else(|| Error::Noise(format!("recorded noise has {} draws, draw {draw} requested", self.tensors.len())))?;
         if t.shape() != out.shape() {
             return Err(Error::shape(format!("recorded noise draw {draw}"), out.shape(), t.shape()));
         }
@@ -416,8 +414,7 @@ mod simd {
         for half in 0..2i32 {
             let lanes = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(8 * half));
             let mut c0 = _mm256_or_si256(_mm256_set1_epi32((g << 4) as i32), lanes);
-            let (mut c1, mut c2, mut c3) =
-                (_mm256_set1_epi32(y as i32), _mm256_set1_epi32(plane as i32), _mm256_set1_epi32(draw as i32));
+            let (mut c1, mut c2, mut c3) = (_mm256_set1_epi32(y as i32), _mm256_set1_epi32(plane as i32), _mm256_set1_epi32(draw as i32));
             let (m0, m1) = (_mm256_set1_epi32(M0 as i32), _mm256_set1_epi32(M1 as i32));
             let (mut k0, mut k1) = (key[0], key[1]);
             for _ in 0..10 {
@@ -563,10 +560,7 @@ mod tests {
     #[test]
     fn philox_known_answers() {
         assert_eq!(philox4x32_10([0, 0, 0, 0], [0, 0]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
-        assert_eq!(
-            philox4x32_10([0xffffffff; 4], [0xffffffff; 2]),
-            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
-        );
+        assert_eq!(philox4x32_10([0xffffffff; 4], [0xffffffff; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
         assert_eq!(
             philox4x32_10([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]
@@ -621,8 +615,7 @@ mod tests {
         // Cut an odd-aligned tile from image 1 and draw it on its own.
         let (y0, x0, h, w) = (3usize, 5usize, 7usize, 9usize);
         let mut tile = Array4::<f32>::zeros((1, 3, h, w));
-        let mut tsrc =
-            PhiloxNoise::with_placements(42, vec![Placement { image: 1, y0: y0 as u32, x0: x0 as u32 }]);
+        let mut tsrc = PhiloxNoise::with_placements(42, vec![Placement { image: 1, y0: y0 as u32, x0: x0 as u32 }]);
         tsrc.fill(5, tile.view_mut()).unwrap();
         assert_eq!(tile.slice(s![0, .., .., ..]), whole.slice(s![1, .., y0..y0 + h, x0..x0 + w]));
     }

@@ -11,9 +11,9 @@
 
 use crate::pool::Pool;
 use crate::rng::{NoiseSource, PhiloxNoise};
-use rayon::prelude::*;
 use crate::{Error, Result, Tensor, TensorView};
 use ndarray::Zip;
+use rayon::prelude::*;
 
 /// One `coef·src` term of an update.
 #[derive(Clone, Copy, Debug)]
@@ -54,16 +54,13 @@ pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseT
             return Err(Error::shape("update term", x.shape(), t.src.shape()));
         }
     }
-    let mut live: Vec<(f32, TensorView<'_>)> =
-        terms.iter().filter(|t| t.coef != 0.0).map(|t| (t.coef as f32, t.src)).collect();
+    let mut live: Vec<(f32, TensorView<'_>)> = terms.iter().filter(|t| t.coef != 0.0).map(|t| (t.coef as f32, t.src)).collect();
     // Counter-based noise is generated inline; any other source is filled into a buffer first.
     let mut inline: Option<(f32, u64, PhiloxNoise)> = None;
     let buffered;
     if let Some(n) = noise.filter(|n| n.coef != 0.0) {
         match n.source.as_philox() {
-            Some(p) if n.draw <= u32::MAX as u64 && x.shape()[1] <= 4096 => {
-                inline = Some((n.coef as f32, n.draw, p.clone()))
-            }
+            Some(p) if n.draw <= u32::MAX as u64 && x.shape()[1] <= 4096 => inline = Some((n.coef as f32, n.draw, p.clone())),
             _ => {
                 let mut z: Tensor = crate::alloc::try_zeros(x.raw_dim(), "a noise tensor")?;
                 n.source.fill(n.draw, z.view_mut())?;

@@ -216,7 +216,8 @@ impl TileLayout {
         let (h, w) = self.frame;
         let (th, tw) = self.tile;
         let n = th.checked_mul(tw).ok_or_else(|| Error::param("tile size", "too large"))?;
-        let mut wsum = crate::alloc::try_vec(h.checked_mul(w).ok_or_else(|| Error::param("frame size", "too large"))?, 0f32, "the tile weight sums")?;
+        let mut wsum =
+            crate::alloc::try_vec(h.checked_mul(w).ok_or_else(|| Error::param("frame size", "too large"))?, 0f32, "the tile weight sums")?;
         let mut out = Vec::with_capacity(self.len());
         for k in 0..self.len() {
             let (y0, x0, wy, wx) = self.tile(k);
@@ -562,8 +563,14 @@ mod tests {
         assert!(matches!(r, Err(Error::Cancelled)));
         assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 9, ..cfg }), Err(Error::InvalidParam { .. })));
         // Huge user values: a typed error or a valid layout, never an overflow.
-        assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: usize::MAX, ..cfg }), Err(Error::InvalidParam { .. })));
-        assert!(matches!(TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 1 << 63, ..cfg }), Err(Error::InvalidParam { .. })));
+        assert!(matches!(
+            TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: usize::MAX, ..cfg }),
+            Err(Error::InvalidParam { .. })
+        ));
+        assert!(matches!(
+            TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 1 << 63, ..cfg }),
+            Err(Error::InvalidParam { .. })
+        ));
         let l = TileLayout::new(40, 40, &TileConfig { size: (16, 16), overlap: 4, trim: usize::MAX, align: usize::MAX, ..cfg }).unwrap();
         assert!(l.inv.iter().all(|v| v.is_finite()));
         let l = TileLayout::new(40, 40, &TileConfig { size: (usize::MAX, usize::MAX), overlap: usize::MAX, ..cfg }).unwrap();

@@ -394,7 +394,9 @@ fn pairs_dir(name: &str, info: Option<&str>, degrade: impl Fn(&ndarray::Array3<f
     for k in 0..2u32 {
         let clean = ndarray::Array3::from_shape_fn((3, 36, 40), |(c, y, x)| {
             let (yf, xf) = (y as f32, x as f32);
-            0.5 + 0.2 * (0.3 * xf + c as f32 + k as f32).sin() * (0.2 * yf).cos() + 0.1 * (0.8 * xf).sin() * (0.6 * yf + c as f32).cos() + if x > 20 { 0.1 } else { -0.1 }
+            0.5 + 0.2 * (0.3 * xf + c as f32 + k as f32).sin() * (0.2 * yf).cos()
+                + 0.1 * (0.8 * xf).sin() * (0.6 * yf + c as f32).cos()
+                + if x > 20 { 0.1 } else { -0.1 }
         });
         let save = |a: &ndarray::Array3<f32>, sub: &str| {
             let (_, h, w) = a.dim();
@@ -463,7 +465,11 @@ fn eval_adds_the_classical_baseline() {
 /// asked for without `degradation.json`, is an error exit that says why.
 #[test]
 fn eval_baseline_choice_and_errors() {
-    let noise = |a: &ndarray::Array3<f32>| ndarray::Array3::from_shape_fn(a.dim(), |(c, y, x)| a[[c, y, x]] + 0.08 * if (c * 7 + y * 13 + x * 5) % 3 == 0 { 1.0 } else { -0.5 });
+    let noise = |a: &ndarray::Array3<f32>| {
+        ndarray::Array3::from_shape_fn(a.dim(), |(c, y, x)| {
+            a[[c, y, x]] + 0.08 * if (c * 7 + y * 13 + x * 5) % 3 == 0 { 1.0 } else { -0.5 }
+        })
+    };
     let info = r#"{"version": 1, "task": "denoise", "degradation": {"kind": "gaussian-noise", "sigma": 20}}"#;
     let dir = pairs_dir("eval-nlm", Some(info), noise);
     let o = eval(&["-p", dir.to_str().unwrap()]);

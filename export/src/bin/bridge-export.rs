@@ -9,8 +9,8 @@
 
 use bridge_export::data::{default_data_dir, write_eval_pairs};
 use bridge_export::package::Task;
-use bridge_export::train::parity;
 use bridge_export::package::redefault_package;
+use bridge_export::train::parity;
 use bridge_export::train::trainer::{Reporting, Spec, export_checkpoint, train};
 use bridge_export::{Error, Result, UNetConfig};
 use clap::{Args, Parser, Subcommand};
@@ -232,7 +232,9 @@ fn main() -> ExitCode {
         }
         .map(|p| println!("wrote {}", p.display())),
         Command::Parity { steps, seed, unet, dir } => run_parity(steps, seed, &unet, &dir),
-        Command::Pairs { task, out, crop, max_side, seed, split, gray, bits } => write_pairs(&task, &out, crop, max_side, seed, &split, gray, bits),
+        Command::Pairs { task, out, crop, max_side, seed, split, gray, bits } => {
+            write_pairs(&task, &out, crop, max_side, seed, &split, gray, bits)
+        }
         Command::Shrink { split, out, max_side, quality } => shrink(&split, &out, max_side, quality),
     };
     match r {

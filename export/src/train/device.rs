@@ -30,11 +30,8 @@ pub fn load_cuda() -> Result<(), String> {
             let msg = unsafe { libc::dlerror() };
             // The loader's message may name only a missing dependency (`libcusparse.so.12: …`),
             // so say which library was being loaded.
-            let msg = if msg.is_null() {
-                "unknown error".to_owned()
-            } else {
-                unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned()
-            };
+            let msg =
+                if msg.is_null() { "unknown error".to_owned() } else { unsafe { CStr::from_ptr(msg) }.to_string_lossy().into_owned() };
             return Err(format!("dlopen(libtorch_cuda.so): {msg}"));
         }
         Ok(())
@@ -44,11 +41,7 @@ pub fn load_cuda() -> Result<(), String> {
 
 /// CUDA device 0 when libtorch_cuda loads and sees a GPU, else the CPU.
 pub fn best_device() -> tch::Device {
-    if load_cuda().is_ok() && tch::Cuda::is_available() {
-        tch::Device::Cuda(0)
-    } else {
-        tch::Device::Cpu
-    }
+    if load_cuda().is_ok() && tch::Cuda::is_available() { tch::Device::Cuda(0) } else { tch::Device::Cpu }
 }
 
 #[cfg(test)]

@@ -133,7 +133,14 @@ impl ParamSet {
     }
 
     /// Run a distilled generator (a U-Net with `noise_channels`) on its noise `z`.
-    pub fn forward_with_noise(&self, cfg: &UNetConfig, x: &Tensor, cond: Option<&Tensor>, z: Option<&Tensor>, t: &Tensor) -> Result<Tensor> {
+    pub fn forward_with_noise(
+        &self,
+        cfg: &UNetConfig,
+        x: &Tensor,
+        cond: Option<&Tensor>,
+        z: Option<&Tensor>,
+        t: &Tensor,
+    ) -> Result<Tensor> {
         unet_forward_with_noise(&mut TchOps::new(self), cfg, x, cond, z, t)
     }
 }
@@ -162,11 +169,7 @@ impl Ops for TchOps<'_> {
     }
 
     fn param(&mut self, path: &str, shape_: &[usize], _init: Init) -> Result<Tensor> {
-        let v = self
-            .params
-            .vars
-            .get(path)
-            .ok_or_else(|| Error::Weights(format!("missing parameter `{path}` (shape {shape_:?})")))?;
+        let v = self.params.vars.get(path).ok_or_else(|| Error::Weights(format!("missing parameter `{path}` (shape {shape_:?})")))?;
         if shape(v) != shape_ {
             return Err(Error::Weights(format!("parameter `{path}` has shape {:?}, the network needs {shape_:?}", shape(v))));
         }

@@ -673,9 +673,8 @@ pub fn train(spec: &Spec, out: &Path, ckpt: &Path, command: &str, rep: &Reportin
 /// down, so a chain of fine-tunings stays traceable).
 fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(Weights, BTreeMap<String, String>)> {
     let (icfg, w, imeta) = read_package(path)?;
-    let differs = |what: &str, a: String, b: String| {
-        Error::Config(format!("--init {}: its {what} is {a}, this run's is {b}", path.display()))
-    };
+    let differs =
+        |what: &str, a: String, b: String| Error::Config(format!("--init {}: its {what} is {a}, this run's is {b}", path.display()));
     if icfg != *cfg {
         return Err(differs("U-Net", icfg.to_json(), cfg.to_json()));
     }
@@ -686,7 +685,11 @@ fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(We
         ("family", imeta.family.clone(), meta.family.clone()),
         ("schedule", imeta.schedule.clone(), meta.schedule.clone()),
         ("parameterization", imeta.parameterization.clone(), meta.parameterization.clone()),
-        ("family parameters", Value::Object(imeta.family_params.clone()).to_string(), Value::Object(meta.family_params.clone()).to_string()),
+        (
+            "family parameters",
+            Value::Object(imeta.family_params.clone()).to_string(),
+            Value::Object(meta.family_params.clone()).to_string(),
+        ),
         ("value range", format!("{:?}", imeta.value_range), format!("{:?}", meta.value_range)),
         ("SR factor", imeta.sr_scale.to_string(), meta.sr_scale.to_string()),
         ("channels", imeta.channels.to_string(), meta.channels.to_string()),
@@ -700,7 +703,8 @@ fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(We
     // would fine-tune it on inputs it never saw and ship a package the SDK runs without it. The
     // other way (a plain package as the start of a pre-pass model) is how deblur stage 4 began.
     if imeta.prepass.is_some() && imeta.prepass != meta.prepass {
-        let show = |p: &Option<bridge::prepass::Prepass>| p.as_ref().map_or("none (pass --prepass to keep it)".to_string(), |p| p.to_json());
+        let show =
+            |p: &Option<bridge::prepass::Prepass>| p.as_ref().map_or("none (pass --prepass to keep it)".to_string(), |p| p.to_json());
         return Err(differs("pre-pass", show(&imeta.prepass), show(&meta.prepass)));
     }
     let mut record = BTreeMap::new();

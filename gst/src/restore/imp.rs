@@ -43,9 +43,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new("bridgerestore", gst::DebugColorFlags::empty(), Some("libbridge restoration filter"))
-});
+static CAT: LazyLock<gst::DebugCategory> =
+    LazyLock::new(|| gst::DebugCategory::new("bridgerestore", gst::DebugColorFlags::empty(), Some("libbridge restoration filter")));
 
 #[glib::object_subclass]
 impl ObjectSubclass for BridgeRestore {
@@ -93,7 +92,9 @@ impl ElementImpl for BridgeRestore {
             // sizes), so odd NV12 caps fail at linking rather than at the first frame.
             let mut caps = gst_video::VideoCapsBuilder::new().format_list(frame::PACKED_FORMATS).build();
             let even = gst::IntRange::with_step(2, i32::MAX - 1, 2);
-            caps.merge(gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Nv12).field("width", even).field("height", even).build());
+            caps.merge(
+                gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Nv12).field("width", even).field("height", even).build(),
+            );
             [gst::PadDirection::Src, gst::PadDirection::Sink]
                 .into_iter()
                 .map(|dir| {
@@ -113,13 +114,13 @@ impl BaseTransformImpl for BridgeRestore {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let model = settings
-            .model
-            .clone()
-            .ok_or_else(|| gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property to a model package (.onnx)")))?;
-        let restorer = settings.builder(&model).and_then(|b| b.build()).map_err(|e| {
-            gst::error_msg!(gst::ResourceError::OpenRead, ("cannot load model package {}: {}", model, e))
+        let model = settings.model.clone().ok_or_else(|| {
+            gst::error_msg!(gst::ResourceError::NotFound, ("no model set: set the `model` property to a model package (.onnx)"))
         })?;
+        let restorer = settings
+            .builder(&model)
+            .and_then(|b| b.build())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("cannot load model package {}: {}", model, e)))?;
         let scale = restorer.package().sr_scale;
         gst::info!(CAT, imp = self, "loaded {model}: SR ×{scale}, provider {}, options {:?}", restorer.provider(), restorer.options());
         let Ok(scale32) = u32::try_from(scale) else {

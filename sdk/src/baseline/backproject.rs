@@ -38,7 +38,8 @@ mod tests {
     fn scene(h: usize, w: usize) -> Array3<f32> {
         Array3::from_shape_fn((3, h, w), |(c, y, x)| {
             let (yf, xf) = (y as f32, x as f32);
-            (0.5 + 0.3 * (0.4 * xf + c as f32).sin() * (0.3 * yf).cos() + 0.15 * ((xf + yf) / 7.0).floor().rem_euclid(2.0) - 0.05).clamp(0.0, 1.0)
+            (0.5 + 0.3 * (0.4 * xf + c as f32).sin() * (0.3 * yf).cos() + 0.15 * ((xf + yf) / 7.0).floor().rem_euclid(2.0) - 0.05)
+                .clamp(0.0, 1.0)
         })
     }
 
@@ -54,7 +55,8 @@ mod tests {
         let lr = resize_bicubic(hr.view(), 16, 12).unwrap().mapv(|v| v.clamp(0.0, 1.0));
         let bic = backproject(lr.view(), 4, 0, 1.0).unwrap();
         let ibp = backproject(lr.view(), 4, 20, 1.0).unwrap();
-        let (r_bic, r_ibp) = (rms(&resize_bicubic(bic.view(), 16, 12).unwrap(), &lr), rms(&resize_bicubic(ibp.view(), 16, 12).unwrap(), &lr));
+        let (r_bic, r_ibp) =
+            (rms(&resize_bicubic(bic.view(), 16, 12).unwrap(), &lr), rms(&resize_bicubic(ibp.view(), 16, 12).unwrap(), &lr));
         eprintln!("LR residual: bicubic {r_bic:.5}, back-projection {r_ibp:.5}; HR error {:.5} vs {:.5}", rms(&bic, &hr), rms(&ibp, &hr));
         assert!(r_ibp < 0.01, "back-projected LR residual {r_ibp}");
         assert!(r_ibp < r_bic / 4.0, "{r_ibp} vs bicubic {r_bic}");

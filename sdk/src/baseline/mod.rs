@@ -230,7 +230,15 @@ impl Params {
         match self {
             Params::Wiener { nsr, .. } => format!("Wiener (true kernel, NSR {nsr:e})"),
             Params::BackProject { iterations, .. } => format!("back-projection ({iterations} it.)"),
-            Params::Nlm(p) => format!("NLM (σ {}, h {:.1}, {}×{} patch, {}×{} search)", p.sigma, p.h, 2 * p.patch + 1, 2 * p.patch + 1, 2 * p.search + 1, 2 * p.search + 1),
+            Params::Nlm(p) => format!(
+                "NLM (σ {}, h {:.1}, {}×{} patch, {}×{} search)",
+                p.sigma,
+                p.h,
+                2 * p.patch + 1,
+                2 * p.patch + 1,
+                2 * p.search + 1,
+                2 * p.search + 1
+            ),
         }
     }
 
@@ -261,7 +269,13 @@ mod tests {
     /// The schema round-trips, unknown kinds and versions are refused, `auto` picks per kind.
     #[test]
     fn degradation_json_schema() {
-        let info = PairsInfo { version: 1, task: "deblur".into(), degradation: Degradation::GaussianBlur { sigma: 3.0, size: 61 }, seed: Some(2024), input_bits: 16 };
+        let info = PairsInfo {
+            version: 1,
+            task: "deblur".into(),
+            degradation: Degradation::GaussianBlur { sigma: 3.0, size: 61 },
+            seed: Some(2024),
+            input_bits: 16,
+        };
         let text = serde_json::to_string(&info).unwrap();
         assert!(text.contains(r#""kind":"gaussian-blur""#), "{text}");
         assert_eq!(PairsInfo::from_json(&text).unwrap(), info);

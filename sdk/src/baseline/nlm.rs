@@ -91,7 +91,8 @@ pub fn denoise(img: ArrayView3<f32>, p: &NlmParams) -> Result<Array3<f32>> {
             let k = 2 * r + 1;
             for y in 0..h {
                 for x in 0..w {
-                    let box_sum = sat[(y + k) * (dw + 1) + x + k] - sat[y * (dw + 1) + x + k] - sat[(y + k) * (dw + 1) + x] + sat[y * (dw + 1) + x];
+                    let box_sum =
+                        sat[(y + k) * (dw + 1) + x + k] - sat[y * (dw + 1) + x + k] - sat[(y + k) * (dw + 1) + x] + sat[y * (dw + 1) + x];
                     let d2 = box_sum * norm;
                     let wt = (-(d2 - 2.0 * sigma2).max(0.0) / h2).exp();
                     wsum[y * w + x] += wt;

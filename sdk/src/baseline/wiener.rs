@@ -38,7 +38,11 @@ fn kernel_dft(kernel: &[f64], p: usize) -> Vec<f64> {
 
 /// In-place 2-D FFT (rows, then columns) of a row-major `h × w` buffer.
 fn fft2(buf: &mut [Complex<f64>], h: usize, w: usize, planner: &mut FftPlanner<f64>, inverse: bool) {
-    let (fr, fc) = if inverse { (planner.plan_fft_inverse(w), planner.plan_fft_inverse(h)) } else { (planner.plan_fft_forward(w), planner.plan_fft_forward(h)) };
+    let (fr, fc) = if inverse {
+        (planner.plan_fft_inverse(w), planner.plan_fft_inverse(h))
+    } else {
+        (planner.plan_fft_forward(w), planner.plan_fft_forward(h))
+    };
     fr.process(buf);
     let mut col = vec![Complex::new(0.0, 0.0); h];
     for x in 0..w {
@@ -107,10 +111,16 @@ mod tests {
         let (c, h, w) = img.dim();
         let r = (k.len() / 2) as isize;
         let mid = Array3::from_shape_fn((c, h, w), |(ci, y, x)| {
-            k.iter().enumerate().map(|(j, &kj)| kj * f64::from(img[[ci, y, super::super::reflect(x as isize + j as isize - r, w)]])).sum::<f64>() as f32
+            k.iter()
+                .enumerate()
+                .map(|(j, &kj)| kj * f64::from(img[[ci, y, super::super::reflect(x as isize + j as isize - r, w)]]))
+                .sum::<f64>() as f32
         });
         Array3::from_shape_fn((c, h, w), |(ci, y, x)| {
-            k.iter().enumerate().map(|(j, &kj)| kj * f64::from(mid[[ci, super::super::reflect(y as isize + j as isize - r, h), x]])).sum::<f64>() as f32
+            k.iter()
+                .enumerate()
+                .map(|(j, &kj)| kj * f64::from(mid[[ci, super::super::reflect(y as isize + j as isize - r, h), x]]))
+                .sum::<f64>() as f32
         })
     }
 

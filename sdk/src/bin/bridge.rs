@@ -7,10 +7,10 @@ mod image_file;
 mod interrupt;
 
 use bridge::image::ImageRef;
-use image_file::OutputFormat;
 use bridge::restorer::{Progress, Restorer, Stage};
 use bridge::runtime::{CudaOptions, ExecutionProvider, SessionConfig, TensorRtOptions};
 use clap::{Parser, Subcommand, ValueEnum};
+use image_file::OutputFormat;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

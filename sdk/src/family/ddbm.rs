@@ -170,9 +170,7 @@ impl Ddbm {
                 }
             }
             (Precond::I2sb { t0, t_end }, Schedule::I2sb { n_timestep, .. }) => {
-                noise_levels = (0..n_timestep)
-                    .map(|i| (linspace_f32_at(t0, t_end, n_timestep, i) * n_timestep as f32) as f64)
-                    .collect();
+                noise_levels = (0..n_timestep).map(|i| (linspace_f32_at(t0, t_end, n_timestep, i) * n_timestep as f32) as f64).collect();
             }
             (Precond::I2sb { .. }, _) => {
                 return Err(Error::param("precond", "the I2SB parameterization needs the I2SB schedule"));
@@ -462,9 +460,9 @@ impl Ddbm {
             let dt = if stochastic { 0.0 } else { k * g2 * w / (sigma_max * sigma_max - s2) };
             return Ok(Drift { x: 0.0, dd: -k * g2 / s2, dt, g2 });
         }
-        let (beta_d, beta_min) = self.vp_betas().ok_or_else(|| {
-            Error::incompatible("ddbm drift", self.name(), "DDBM's drift is defined for the VE and VP schedules")
-        })?;
+        let (beta_d, beta_min) = self
+            .vp_betas()
+            .ok_or_else(|| Error::incompatible("ddbm drift", self.name(), "DDBM's drift is defined for the VE and VP schedules"))?;
         // get_d_vp in α–ρ form: σ̃ = ρ, σ̃' = ½(β_min + β_d t)(ρ + 1/ρ), s = α, s' = −ρσ̃'α³.
         // The bridge's end is the schedule's T = 1, which the family's marginal is normalized by
         // (the reference's `sigma_max` = t_max = 1).
@@ -566,22 +564,47 @@ mod tests {
         // tests/golden/ddbm_vp_n10_*.json and ddbm_ve_n40_*.json `sigmas` (float32 in the
         // reference), bit for bit.
         let vp: [f64; 11] = [
-            0.9998998641967773, 0.552284300327301, 0.2887125313282013, 0.1412457376718521, 0.0636984333395958,
-            0.02593138813972473, 0.009245450608432293, 0.0027570563834160566, 0.0006378973484970629,
-            9.999989561038092e-05, 0.0,
+            0.9998998641967773,
+            0.552284300327301,
+            0.2887125313282013,
+            0.1412457376718521,
+            0.0636984333395958,
+            0.02593138813972473,
+            0.009245450608432293,
+            0.0027570563834160566,
+            0.0006378973484970629,
+            9.999989561038092e-05,
+            0.0,
         ];
         assert_eq!(f.karras_grid(10, 7.0), vp);
         let ve = Ddbm::new(DdbmParams::ve()).unwrap().karras_grid(40, 7.0);
         // Indices 24, 26, 28 move by 7–12 ulps when the ramp is rounded twice.
-        for (i, w) in [(0, 79.99990844726562), (24, 0.8229404091835022), (26, 0.46997860074043274), (28, 0.255629301071167), (39, 0.0019999996293336153)] {
+        for (i, w) in [
+            (0, 79.99990844726562),
+            (24, 0.8229404091835022),
+            (26, 0.46997860074043274),
+            (28, 0.255629301071167),
+            (39, 0.0019999996293336153),
+        ] {
             assert_eq!(ve[i], w, "σ[{i}]");
         }
         // dbim_ve_eta0_n9.json `ts` (float32 `linspace(t_max − 1e-3, t_min, 10)`).
         let g = Ddbm::new(DdbmParams::ve()).unwrap().grid(10).unwrap();
-        assert_eq!(g[1..], [
-            79.9990005493164, 71.11044311523438, 62.22188949584961, 53.333335876464844, 44.44477844238281,
-            35.55622100830078, 26.667667388916016, 17.779111862182617, 8.890555381774902, 0.0020000000949949026,
-        ]);
+        assert_eq!(
+            g[1..],
+            [
+                79.9990005493164,
+                71.11044311523438,
+                62.22188949584961,
+                53.333335876464844,
+                44.44477844238281,
+                35.55622100830078,
+                26.667667388916016,
+                17.779111862182617,
+                8.890555381774902,
+                0.0020000000949949026,
+            ]
+        );
         let g = f.grid(10).unwrap();
         assert_eq!(g.len(), 11);
         assert_eq!(g[0], 1.0);

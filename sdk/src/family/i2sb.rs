@@ -98,15 +98,22 @@ pub fn symmetric_betas(n: usize, start: f64, end: f64) -> Vec<f64> {
 /// Forward and backward cumulative sums of `betas` (`σ_f²`, `σ_b²`), summed in order as numpy does.
 pub fn cumulative_variances(betas: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut acc = 0.0;
-    let fwd: Vec<f64> = betas.iter().map(|b| {
-        acc += b;
-        acc
-    }).collect();
+    let fwd: Vec<f64> = betas
+        .iter()
+        .map(|b| {
+            acc += b;
+            acc
+        })
+        .collect();
     acc = 0.0;
-    let mut bwd: Vec<f64> = betas.iter().rev().map(|b| {
-        acc += b;
-        acc
-    }).collect();
+    let mut bwd: Vec<f64> = betas
+        .iter()
+        .rev()
+        .map(|b| {
+            acc += b;
+            acc
+        })
+        .collect();
     bwd.reverse();
     (fwd, bwd)
 }
@@ -216,10 +223,7 @@ impl Family for I2sb {
     fn net_call(&self, n: f64) -> NetCall {
         let lo = if n.is_nan() { 0 } else { n.clamp(0.0, self.top() as f64).floor() as usize };
         let hi = (lo + 1).min(self.top());
-        let (a, b) = (
-            noise_level(self.p.t0, self.p.t_end, self.p.interval, lo),
-            noise_level(self.p.t0, self.p.t_end, self.p.interval, hi),
-        );
+        let (a, b) = (noise_level(self.p.t0, self.p.t_end, self.p.interval, lo), noise_level(self.p.t0, self.p.t_end, self.p.interval, hi));
         let f = if n.is_nan() { 0.0 } else { n.clamp(0.0, self.top() as f64) - lo as f64 };
         let t_net = if f == 0.0 { a } else { a + f * (b - a) };
         NetCall {

@@ -79,10 +79,7 @@ impl Nadb {
         };
         // The reference compares in float32.
         if !(d.is_finite() && d as f32 >= smallest as f32) {
-            return Err(Error::param(
-                "d",
-                format!("{d} is below (1 − α)/(2 − α) = {smallest}: the posterior variance would be negative"),
-            ));
+            return Err(Error::param("d", format!("{d} is below (1 − α)/(2 − α) = {smallest}: the posterior variance would be negative")));
         }
         Ok(Nadb { alpha: p.alpha, k: p.k, d, out_scale: if p.mean_network { 2.0 } else { 1.0 } })
     }
@@ -221,18 +218,9 @@ mod tests {
     #[test]
     fn time_values_match_the_reference() {
         // Recorded `noise_levels` (float32); torch's vectorized linspace may differ by an ulp.
-        for (n, v) in [
-            (1000, 1000.0),
-            (938, 938.0062255859375),
-            (62, 62.09379577636719),
-            (0, 0.09999999403953552),
-            (1, 1.0998998880386353),
-        ] {
-            assert!(
-                (noise_level(n) - v).abs() <= 1.2e-4 * v.max(1.0) / 1000.0 + 1e-7,
-                "n = {n}: {} vs {v}",
-                noise_level(n)
-            );
+        for (n, v) in [(1000, 1000.0), (938, 938.0062255859375), (62, 62.09379577636719), (0, 0.09999999403953552), (1, 1.0998998880386353)]
+        {
+            assert!((noise_level(n) - v).abs() <= 1.2e-4 * v.max(1.0) / 1000.0 + 1e-7, "n = {n}: {} vs {v}", noise_level(n));
         }
         let f = Nadb::new(NadbParams::default()).unwrap();
         assert!((f.t_pow(938.0) - 0.9747228622436523).abs() < 1e-7);

@@ -444,9 +444,8 @@ pub fn parse_sampler(name: &str, knobs: &Knobs) -> Result<Sampler> {
     if let Some((n, why)) = REFUSED.iter().find(|(n, _)| *n == lower) {
         return Err(Error::param("sampler", format!("`{n}` is not supported: {why}")));
     }
-    let e = sampler_by_name(name).ok_or_else(|| {
-        Error::UnknownSampler(format!("{} (known: {})", name.trim().to_ascii_lowercase(), SAMPLER_NAMES.join(", ")))
-    })?;
+    let e = sampler_by_name(name)
+        .ok_or_else(|| Error::UnknownSampler(format!("{} (known: {})", name.trim().to_ascii_lowercase(), SAMPLER_NAMES.join(", "))))?;
     for k in [Knob::Eta, Knob::Churn] {
         if knobs.given(k) && !e.knobs.contains(&k) {
             let with: Vec<&str> = SAMPLERS.iter().filter(|s| s.knobs.contains(&k)).map(|s| s.name).collect();
@@ -591,9 +590,9 @@ pub const FAMILIES: &[FamilyEntry] = &[
             let d = rdbm::RdbmParams::default();
             let residual = match p.value("residual_eta") {
                 None => None,
-                Some(v) => Some(rdbm::ResidualNoise {
-                    eta: v.as_f64().ok_or_else(|| Params::bad("residual_eta", "a number in [0, 1]", v))?,
-                }),
+                Some(v) => {
+                    Some(rdbm::ResidualNoise { eta: v.as_f64().ok_or_else(|| Params::bad("residual_eta", "a number in [0, 1]", v))? })
+                }
             };
             let params = rdbm::RdbmParams {
                 t_max: p.usize("t_max", d.t_max)?,
@@ -863,7 +862,13 @@ mod tests {
             if f.name == "unidb" {
                 params.insert("gamma_inv".into(), 1e-7.into());
             }
-            let a = FamilyArgs { family: f.name, schedule: f.schedules[0], parameterization: f.parameterizations[0], params: &params, has_mean_network: false };
+            let a = FamilyArgs {
+                family: f.name,
+                schedule: f.schedules[0],
+                parameterization: f.parameterizations[0],
+                params: &params,
+                has_mean_network: false,
+            };
             let fam = build_family(&a).unwrap();
             for e in SAMPLERS {
                 let s = (e.build)(&Knobs::default()).unwrap();

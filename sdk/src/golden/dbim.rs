@@ -19,13 +19,8 @@ pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
         ),
         s => return Err(Error::Golden(format!("{}: unknown noise_schedule `{s}`", g.name))),
     };
-    let fam = Ddbm::new(DdbmParams {
-        schedule,
-        precond,
-        t_min: p("t_min")?,
-        t_max: p("t_max")?,
-        clip: g.bool(&["params", "clip_denoised"])?,
-    })?;
+    let fam =
+        Ddbm::new(DdbmParams { schedule, precond, t_min: p("t_min")?, t_max: p("t_max")?, clip: g.bool(&["params", "clip_denoised"])? })?;
     // `sample_dbim` ignores `order` (karras_sample passes it to every sampler); only
     // `dbim_high_order` uses it.
     let order = match g.str(&["params", "sampler"])? {

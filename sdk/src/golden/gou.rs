@@ -41,13 +41,7 @@ pub(super) fn gou_params(g: &GoldenFile) -> Result<GouParams> {
         (None, Some(gamma)) if gamma > 0.0 => 1.0 / gamma,
         _ => 0.0,
     };
-    Ok(GouParams {
-        lambda_square: need("lambda_square")?,
-        t_max: need("T")? as usize,
-        eps: need("eps")?,
-        schedule,
-        gamma_inv,
-    })
+    Ok(GouParams { lambda_square: need("lambda_square")?, t_max: need("T")? as usize, eps: need("eps")?, schedule, gamma_inv })
 }
 
 /// The file's `nfe`.
@@ -72,8 +66,7 @@ pub(super) fn run(
     let mut noise = g.noise()?;
     let mut trajectory = Vec::new();
     let mut record = |x: &Tensor| trajectory.push(x.clone());
-    let mut model = Model::new(net, family, x_end.view(), cond.view())?
-        .with_hooks(Hooks { on_call: None, on_state: Some(&mut record) });
+    let mut model = Model::new(net, family, x_end.view(), cond.view())?.with_hooks(Hooks { on_call: None, on_state: Some(&mut record) });
     let final_ = sample(&mut model, sampler, nfe, &mut noise)?;
     Ok(Replayed { trajectory, final_ })
 }
@@ -165,10 +158,7 @@ mod tests {
             formula_numbers("x0s(x, c) = 0.6*x + 0.3*c + 0.05*sin(3*x)   (elementwise, float32)", 4).unwrap(),
             vec![0.6, 0.3, 0.05, 3.0]
         );
-        assert_eq!(
-            formula_numbers("x0s(x, x1) = 0.6*x + 0.3*x1 + 0.05*sin(3*x) with x1 the raw", 4).unwrap(),
-            vec![0.6, 0.3, 0.05, 3.0]
-        );
+        assert_eq!(formula_numbers("x0s(x, x1) = 0.6*x + 0.3*x1 + 0.05*sin(3*x) with x1 the raw", 4).unwrap(), vec![0.6, 0.3, 0.05, 3.0]);
         assert_eq!(formula_numbers("M(x1) = 0.8*x1 + 0.1*sin(2*x1), called once", 3).unwrap(), vec![0.8, 0.1, 2.0]);
         assert!(formula_numbers("no equals sign 1 2", 1).is_err());
         assert!(formula_numbers("y = 1*x", 2).is_err());

@@ -3,8 +3,8 @@
 
 use super::gou::{nfe, run};
 use super::{AffineSin, GoldenFile, Replayed};
-use crate::sampler::Sampler;
 use crate::Result;
+use crate::sampler::Sampler;
 
 pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
     let p = |k: &str| g.f64(&["params", k]);

@@ -6,9 +6,9 @@
 //! trajectory state and the final output with the file's relative measure
 //! `max|x − ref| / max(1, max|ref|)` against its `tolerance`.
 
-mod ddbm;
 mod dbim;
 mod dbmsolver;
+mod ddbm;
 mod gou;
 mod i2sb;
 mod i3sb;
@@ -33,8 +33,7 @@ pub struct GoldenFile {
 impl GoldenFile {
     /// Read and parse a golden file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.display().to_string(), source: e })?;
         let json: Value = serde_json::from_str(&text).map_err(|e| Error::Golden(format!("{}: {e}", path.display())))?;
         if json.get("format").and_then(Value::as_str) != Some("bridge-golden/1") {
             return Err(Error::Golden(format!("{}: not a bridge-golden/1 file", path.display())));
@@ -238,11 +237,7 @@ pub fn replay_file(path: &Path) -> Result<Outcome> {
     let mut max_err = rel_err(&replayed.final_, &final_ref);
     let mut detail = None;
     if replayed.trajectory.len() != reference.len() {
-        detail = Some(format!(
-            "trajectory has {} states, the reference {}",
-            replayed.trajectory.len(),
-            reference.len()
-        ));
+        detail = Some(format!("trajectory has {} states, the reference {}", replayed.trajectory.len(), reference.len()));
         max_err = f64::INFINITY;
     } else {
         for (i, (ours, theirs)) in replayed.trajectory.iter().zip(&reference).enumerate() {

@@ -11,8 +11,7 @@ use serde_json::Value;
 
 pub(super) fn replay(g: &GoldenFile) -> Result<Replayed> {
     let p = g.params()?;
-    let num =
-        |k: &str| p.get(k).and_then(Value::as_f64).ok_or_else(|| Error::Golden(format!("{}: params.{k}", g.name)));
+    let num = |k: &str| p.get(k).and_then(Value::as_f64).ok_or_else(|| Error::Golden(format!("{}: params.{k}", g.name)));
     let d = match p.get("d") {
         Some(Value::String(s)) if s == "smallest" => Threshold::Smallest,
         Some(v) => Threshold::Value(v.as_f64().ok_or_else(|| Error::Golden(format!("{}: params.d", g.name)))?),

@@ -43,7 +43,9 @@ pub fn class_label(meta: &PackageMeta, given: Option<i64>) -> Result<Option<i64>
         (None, Some(_)) => Err(Error::param("class label", "the network takes no class label (no input has role class)")),
         (Some(name), None) => Err(Error::param(
             "class label",
-            format!("the network is class-conditional (input `{name}`) and the package sets no bridge.class_label: give a label (--class N, RestorerBuilder::class_label)"),
+            format!(
+                "the network is class-conditional (input `{name}`) and the package sets no bridge.class_label: give a label (--class N, RestorerBuilder::class_label)"
+            ),
         )),
         (Some(_), Some(n)) if n < 0 => Err(Error::param("class label", format!("{n} is negative"))),
         (Some(_), Some(n)) => Ok(Some(n)),

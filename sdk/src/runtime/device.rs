@@ -92,7 +92,11 @@ pub struct DeviceLoop {
 
 impl std::fmt::Debug for DeviceLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceLoop").field("device_id", &self.device_id).field("staged", &self.staged).field("graphs", &self.graphs.len()).finish()
+        f.debug_struct("DeviceLoop")
+            .field("device_id", &self.device_id)
+            .field("staged", &self.staged)
+            .field("graphs", &self.graphs.len())
+            .finish()
     }
 }
 
@@ -104,7 +108,15 @@ impl DeviceLoop {
             ExecutionProvider::TensorRt(o) => o.device_id,
             _ => 0,
         };
-        DeviceLoop { library: cfg.library.clone(), threads: cfg.threads, device_id, staged: false, graphs: Vec::new(), tile_graphs: Vec::new(), clamps: Vec::new() }
+        DeviceLoop {
+            library: cfg.library.clone(),
+            threads: cfg.threads,
+            device_id,
+            staged: false,
+            graphs: Vec::new(),
+            tile_graphs: Vec::new(),
+            clamps: Vec::new(),
+        }
     }
 
     /// On the CPU provider, take the GPU code path (module docs). No effect on a GPU.
@@ -210,7 +222,15 @@ impl DeviceLoop {
     }
 
     /// `x` clamped to `[lo, hi]` on the device (the host's `step::clamp` as `Max` then `Min`).
-    fn clamp_value(&mut self, x: &OrtTensor<f32>, lo: f32, hi: f32, gpu: bool, mv: &Mover, net: &mut OnnxDenoiser) -> Result<OrtTensor<f32>> {
+    fn clamp_value(
+        &mut self,
+        x: &OrtTensor<f32>,
+        lo: f32,
+        hi: f32,
+        gpu: bool,
+        mv: &Mover,
+        net: &mut OnnxDenoiser,
+    ) -> Result<OrtTensor<f32>> {
         let key = (lo.to_bits(), hi.to_bits(), gpu);
         if !self.clamps.iter().any(|(k, _)| *k == key) {
             let s = self.graph_session(&step_graph::clamp(lo, hi), gpu, "clamp graph")?;
@@ -253,7 +273,9 @@ impl DeviceLoop {
         if gpu {
             // CUDA even under TensorRT: TensorRT would fuse the row into FMAs.
             let eps = ExecutionProvider::Cuda(CudaOptions { device_id: self.device_id, ..CudaOptions::default() }).dispatch()?;
-            b = b.with_execution_providers(eps).map_err(|e| Error::ProviderUnavailable { provider: "cuda".into(), reason: e.to_string() })?;
+            b = b
+                .with_execution_providers(eps)
+                .map_err(|e| Error::ProviderUnavailable { provider: "cuda".into(), reason: e.to_string() })?;
         }
         b.commit_from_memory(model).map_err(|e| Error::Runtime(format!("{what}: {e}")))
     }
@@ -301,7 +323,8 @@ impl DeviceLoop {
         // A class-conditional network's label: one integer buffer, written once.
         let class_buf = match (io.class.as_ref(), class_feed) {
             (Some(name), Some(f)) => {
-                let label = label.ok_or_else(|| Error::param("class label", format!("the network takes a class label (input `{name}`)")))?;
+                let label =
+                    label.ok_or_else(|| Error::param("class label", format!("the network takes a class label (input `{name}`)")))?;
                 let mut cb = TimeBuf::new(&alloc, f, b)?;
                 cb.set(&mv, b, label as f64)?;
                 Some((name.clone(), cb))
@@ -344,7 +367,9 @@ impl DeviceLoop {
                         let (r_net, r_noise) = std::thread::scope(|s| {
                             let job = s.spawn(move || run_net(sess, bind, opts));
                             let r_noise = fill_staged(noise, d, zh, &mut z);
-                            let r_net = job.join().unwrap_or_else(|p| Err(Error::Runtime(format!("network thread panicked: {}", env::panic_text(&p)))));
+                            let r_net = job
+                                .join()
+                                .unwrap_or_else(|p| Err(Error::Runtime(format!("network thread panicked: {}", env::panic_text(&p)))));
                             (r_net, r_noise)
                         });
                         net_error(r_net, &cancel)?;
@@ -449,7 +474,10 @@ impl State {
             _ if c_in0 == 1.0 => x_end.put(mv, &mut x_in, "x_T")?,
             Src::Host(v) => {
                 let k = c_in0 as f32;
-                let mut v = try_to_vec(try_standard(*v, "x_T")?.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?, "the network input")?;
+                let mut v = try_to_vec(
+                    try_standard(*v, "x_T")?.as_slice().ok_or_else(|| Error::Runtime("x_T is not contiguous".into()))?,
+                    "the network input",
+                )?;
                 v.iter_mut().for_each(|v| *v *= k);
                 mv.put(&mut x_in, &v)?;
             }
@@ -478,7 +506,14 @@ impl State {
 
 /// Step `k` of the plan: one run of the step graph from the current state and flag into the
 /// other ping-pong buffers (the other inputs are bound once by the caller).
-fn run_step(step: &mut Session, bind: &mut IoBinding, k: usize, xs: &mut [OrtTensor<f32>; 2], flags: &mut [OrtTensor<f32>; 2], coef: &OrtTensor<f32>) -> Result<()> {
+fn run_step(
+    step: &mut Session,
+    bind: &mut IoBinding,
+    k: usize,
+    xs: &mut [OrtTensor<f32>; 2],
+    flags: &mut [OrtTensor<f32>; 2],
+    coef: &OrtTensor<f32>,
+) -> Result<()> {
     let cur = k % 2;
     let [x0, x1] = xs;
     let (xc, xn) = if cur == 0 { (&*x0, x1) } else { (&*x1, x0) };
@@ -494,7 +529,14 @@ fn run_step(step: &mut Session, bind: &mut IoBinding, k: usize, xs: &mut [OrtTen
 }
 
 /// After the last step: the NaN flag and the state, read back once; the plan's final clamp.
-fn finish(mv: &Mover, plan: &Plan, flags: &[OrtTensor<f32>; 2], xs: &[OrtTensor<f32>; 2], call_times: &[f64], img: [usize; 4]) -> Result<Tensor> {
+fn finish(
+    mv: &Mover,
+    plan: &Plan,
+    flags: &[OrtTensor<f32>; 2],
+    xs: &[OrtTensor<f32>; 2],
+    call_times: &[f64],
+    img: [usize; 4],
+) -> Result<Tensor> {
     let last = plan.steps.len() % 2;
     let flag = mv.get(&flags[last])?;
     if let Some(&f) = flag.first()

@@ -8,8 +8,8 @@
 //! take this path bit for bit (only the CUDA provider itself needs a GPU).
 
 use super::device_memory::Memory;
-use super::ep::{CudaOptions, ExecutionProvider};
 use super::env;
+use super::ep::{CudaOptions, ExecutionProvider};
 use super::pixel_graph::{self, FrameLayout, ModelRange, names};
 use crate::{Error, Result};
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
@@ -59,7 +59,8 @@ fn with_session<T>(key: Key, f: impl FnOnce(&mut Session) -> Result<T>) -> Resul
     let k = match sessions.iter().position(|(k, _)| *k == key) {
         Some(k) => k,
         None => {
-            let model = if key.encode { pixel_graph::encode(&key.layout, key.range)? } else { pixel_graph::decode(&key.layout, key.range)? };
+            let model =
+                if key.encode { pixel_graph::encode(&key.layout, key.range)? } else { pixel_graph::decode(&key.layout, key.range)? };
             if sessions.len() >= KEEP {
                 sessions.remove(0);
             }
@@ -108,9 +109,7 @@ pub unsafe fn decode(planes: &[*mut u8], layout: &FrameLayout, range: ModelRange
     with_session(Key { memory, layout: *layout, range, encode: false }, |s| {
         let alloc = allocator(s, memory)?;
         let x = OrtTensor::<f32>::new(&alloc, [1usize, 3, h, w]).map_err(rt("frame allocation", memory))?;
-        let opts = RunOptions::new()
-            .map_err(rt("run options", memory))?
-            .with_outputs(OutputSelector::default().preallocate(names::X, x));
+        let opts = RunOptions::new().map_err(rt("run options", memory))?.with_outputs(OutputSelector::default().preallocate(names::X, x));
         let mut out = s.run_with_options(inputs, &opts).map_err(rt("device decode", memory))?;
         let x = out.remove(names::X).ok_or_else(|| Error::Runtime("device decode: no output".into()))?;
         x.downcast::<TensorValueType<f32>>().map_err(rt("device decode", memory))
@@ -142,7 +141,8 @@ pub unsafe fn encode(x: &OrtTensor<f32>, planes: &[*mut u8], layout: &FrameLayou
             let len = pixel_graph::plane_len(rows, pitch, row);
             if pixel_graph::keeps_padding(rows, pitch, row) {
                 // SAFETY: readable by contract; only read (before anything is written).
-                let old = unsafe { TensorRefMut::<u8>::from_raw(info(memory)?, planes[k].cast(), len_shape(len)?) }.map_err(rt("wrapping a plane", memory))?;
+                let old = unsafe { TensorRefMut::<u8>::from_raw(info(memory)?, planes[k].cast(), len_shape(len)?) }
+                    .map_err(rt("wrapping a plane", memory))?;
                 inputs.push((names::old(k), old.into()));
             }
             let out = OrtTensor::<u8>::new(&alloc, [len]).map_err(rt("plane allocation", memory))?;
@@ -158,7 +158,8 @@ pub unsafe fn encode(x: &OrtTensor<f32>, planes: &[*mut u8], layout: &FrameLayou
             let v = outs.remove(names::out(k).as_str()).ok_or_else(|| Error::Runtime("device encode: an output is missing".into()))?;
             let v = v.downcast::<TensorValueType<u8>>().map_err(rt("device encode", memory))?;
             // SAFETY: writable by contract; not overlapping another plane.
-            let dst = unsafe { TensorRefMut::<u8>::from_raw(info(memory)?, planes[k].cast(), len_shape(len)?) }.map_err(rt("wrapping a plane", memory))?;
+            let dst = unsafe { TensorRefMut::<u8>::from_raw(info(memory)?, planes[k].cast(), len_shape(len)?) }
+                .map_err(rt("wrapping a plane", memory))?;
             v.copy_into(dst).map_err(rt("plane write", memory))?;
         }
         Ok(())
@@ -177,8 +178,8 @@ fn allocator(s: &Session, memory: Memory) -> Result<Allocator> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
     use crate::Tensor;
+    use crate::pixel::{self, Layout, Nv12Layout, PixelFormat, Planar, YuvMatrix};
 
     fn setup() {
         bridge_export::fixtures::ensure_ort();
@@ -210,7 +211,8 @@ mod tests {
 
     /// `restore_rgb`'s mapping of a model-range frame back to planar RGB in `[0, 1]`.
     fn from_model(x: &[f32], h: usize, w: usize, r: ModelRange) -> Planar {
-        let mut t = Tensor::from_shape_vec((1, 3, h, w), x.iter().map(|&v| ((v - r.lo) / (r.hi - r.lo)).clamp(0.0, 1.0)).collect()).unwrap();
+        let mut t =
+            Tensor::from_shape_vec((1, 3, h, w), x.iter().map(|&v| ((v - r.lo) / (r.hi - r.lo)).clamp(0.0, 1.0)).collect()).unwrap();
         if r.bgr {
             t.invert_axis(ndarray::Axis(1));
             t = t.as_standard_layout().to_owned();
@@ -269,10 +271,16 @@ mod tests {
                 assert_eq!(duv, huv, "{l:?} {r:?} chroma");
                 // The padding really is the old bytes (the host path writes none either).
                 for row in 0..l.height - 1 {
-                    assert_eq!(dy[row * l.y_pitch + l.width..(row + 1) * l.y_pitch], before.0[row * l.y_pitch + l.width..(row + 1) * l.y_pitch]);
+                    assert_eq!(
+                        dy[row * l.y_pitch + l.width..(row + 1) * l.y_pitch],
+                        before.0[row * l.y_pitch + l.width..(row + 1) * l.y_pitch]
+                    );
                 }
                 for row in 0..l.height / 2 - 1 {
-                    assert_eq!(duv[row * l.uv_pitch + l.width..(row + 1) * l.uv_pitch], before.1[row * l.uv_pitch + l.width..(row + 1) * l.uv_pitch]);
+                    assert_eq!(
+                        duv[row * l.uv_pitch + l.width..(row + 1) * l.uv_pitch],
+                        before.1[row * l.uv_pitch + l.width..(row + 1) * l.uv_pitch]
+                    );
                 }
             }
         }

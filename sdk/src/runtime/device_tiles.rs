@@ -113,7 +113,9 @@ impl Job {
 
 /// Product of `dims`, or [`Error::OutOfMemory`] when it overflows.
 fn elems(dims: &[usize], what: &str) -> Result<usize> {
-    dims.iter().try_fold(4usize, |a, &d| a.checked_mul(d)).ok_or_else(|| Error::OutOfMemory { what: what.to_string(), bytes: usize::MAX })?;
+    dims.iter()
+        .try_fold(4usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::OutOfMemory { what: what.to_string(), bytes: usize::MAX })?;
     Ok(dims.iter().product())
 }
 
@@ -141,7 +143,15 @@ fn crop(sess: &mut Session, src: &OrtTensor<f32>, run: &Run, jobs: &[Job], dst: 
 
 /// Blend `run`'s real rows of `v` into the running mean: run `j` of a call reads
 /// `acc[(j + 1) % 2]` (nothing for `j = 0`: it starts from zero) and writes `acc[j % 2]`.
-fn blend(sess: &mut Session, v: &OrtTensor<f32>, run: &Run, jobs: &[Job], factors: &[OrtTensor<f32>], acc: &mut [OrtTensor<f32>; 2], j: usize) -> Result<()> {
+fn blend(
+    sess: &mut Session,
+    v: &OrtTensor<f32>,
+    run: &Run,
+    jobs: &[Job],
+    factors: &[OrtTensor<f32>],
+    acc: &mut [OrtTensor<f32>; 2],
+    j: usize,
+) -> Result<()> {
     let mut bind = sess.create_binding().map_err(rt)?;
     bind.bind_input(tn::V, v).map_err(rt)?;
     let [a0, a1] = acc;
@@ -300,7 +310,8 @@ impl DeviceLoop {
             };
             let class = match (io.class.as_ref(), gp.class) {
                 (Some(name), Some(f)) => {
-                    let label = label.ok_or_else(|| Error::param("class label", format!("the network takes a class label (input `{name}`)")))?;
+                    let label =
+                        label.ok_or_else(|| Error::param("class label", format!("the network takes a class label (input `{name}`)")))?;
                     let mut cb = TimeBuf::new(&alloc, f, rows)?;
                     cb.set(&mv, rows, label as f64)?;
                     Some(cb)
@@ -372,7 +383,9 @@ impl DeviceLoop {
                                 let (r_net, r_noise) = std::thread::scope(|s| {
                                     let job = s.spawn(move || run_net(sess, bind, opts));
                                     let r_noise = fill_staged(noise, d, zh, &mut z);
-                                    let r_net = job.join().unwrap_or_else(|p| Err(Error::Runtime(format!("network thread panicked: {}", env::panic_text(&p)))));
+                                    let r_net = job.join().unwrap_or_else(|p| {
+                                        Err(Error::Runtime(format!("network thread panicked: {}", env::panic_text(&p))))
+                                    });
                                     (r_net, r_noise)
                                 });
                                 net_error(r_net, &cancel)?;

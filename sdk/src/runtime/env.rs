@@ -279,8 +279,11 @@ pub fn find_library(explicit: Option<&Path>, places: &SearchPlaces) -> Result<Pa
             return Ok(f);
         }
     }
-    let refused =
-        if refused.is_empty() { String::new() } else { format!("; refused (could have been planted by another user): {}", refused.join("; ")) };
+    let refused = if refused.is_empty() {
+        String::new()
+    } else {
+        format!("; refused (could have been planted by another user): {}", refused.join("; "))
+    };
     Err(Error::RuntimeNotFound(format!(
         "libonnxruntime not found (ORT_DYLIB_PATH unset; searched {}{refused}). {INSTALL_HINT}",
         searched.join(", ")

@@ -2,10 +2,10 @@
 //! ([`crate::family::registry`]).
 
 use super::package::PackageMeta;
+use crate::Result;
 use crate::family::Family;
 use crate::family::registry::{self, FamilyArgs, Knob, Knobs};
 use crate::sampler::Sampler;
-use crate::Result;
 
 pub use crate::family::registry::{I3SB_DEFAULT_ETA, SAMPLER_NAMES, sampler_label};
 

@@ -17,25 +17,25 @@ pub mod cancel;
 pub mod conventions;
 pub mod device;
 pub mod device_memory;
+pub mod device_pixels;
 pub mod env;
 pub mod ep;
 pub mod families;
 pub mod model_package;
 pub mod onnx_proto;
 pub mod package;
-pub mod session;
 pub mod pixel_graph;
-pub mod device_pixels;
+pub mod session;
 pub mod step_graph;
 pub mod tile_graph;
 
-/// The `ort` crate the device APIs take values of ([`DeviceLoop::sample_values`],
-/// [`device_pixels`]), so callers build them with the same version.
-pub use ort;
 pub use cancel::CancelToken;
 pub use device::{DeviceLoop, SamplingLoop};
 pub use ep::{CudaOptions, ExecutionProvider, TensorRtOptions};
 pub use families::{build_family, parse_sampler, sampler_label};
 pub use model_package::ModelPackage;
+/// The `ort` crate the device APIs take values of ([`DeviceLoop::sample_values`],
+/// [`device_pixels`]), so callers build them with the same version.
+pub use ort;
 pub use package::{ChannelOrder, IoNames, MeanNetwork, PackageMeta, TileHint, TimeInput, Upsample};
 pub use session::{OnnxDenoiser, SessionConfig};

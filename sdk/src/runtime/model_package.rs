@@ -211,9 +211,8 @@ impl ModelPackage {
             let in_package = |e: Error| package_err(&label, e.to_string());
             let family = build_family(&meta).map_err(in_package)?;
             let sampler = default_sampler(&meta).map_err(in_package)?;
-            dry_run(family.as_ref(), &sampler, meta.nfe, meta.channels).map_err(|e| {
-                package_err(&label, format!("the default sampler `{}` at {} NFE cannot run: {e}", meta.sampler, meta.nfe))
-            })?;
+            dry_run(family.as_ref(), &sampler, meta.nfe, meta.channels)
+                .map_err(|e| package_err(&label, format!("the default sampler `{}` at {} NFE cannot run: {e}", meta.sampler, meta.nfe)))?;
             check_mean_t_net(&meta, family.as_ref(), &label)?;
         }
         let mean = match (&meta.mean_network, dir) {

@@ -240,12 +240,7 @@ fn uint(key: &str, v: &str, lo: usize, hi: usize) -> Result<usize, String> {
 }
 
 /// Parse a role map (`{"name": "role"}`) into names; `allowed` lists the roles accepted.
-fn roles(
-    key: &str,
-    inputs: &Map<String, Value>,
-    outputs: &Map<String, Value>,
-    allow_cond: bool,
-) -> Result<IoNames, String> {
+fn roles(key: &str, inputs: &Map<String, Value>, outputs: &Map<String, Value>, allow_cond: bool) -> Result<IoNames, String> {
     let (mut state, mut cond, mut time, mut class, mut noise) = (None, None, None, None, None);
     for (name, role) in inputs {
         let slot = match role.as_str() {
@@ -344,12 +339,7 @@ impl PackageMeta {
             Some(v) => json_obj("bridge.family_params", v)?,
             None => Map::new(),
         };
-        let io = roles(
-            "bridge",
-            &json_obj("bridge.inputs", req("inputs")?)?,
-            &json_obj("bridge.outputs", req("outputs")?)?,
-            true,
-        )?;
+        let io = roles("bridge", &json_obj("bridge.inputs", req("inputs")?)?, &json_obj("bridge.outputs", req("outputs")?)?, true)?;
         let value_range = match serde_json::from_str::<Value>(req("value_range")?) {
             Ok(Value::Array(a)) if a.len() == 2 => match (a[0].as_f64(), a[1].as_f64()) {
                 (Some(lo), Some(hi)) if lo.is_finite() && hi.is_finite() && lo < hi => (lo, hi),
@@ -375,8 +365,7 @@ impl PackageMeta {
         if prepass.is_some() && sr_scale != 1 {
             return Err(format!("bridge.prepass needs bridge.sr_scale 1 (got {sr_scale}): it runs on the output-sized image"));
         }
-        let spatial_multiple =
-            get("spatial_multiple").map(|v| uint("bridge.spatial_multiple", v, 1, 4096)).transpose()?.unwrap_or(1);
+        let spatial_multiple = get("spatial_multiple").map(|v| uint("bridge.spatial_multiple", v, 1, 4096)).transpose()?.unwrap_or(1);
         let sampler = nonempty("sampler")?;
         let sampler_params = match get("sampler_params") {
             Some(v) => json_obj("bridge.sampler_params", v)?,
@@ -569,7 +558,9 @@ fn parse_conventions<'p>(get: &dyn Fn(&str) -> Option<&'p str>, io: &IoNames) ->
 
 fn parse_mean(v: &str) -> Result<MeanNetwork, String> {
     let m = json_obj("bridge.mean_network", v)?;
-    let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("bridge.mean_network: `{k}` must be a string"));
+    let s = |k: &str| {
+        m.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("bridge.mean_network: `{k}` must be a string"))
+    };
     let path = s("path")?;
     let p = std::path::Path::new(&path);
     if path.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
@@ -669,7 +660,10 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
     }
     let image4 = |s: &TensorSig, what: &str, ch: Option<usize>| -> Result<[i64; 4], String> {
         if s.elem != Elem::F32 {
-            return Err(format!("{what} `{}` must be float32 (got {:?}); export fp16 models with float32 inputs and outputs", s.name, s.elem));
+            return Err(format!(
+                "{what} `{}` must be float32 (got {:?}); export fp16 models with float32 inputs and outputs",
+                s.name, s.elem
+            ));
         }
         let sh = s.shape.as_ref().ok_or_else(|| format!("{what} `{}` is not a tensor", s.name))?;
         let a: [i64; 4] = sh.as_slice().try_into().map_err(|_| format!("{what} `{}` must be 4-D NCHW, has shape {sh:?}", s.name))?;
@@ -694,7 +688,8 @@ pub fn check_io(io: &IoNames, channels: usize, multiple: usize, inputs: &[Tensor
     let mut noise_channels = 0;
     if let Some(z) = &io.noise {
         let zs = image4(&find(inputs, z, "input")?, "noise input", None)?;
-        noise_channels = dim(zs[1]).filter(|&c| c > 0).ok_or_else(|| format!("noise input `{z}` must have a static, positive channel count"))?;
+        noise_channels =
+            dim(zs[1]).filter(|&c| c > 0).ok_or_else(|| format!("noise input `{z}` must have a static, positive channel count"))?;
         shapes.push(("noise input", zs));
     }
     // Batch, height and width must agree where static.
@@ -824,7 +819,18 @@ mod tests {
     #[test]
     fn missing_and_bad_keys() {
         let props = base().to_props();
-        for k in ["schema_version", "family", "schedule", "parameterization", "inputs", "outputs", "value_range", "channel_order", "sampler", "nfe"] {
+        for k in [
+            "schema_version",
+            "family",
+            "schedule",
+            "parameterization",
+            "inputs",
+            "outputs",
+            "value_range",
+            "channel_order",
+            "sampler",
+            "nfe",
+        ] {
             let mut p = props.clone();
             p.remove(&format!("bridge.{k}"));
             let e = PackageMeta::from_props(&p, "m.onnx").unwrap_err();
@@ -873,7 +879,14 @@ mod tests {
 
     #[test]
     fn graph_checks() {
-        let io = IoNames { state: "x_t".into(), cond: Some("cond".into()), time: Some("t".into()), class: None, noise: None, output: "raw".into() };
+        let io = IoNames {
+            state: "x_t".into(),
+            cond: Some("cond".into()),
+            time: Some("t".into()),
+            class: None,
+            noise: None,
+            output: "raw".into(),
+        };
         let ins = vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])];
         let outs = vec![sig("raw", &[-1, 3, -1, -1])];
         let plan = check_io(&io, 3, 8, &ins, &outs).unwrap();
@@ -905,7 +918,10 @@ mod tests {
             (vec![sig("x_t", &[-1, 3, 60, 60]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
             (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[2, 2])], outs.clone()),
             (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1]), sig("extra", &[1])], outs.clone()),
-            (vec![TensorSig { elem: Elem::F16, ..sig("x_t", &[-1, 3, -1, -1]) }, sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
+            (
+                vec![TensorSig { elem: Elem::F16, ..sig("x_t", &[-1, 3, -1, -1]) }, sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])],
+                outs.clone(),
+            ),
             (vec![sig("x_t", &[-1, 3, 1 << 40, 1 << 40]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
             (vec![sig("x_t", &[1 << 20, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])], outs.clone()),
             (vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[i64::MAX])], outs.clone()),
@@ -931,11 +947,7 @@ mod tests {
         let plain = base().to_props();
         assert!(!plain.contains_key("bridge.time_input"));
         assert_eq!(PackageMeta::from_props(&plain, "p").unwrap().time_input, TimeInput::Value);
-        let bad = [
-            ("time_input", "step"),
-            ("class_label", "-1"),
-            ("class_label", "dog"),
-        ];
+        let bad = [("time_input", "step"), ("class_label", "-1"), ("class_label", "dog")];
         for (k, v) in bad {
             let mut p = props.clone();
             p.insert(format!("bridge.{k}"), v.into());
@@ -953,7 +965,13 @@ mod tests {
         // Graph: the class input is an integer [B]; the noise input a static-channel image.
         let io = m.io.clone();
         let int = |name: &str, shape: &[i64]| TensorSig { elem: Elem::I64, ..sig(name, shape) };
-        let ins = vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1]), int("label", &[-1]), sig("z", &[-1, 2, -1, -1])];
+        let ins = vec![
+            sig("x_t", &[-1, 3, -1, -1]),
+            sig("cond", &[-1, 3, -1, -1]),
+            sig("t", &[-1]),
+            int("label", &[-1]),
+            sig("z", &[-1, 2, -1, -1]),
+        ];
         let outs = vec![sig("raw", &[-1, 3, -1, -1])];
         let plan = check_io(&io, 3, 1, &ins, &outs).unwrap();
         assert_eq!((plan.class, plan.noise_channels), (Some(TimeFeed { elem: Elem::I64, kind: 2 }), 2));

@@ -1,12 +1,12 @@
 //! [`OnnxDenoiser`]: an ONNX Runtime session as a [`Denoiser`].
 
 use super::cancel::CancelToken;
+use super::env;
 use super::ep::ExecutionProvider;
 use super::model_package::ModelPackage;
 use super::package::{Elem, GraphPlan, IoNames, PackageMeta, TensorSig, TimeFeed, TimeInput, check_io};
-use super::env;
-use crate::family::NetCall;
 use crate::alloc::{try_copy, try_standard, try_zeros};
+use crate::family::NetCall;
 use crate::{Denoiser, Error, Result, Tensor, TensorView};
 use ndarray::{Axis, Ix4, s};
 use ort::session::{RunOptions, Session, SessionInputValue};
@@ -54,7 +54,12 @@ pub struct OnnxDenoiser {
 
 impl std::fmt::Debug for OnnxDenoiser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnnxDenoiser").field("path", &self.path).field("io", &self.io).field("plan", &self.plan).field("provider", &self.provider).finish()
+        f.debug_struct("OnnxDenoiser")
+            .field("path", &self.path)
+            .field("io", &self.io)
+            .field("plan", &self.plan)
+            .field("provider", &self.provider)
+            .finish()
     }
 }
 
@@ -75,7 +80,9 @@ fn elem(t: TensorElementType) -> Elem {
 
 fn sig(o: &ort::value::Outlet) -> TensorSig {
     match o.dtype() {
-        ValueType::Tensor { ty, shape, .. } => TensorSig { name: o.name().to_string(), elem: elem(*ty), shape: Some(shape.iter().copied().collect()) },
+        ValueType::Tensor { ty, shape, .. } => {
+            TensorSig { name: o.name().to_string(), elem: elem(*ty), shape: Some(shape.iter().copied().collect()) }
+        }
         _ => TensorSig { name: o.name().to_string(), elem: Elem::Other, shape: None },
     }
 }
@@ -145,7 +152,9 @@ fn open_session(path: &Path, bytes: Option<&[u8]>, cfg: &SessionConfig) -> Resul
     let session = committed.map_err(|e| {
         use ort::error::ErrorCode as C;
         match e.code() {
-            C::NoSuchFile => Error::Io { path: shown.clone(), source: std::io::Error::new(std::io::ErrorKind::NotFound, e.message().to_string()) },
+            C::NoSuchFile => {
+                Error::Io { path: shown.clone(), source: std::io::Error::new(std::io::ErrorKind::NotFound, e.message().to_string()) }
+            }
             C::ExecutionProviderFailure => Error::ProviderUnavailable { provider: provider.into(), reason: e.message().to_string() },
             _ => Error::Package { path: shown.clone(), reason: format!("ONNX Runtime cannot load it: {}", e.message()) },
         }
@@ -214,14 +223,27 @@ impl OnnxDenoiser {
 
     /// Open an ONNX network whose tensor roles are given by the caller (e.g. NADB's mean
     /// network, whose roles the main package declares).
-    pub fn load_with_io(path: impl AsRef<Path>, io: &IoNames, channels: usize, multiple: usize, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
+    pub fn load_with_io(
+        path: impl AsRef<Path>,
+        io: &IoNames,
+        channels: usize,
+        multiple: usize,
+        cfg: &SessionConfig,
+    ) -> Result<OnnxDenoiser> {
         let path = path.as_ref();
         let (bytes, _) = super::model_package::read_regular_file(path, super::model_package::MAX_MODEL_BYTES, true)?;
         Self::from_memory_with_io(&bytes, &path.display().to_string(), io, channels, multiple, cfg)
     }
 
     /// As [`OnnxDenoiser::load_with_io`], from bytes; `label` names it in errors.
-    pub fn from_memory_with_io(bytes: &[u8], label: &str, io: &IoNames, channels: usize, multiple: usize, cfg: &SessionConfig) -> Result<OnnxDenoiser> {
+    pub fn from_memory_with_io(
+        bytes: &[u8],
+        label: &str,
+        io: &IoNames,
+        channels: usize,
+        multiple: usize,
+        cfg: &SessionConfig,
+    ) -> Result<OnnxDenoiser> {
         let o = guard(|| open_session(Path::new(label), Some(bytes), cfg))?;
         Self::from_opened(o, io, channels, multiple, label.to_string())
     }
@@ -364,12 +386,19 @@ impl OnnxDenoiser {
         }
         let cancel = self.cancel.clone();
         let out_name = self.io.output.clone();
-        let outputs = self.session.run_with_options(inputs, &*self.run).map_err(|e| {
-            if cancel.is_cancelled() { Error::Cancelled } else { run_error("running the network", e.message()) }
-        })?;
+        let outputs = self
+            .session
+            .run_with_options(inputs, &*self.run)
+            .map_err(|e| if cancel.is_cancelled() { Error::Cancelled } else { run_error("running the network", e.message()) })?;
         let v = outputs.get(&out_name).ok_or_else(|| Error::Runtime(format!("the network did not return `{out_name}`")))?;
         let arr = v.try_extract_array::<f32>().map_err(|e| Error::Runtime(format!("output `{out_name}`: {}", e.message())))?;
-        let arr = arr.into_dimensionality::<Ix4>().map_err(|_| Error::shape("network output (rank)", &[0; 4], v.try_extract_array::<f32>().map(|a| a.shape().to_vec()).unwrap_or_default().as_slice()))?;
+        let arr = arr.into_dimensionality::<Ix4>().map_err(|_| {
+            Error::shape(
+                "network output (rank)",
+                &[0; 4],
+                v.try_extract_array::<f32>().map(|a| a.shape().to_vec()).unwrap_or_default().as_slice(),
+            )
+        })?;
         if arr.shape() != x.shape() {
             return Err(Error::shape("network output", x.shape(), arr.shape()));
         }
@@ -421,7 +450,10 @@ impl Denoiser for OnnxDenoiser {
     /// [`TimeInput::Index`] the step is unknown here: use [`Denoiser::eval_call`].
     fn eval(&mut self, x_in: TensorView<'_>, cond: TensorView<'_>, t_net: f64) -> Result<Tensor> {
         if self.time_input == TimeInput::Index && self.io.time.is_some() {
-            return Err(Error::param("bridge.time_input", "`index` needs the family's step: the network must be called through a sampler call"));
+            return Err(Error::param(
+                "bridge.time_input",
+                "`index` needs the family's step: the network must be called through a sampler call",
+            ));
         }
         guard(|| self.eval_inner(x_in, cond, t_net))
     }
@@ -456,7 +488,10 @@ impl OnnxDenoiser {
                 return Err(Error::incompatible(
                     "this sampler",
                     "",
-                    format!("the network takes {nz} channels of generator noise (input `{}`): run it with the distilled sampler", self.io.noise.as_deref().unwrap_or("")),
+                    format!(
+                        "the network takes {nz} channels of generator noise (input `{}`): run it with the distilled sampler",
+                        self.io.noise.as_deref().unwrap_or("")
+                    ),
                 ));
             }
             let split = self.plan.cond_channels;

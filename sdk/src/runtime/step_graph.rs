@@ -190,10 +190,12 @@ impl Graph {
             }
             let mut vi = Pb::default();
             vi.str(1, name);
-            vi.msg(2, |ty| ty.msg(1, |t| {
-                t.int(1, elem);
-                t.bytes(2, &shape.0);
-            }));
+            vi.msg(2, |ty| {
+                ty.msg(1, |t| {
+                    t.int(1, elem);
+                    t.bytes(2, &shape.0);
+                })
+            });
             vi.0
         };
         let mut graph = Pb::default();
@@ -277,10 +279,12 @@ pub(crate) fn identity_u8() -> Vec<u8> {
     let value_info = |name: &str| {
         let mut vi = Pb::default();
         vi.str(1, name);
-        vi.msg(2, |ty| ty.msg(1, |t| {
-            t.int(1, UINT8);
-            t.msg(2, |shape| shape.msg(1, |d| d.str(2, "n")));
-        }));
+        vi.msg(2, |ty| {
+            ty.msg(1, |t| {
+                t.int(1, UINT8);
+                t.msg(2, |shape| shape.msg(1, |d| d.str(2, "n")));
+            })
+        });
         vi.0
     };
     let mut graph = Pb::default();

@@ -58,13 +58,13 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, eta: f64, order: u8, noise: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::testing::{self, max_abs_diff};
     use crate::family::Family;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
     use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::family::nadb::{Nadb, NadbParams};
     use crate::rng::PhiloxNoise;
+    use crate::sampler::testing::{self, max_abs_diff};
     use crate::sampler::{Hooks, Sampler, sample as run_sampler};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
@@ -120,9 +120,8 @@ mod tests {
             let mut states = Vec::new();
             let mut rec = |x: &Tensor| states.push(x.clone());
             let mut oracle = PointMassOracle::new(x0.clone());
-            let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view())
-                .unwrap()
-                .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+            let mut model =
+                Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             run_sampler(&mut model, &Sampler::Dbim { eta: 1.0, order: 1 }, 4, &mut PhiloxNoise::new(9)).unwrap();
             let g = f.grid(4).unwrap();
             let (s, t) = (g[1], g[2]);
@@ -164,9 +163,8 @@ mod tests {
             });
             let mut states = Vec::new();
             let mut rec = |x: &Tensor| states.push(x.clone());
-            let mut model = Model::new(&mut net, &f, xt.view(), xt.view())
-                .unwrap()
-                .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+            let mut model =
+                Model::new(&mut net, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             run_sampler(&mut model, &Sampler::Dbim { eta: 0.0, order }, 6, &mut PhiloxNoise::new(3)).unwrap();
             outs.push(states);
         }
@@ -236,10 +234,7 @@ mod tests {
             assert!(matches!(r, Err(Error::InvalidParam { .. })), "η {eta} order {order}");
         }
         assert!(matches!(run_sampler(&mut m, &Sampler::Dbim { eta: 0.0, order: 1 }, 0, &mut z), Err(Error::InvalidNfe { .. })));
-        assert!(matches!(
-            run_sampler(&mut m, &Sampler::Dbim { eta: 0.0, order: 2 }, 200_000, &mut z),
-            Err(Error::InvalidNfe { .. })
-        ));
+        assert!(matches!(run_sampler(&mut m, &Sampler::Dbim { eta: 0.0, order: 2 }, 200_000, &mut z), Err(Error::InvalidNfe { .. })));
         // DBIM's I2SB schedule beyond its 1000 indices.
         let i2 = Ddbm::new(DdbmParams::dbim_i2sb()).unwrap();
         let mut m2 = Model::new(&mut oracle, &i2, xt.view(), xt.view()).unwrap();

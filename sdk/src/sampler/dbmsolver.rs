@@ -141,10 +141,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
     let x_start = crate::alloc::try_copy(x_end, "the sampler state")?;
     let x0_top = x0_at(model, &x_start, t_top, true)?;
     let m0 = f.marginal(s0);
-    let mut x = step::combine(
-        x_end.shape(),
-        &[Term::new(m0.xt, x_end), Term::new(m0.x0, x0_top.view()), Term::new(m0.std, z.view())],
-    )?;
+    let mut x = step::combine(x_end.shape(), &[Term::new(m0.xt, x_end), Term::new(m0.x0, x0_top.view()), Term::new(m0.std, z.view())])?;
     if sde_order == 2 {
         let l_top = f.log_time(t_top);
         // The reference rounds 1/ρ_T and its log to float32 here only.
@@ -155,10 +152,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
             .filter(|t| t.is_finite() && *t > s0 && *t < t_top)
             .ok_or_else(|| Error::param("dbmsolver grid", "the order-2 temp point is not inside (σ_0, T)"))?;
         let mt = f.marginal(t_tmp);
-        let x_tmp = step::combine(
-            x_end.shape(),
-            &[Term::new(mt.xt, x_end), Term::new(mt.x0, x0_top.view()), Term::new(mt.std, z.view())],
-        )?;
+        let x_tmp = step::combine(x_end.shape(), &[Term::new(mt.xt, x_end), Term::new(mt.x0, x0_top.view()), Term::new(mt.std, z.view())])?;
         let x0_tmp = x0_at(model, &x_tmp, t_tmp, true)?;
         let r = (f.log_time(t_tmp) - l_top) / (l0 - l_top);
         let c = m0.x0 / (2.0 * r);
@@ -173,10 +167,7 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, midpoint_rule: Midpoint, sde_or
         let m = midpoint(f, s, t, midpoint_rule)?;
         let (ms, mm, mt) = (f.marginal(s), f.marginal(m), f.marginal(t));
         // r = x − a_s x_T − b_s x0̂_s, the part Ψ scales by c_u/c_s.
-        let resid = step::combine(
-            x_end.shape(),
-            &[Term::new(1.0, x.view()), Term::new(-ms.xt, x_end), Term::new(-ms.x0, x0_s.view())],
-        )?;
+        let resid = step::combine(x_end.shape(), &[Term::new(1.0, x.view()), Term::new(-ms.xt, x_end), Term::new(-ms.x0, x0_s.view())])?;
         let x_m = psi(mm, ms.std, x_end, x0_s.view(), resid.view())?;
         let x0_m = x0_at(model, &x_m, m, true)?;
         let (l_s, l_m, l_t) = (f.log_time(s), f.log_time(m), f.log_time(t));
@@ -279,7 +270,13 @@ mod tests {
             let g = |q: f64| l(q) - l(qs);
             let sum: f64 = (0..=n)
                 .map(|i| {
-                    let w = if i == 0 || i == n { 1.0 } else if i % 2 == 1 { 4.0 } else { 2.0 };
+                    let w = if i == 0 || i == n {
+                        1.0
+                    } else if i % 2 == 1 {
+                        4.0
+                    } else {
+                        2.0
+                    };
                     w * g(qs + i as f64 * h)
                 })
                 .sum();
@@ -317,9 +314,10 @@ mod tests {
                         // Each state before the Euler step is the marginal mean plus c_σ·z.
                         for (k, st) in states[..sig.len() - 1].iter().enumerate() {
                             let m = f.marginal(sig[k]);
-                            let want = ndarray::Zip::from(&x0).and(&xt).and(&z).map_collect(|&a, &b, &zz| {
-                                (m.x0 * a as f64 + m.xt * b as f64 + m.std * zz as f64) as f32
-                            });
+                            let want = ndarray::Zip::from(&x0)
+                                .and(&xt)
+                                .and(&z)
+                                .map_collect(|&a, &b, &zz| (m.x0 * a as f64 + m.xt * b as f64 + m.std * zz as f64) as f32);
                             let scale = 1.0 + m.std as f32 * 5.0;
                             assert!(max_abs_diff(st, &want) < 2e-5 * scale, "{tag} state {k}: {}", max_abs_diff(st, &want));
                         }
@@ -369,7 +367,8 @@ mod tests {
             let mut net = FnDenoiser(|x: TensorView<'_>, c: TensorView<'_>, _t: f64| {
                 Ok(ndarray::Zip::from(&x).and(&c).map_collect(|&a, &b| 0.3 * a + 0.5 * b))
             });
-            let mut model = Model::new(&mut net, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+            let mut model =
+                Model::new(&mut net, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             if let Some(m) = &mask {
                 model = model.with_mask(m.view()).unwrap();
             }

@@ -121,7 +121,8 @@ mod tests {
         let mut states = Vec::new();
         let mut rec = |x: &Tensor| states.push(x.clone());
         let mut oracle = PointMassOracle::new(x0.clone());
-        let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+        let mut model =
+            Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
         let seed = 11;
         run(&mut model, &Sampler::Distilled, 3, &mut PhiloxNoise::new(seed)).unwrap();
         let grid = f.grid(3).unwrap();
@@ -139,13 +140,19 @@ mod tests {
         for k in 0..2 {
             let (c0, cx, var) = f.posterior(grid[k], grid[k + 1]);
             let zk = z(k as u64 + 1);
-            let want = ndarray::Zip::from(&x0).and(&x).and(&zk).map_collect(|&a, &b, &n| (c0 * a as f64 + cx * b as f64 + var.sqrt() * n as f64) as f32);
+            let want = ndarray::Zip::from(&x0)
+                .and(&x)
+                .and(&zk)
+                .map_collect(|&a, &b, &n| (c0 * a as f64 + cx * b as f64 + var.sqrt() * n as f64) as f32);
             let err = max_abs_diff(&states[k], &want);
 
             assert!(err < 2e-5, "step {k}: {err}");
             // The marginal from x_T (the old rule) is a different state.
             let m = f.marginal(grid[k + 1]);
-            let marg = ndarray::Zip::from(&x0).and(&xt).and(&zk).map_collect(|&a, &b, &n| (m.x0 * a as f64 + m.xt * b as f64 + m.std * n as f64) as f32);
+            let marg = ndarray::Zip::from(&x0)
+                .and(&xt)
+                .and(&zk)
+                .map_collect(|&a, &b, &n| (m.x0 * a as f64 + m.xt * b as f64 + m.std * n as f64) as f32);
             assert!(max_abs_diff(&states[k], &marg) > 1e-3, "step {k} equals the marginal");
             x = want;
         }
@@ -222,25 +229,13 @@ mod tests {
         let mut oracle = PointMassOracle::new(x0.clone());
         let mut model = Model::new(&mut oracle, &goub, xt.view(), xt.view()).unwrap();
         // GOUB's ε-network defines no x0̂ at t = T.
-        assert!(matches!(
-            run(&mut model, &Sampler::Distilled, 2, &mut PhiloxNoise::new(0)),
-            Err(Error::Incompatible { .. })
-        ));
+        assert!(matches!(run(&mut model, &Sampler::Distilled, 2, &mut PhiloxNoise::new(0)), Err(Error::Incompatible { .. })));
         let nadb = Nadb::new(NadbParams::default()).unwrap();
         let mut model = Model::new(&mut oracle, &nadb, xt.view(), xt.view()).unwrap();
-        assert!(matches!(
-            run(&mut model, &Sampler::Distilled, 0, &mut PhiloxNoise::new(0)),
-            Err(Error::InvalidNfe { .. })
-        ));
-        assert!(matches!(
-            run(&mut model, &Sampler::Distilled, 5000, &mut PhiloxNoise::new(0)),
-            Err(Error::InvalidNfe { .. })
-        ));
+        assert!(matches!(run(&mut model, &Sampler::Distilled, 0, &mut PhiloxNoise::new(0)), Err(Error::InvalidNfe { .. })));
+        assert!(matches!(run(&mut model, &Sampler::Distilled, 5000, &mut PhiloxNoise::new(0)), Err(Error::InvalidNfe { .. })));
         let mut nan = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.mapv(|_| f32::NAN)));
         let mut model = Model::new(&mut nan, &nadb, xt.view(), xt.view()).unwrap();
-        assert!(matches!(
-            run(&mut model, &Sampler::Distilled, 2, &mut PhiloxNoise::new(0)),
-            Err(Error::NonFinite { .. })
-        ));
+        assert!(matches!(run(&mut model, &Sampler::Distilled, 2, &mut PhiloxNoise::new(0)), Err(Error::NonFinite { .. })));
     }
 }

@@ -102,10 +102,10 @@ pub(super) fn plan(family: &dyn Family, nfe: usize, drift: Drift, masked: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::gou::GouParams;
-    use crate::sampler::Model;
     use crate::Tensor;
+    use crate::family::gou::GouParams;
     use crate::rng::{NoiseSource, PhiloxNoise};
+    use crate::sampler::Model;
     use crate::sampler::{Hooks, Sampler, sample as run};
     use crate::{PointMassOracle, TensorView};
 
@@ -153,9 +153,8 @@ mod tests {
             let mut oracle = PointMassOracle::new(x0.clone());
             let mut states = Vec::new();
             let mut rec = |x: &Tensor| states.push(x.clone());
-            let mut model = Model::new(&mut oracle, &fam, xt.view(), xt.view())
-                .unwrap()
-                .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+            let mut model =
+                Model::new(&mut oracle, &fam, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
             run(&mut model, &Sampler::Euler { sde: true }, 100, &mut PhiloxNoise::new(9)).unwrap();
             states
         };
@@ -232,9 +231,6 @@ mod tests {
         // A network that returns NaN is reported, not propagated.
         let mut nan = crate::FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.mapv(|_| f32::NAN)));
         let mut model = Model::new(&mut nan, &fam, xt.view(), xt.view()).unwrap();
-        assert!(matches!(
-            run(&mut model, &Sampler::Euler { sde: true }, 100, &mut PhiloxNoise::new(1)),
-            Err(Error::NonFinite { .. })
-        ));
+        assert!(matches!(run(&mut model, &Sampler::Euler { sde: true }, 100, &mut PhiloxNoise::new(1)), Err(Error::NonFinite { .. })));
     }
 }

@@ -137,10 +137,10 @@ pub fn sample(model: &mut Model<'_>, nfe: usize, churn: f64, noise: &mut dyn Noi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::testing;
     use crate::family::ddbm::DdbmParams;
     use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::rng::PhiloxNoise;
+    use crate::sampler::testing;
     use crate::sampler::{Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 

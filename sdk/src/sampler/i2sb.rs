@@ -33,9 +33,9 @@ use crate::{Error, Result};
 
 /// I2SB's plan for `nfe` steps (OT-ODE when `ot_ode`; inpainting rules when `masked`).
 pub(super) fn plan(family: &dyn Family, nfe: usize, ot_ode: bool, masked: bool) -> Result<Plan> {
-    let f = family.downcast::<I2sb>().ok_or_else(|| {
-        Error::incompatible("i2sb", family.name(), "I2SB's posterior is the I2SB chain's; use `implicit` (η = 1) here")
-    })?;
+    let f = family
+        .downcast::<I2sb>()
+        .ok_or_else(|| Error::incompatible("i2sb", family.name(), "I2SB's posterior is the I2SB chain's; use `implicit` (η = 1) here"))?;
     let grid = f.grid(nfe)?;
     let mut b = Builder::new(family, &[Source::X0], true, masked);
     // Only drawn tensors are numbered (the reference's order).
@@ -69,12 +69,12 @@ pub(super) fn plan(family: &dyn Family, nfe: usize, ot_ode: bool, masked: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::NoiseSource;
-    use crate::sampler::Model;
-    use crate::sampler::testing::{self, max_abs_diff};
     use crate::Tensor;
     use crate::family::i2sb::I2sbParams;
+    use crate::rng::NoiseSource;
     use crate::rng::PhiloxNoise;
+    use crate::sampler::Model;
+    use crate::sampler::testing::{self, max_abs_diff};
     use crate::sampler::{Hooks, Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 

@@ -50,18 +50,12 @@ pub struct Row {
 
 /// Checks η: finite and ≥ 0 (η > 1 is allowed: it reaches the clamp branch).
 pub fn check_eta(eta: f64) -> Result<()> {
-    if eta.is_finite() && eta >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::param("eta", format!("{eta}: I3SB needs a finite η ≥ 0")))
-    }
+    if eta.is_finite() && eta >= 0.0 { Ok(()) } else { Err(Error::param("eta", format!("{eta}: I3SB needs a finite η ≥ 0"))) }
 }
 
 /// The I2SB family, or [`Error::Incompatible`].
 pub fn i2sb_family(family: &dyn Family) -> Result<&I2sb> {
-    family
-        .downcast::<I2sb>()
-        .ok_or_else(|| Error::incompatible("i3sb", family.name(), "I3SB runs on I2SB checkpoints (the I2SB family)"))
+    family.downcast::<I2sb>().ok_or_else(|| Error::incompatible("i3sb", family.name(), "I3SB runs on I2SB checkpoints (the I2SB family)"))
 }
 
 /// The rows of a whole run without a mask (module docs); draws numbered from 0.
@@ -131,12 +125,12 @@ pub(super) fn plan(family: &dyn Family, nfe: usize, eta: f64, ot_ode: bool, mask
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Tensor;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::i2sb::I2sbParams;
     use crate::rng::PhiloxNoise;
     use crate::sampler::testing::{self, max_abs_diff};
     use crate::sampler::{Hooks, Model, Sampler, sample as run};
-    use crate::Tensor;
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     /// With the exact denoiser and η = 0 + OT-ODE (fully deterministic): after the first step
@@ -151,8 +145,9 @@ mod tests {
                 let mut states = Vec::new();
                 let mut rec = |x: &Tensor| states.push(x.clone());
                 let mut oracle = PointMassOracle::new(x0.clone());
-                let mut model =
-                    Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
+                let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view())
+                    .unwrap()
+                    .with_hooks(Hooks { on_call: None, on_state: Some(&mut rec) });
                 let out = run(&mut model, &Sampler::I3sb { eta: 0.0, ot_ode: true }, nfe, &mut PhiloxNoise::new(1)).unwrap();
                 assert_eq!(model.calls(), nfe);
                 assert_eq!(states.len(), nfe);
@@ -203,12 +198,21 @@ mod tests {
         let vp = Ddbm::new(DdbmParams::vp()).unwrap();
         let mut oracle = PointMassOracle::new(x0.clone());
         let mut m = Model::new(&mut oracle, &vp, xt.view(), xt.view()).unwrap();
-        assert!(matches!(run(&mut m, &Sampler::I3sb { eta: 0.5, ot_ode: false }, 5, &mut PhiloxNoise::new(0)), Err(Error::Incompatible { .. })));
+        assert!(matches!(
+            run(&mut m, &Sampler::I3sb { eta: 0.5, ot_ode: false }, 5, &mut PhiloxNoise::new(0)),
+            Err(Error::Incompatible { .. })
+        ));
         let mut m = Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap();
         for eta in [-0.1, f64::NAN, f64::INFINITY] {
-            assert!(matches!(run(&mut m, &Sampler::I3sb { eta, ot_ode: false }, 5, &mut PhiloxNoise::new(0)), Err(Error::InvalidParam { .. })));
+            assert!(matches!(
+                run(&mut m, &Sampler::I3sb { eta, ot_ode: false }, 5, &mut PhiloxNoise::new(0)),
+                Err(Error::InvalidParam { .. })
+            ));
         }
-        assert!(matches!(run(&mut m, &Sampler::I3sb { eta: 0.5, ot_ode: false }, 1000, &mut PhiloxNoise::new(0)), Err(Error::InvalidNfe { .. })));
+        assert!(matches!(
+            run(&mut m, &Sampler::I3sb { eta: 0.5, ot_ode: false }, 1000, &mut PhiloxNoise::new(0)),
+            Err(Error::InvalidNfe { .. })
+        ));
         assert_eq!(m.calls(), 0);
     }
 

@@ -85,9 +85,9 @@ pub fn eta_row(family: &dyn Family, t: f64, s: f64, eta: f64) -> Result<StepRow>
     if eta == 0.0 {
         return Ok(StepRow { c_z: 0.0, ..implicit_row(mt, ms, ms.std / mt.std) });
     }
-    let anc = family.ancestral_ratio(t, s).ok_or_else(|| {
-        Error::incompatible("implicit", family.name(), "η > 0 needs an ancestral posterior, which this family lacks")
-    })?;
+    let anc = family
+        .ancestral_ratio(t, s)
+        .ok_or_else(|| Error::incompatible("implicit", family.name(), "η > 0 needs an ancestral posterior, which this family lacks"))?;
     let anc_var = (ms.std * ms.std - anc * anc * mt.std * mt.std).max(0.0);
     let omega = eta * anc_var.sqrt();
     let rho = (ms.std * ms.std - omega * omega).max(0.0).sqrt() / mt.std;
@@ -96,11 +96,7 @@ pub fn eta_row(family: &dyn Family, t: f64, s: f64, eta: f64) -> Result<StepRow>
 
 /// Check `η ∈ [0, 1]`.
 pub fn check_eta(eta: f64) -> Result<()> {
-    if eta.is_finite() && (0.0..=1.0).contains(&eta) {
-        Ok(())
-    } else {
-        Err(Error::param("eta", format!("{eta} must lie in [0, 1]")))
-    }
+    if eta.is_finite() && (0.0..=1.0).contains(&eta) { Ok(()) } else { Err(Error::param("eta", format!("{eta} must lie in [0, 1]"))) }
 }
 
 /// The grid the implicit-type samplers walk for `nfe` network calls: `family.grid(nfe)`, or
@@ -114,9 +110,9 @@ pub fn grid_for(family: &dyn Family, nfe: usize) -> Result<Vec<f64>> {
     if family.net_call(grid[0]).x0.is_some() {
         return Ok(grid);
     }
-    family.grid(nfe + 1).map_err(|_| {
-        Error::nfe(nfe, format!("{}'s top step makes no network call: at most NFE = (grid size − 1) here", family.name()))
-    })
+    family
+        .grid(nfe + 1)
+        .map_err(|_| Error::nfe(nfe, format!("{}'s top step makes no network call: at most NFE = (grid size − 1) here", family.name())))
 }
 
 /// `x ← mask·x + (1 − mask)·known`: keep `x` where the mask is 1 (generated pixels), take
@@ -270,13 +266,13 @@ pub fn run_high_order(model: &mut Model<'_>, grid: &[f64], order: u8, noise: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::testing::max_abs_diff;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
     use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::family::nadb::{Nadb, NadbParams};
     use crate::family::rdbm::{Objective, Rdbm, RdbmParams};
     use crate::rng::PhiloxNoise;
+    use crate::sampler::testing::max_abs_diff;
     use crate::sampler::{Hooks, Sampler, sample as run_sampler};
     use crate::{FnDenoiser, PointMassOracle};
 
@@ -413,9 +409,8 @@ mod tests {
             let mut oracle = PointMassOracle::new(x0.clone());
             let mut states = 0;
             let mut count = |_: &Tensor| states += 1;
-            let mut model = Model::new(&mut oracle, &g, xt.view(), xt.view())
-                .unwrap()
-                .with_hooks(Hooks { on_call: None, on_state: Some(&mut count) });
+            let mut model =
+                Model::new(&mut oracle, &g, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut count) });
             run_sampler(&mut model, &Sampler::Implicit { eta }, 4, &mut log).unwrap();
             assert_eq!(model.calls(), 4);
             assert_eq!((log.0, states), (want, 5), "η {eta}");

@@ -134,12 +134,7 @@ impl<'a> Model<'a> {
     /// `x_end` is the bridge endpoint `x_T` (where sampling starts); `cond` is what the network
     /// receives as its conditioning input (usually `x_T` itself). Both `[B, C, H, W]` with the
     /// same batch and spatial size.
-    pub fn new(
-        net: &'a mut dyn Denoiser,
-        family: &'a dyn Family,
-        x_end: TensorView<'a>,
-        cond: TensorView<'a>,
-    ) -> Result<Self> {
+    pub fn new(net: &'a mut dyn Denoiser, family: &'a dyn Family, x_end: TensorView<'a>, cond: TensorView<'a>) -> Result<Self> {
         check_cond(x_end, cond)?;
         if x_end.iter().any(|v| !v.is_finite()) || cond.iter().any(|v| !v.is_finite()) {
             return Err(Error::param("x_T", "input contains NaN or Inf"));
@@ -208,9 +203,10 @@ impl<'a> Model<'a> {
             return Err(Error::shape("state", self.x_end.shape(), x.shape()));
         }
         if let Some(cb) = self.hooks.on_call.as_mut()
-            && !cb(self.calls) {
-                return Err(Error::Cancelled);
-            }
+            && !cb(self.calls)
+        {
+            return Err(Error::Cancelled);
+        }
         let out = if call.c_in == 1.0 {
             self.net.eval_call(x.view(), cond, call)?
         } else {
@@ -239,10 +235,8 @@ impl<'a> Model<'a> {
         let lin = call.x0.ok_or_else(|| {
             Error::incompatible("x0-prediction", self.family.name(), format!("x0̂ is undefined at t_net = {}", call.t_net))
         })?;
-        let mut x0 = step::combine(
-            x.shape(),
-            &[Term::new(lin.x, x.view()), Term::new(lin.xt, self.x_end), Term::new(lin.out, raw.view())],
-        )?;
+        let mut x0 =
+            step::combine(x.shape(), &[Term::new(lin.x, x.view()), Term::new(lin.xt, self.x_end), Term::new(lin.out, raw.view())])?;
         if let Some((lo, hi)) = call.clamp {
             step::clamp(&mut x0, lo, hi);
         }

@@ -51,13 +51,13 @@ pub(crate) fn step_row(f: &Nadb, n: f64, n_prev: f64) -> Result<StepRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Tensor;
     use crate::family::nadb::{NadbParams, Threshold};
     use crate::rng::NoiseSource;
-    use crate::sampler::Model;
-    use crate::step::{self, NoiseTerm, Term};
-    use crate::Tensor;
     use crate::rng::PhiloxNoise;
+    use crate::sampler::Model;
     use crate::sampler::{Hooks, Sampler, sample as run};
+    use crate::step::{self, NoiseTerm, Term};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
     fn images() -> (Tensor, Tensor) {
@@ -108,8 +108,7 @@ mod tests {
             let mut x = xt_state.clone();
             let mut noise = PhiloxNoise::new(8);
             let zt = NoiseTerm { coef: row.c_z, draw: 0, source: &mut noise };
-            step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0h.view()), Term::new(row.c_t, xt.view())], Some(zt))
-                .unwrap();
+            step::update(&mut x, row.c_x, &[Term::new(row.c_0, x0h.view()), Term::new(row.c_t, xt.view())], Some(zt)).unwrap();
             let n = x.len() as f64;
             let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
             let sd = (x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
@@ -135,9 +134,8 @@ mod tests {
         let mut oracle = PointMassOracle::new(x0);
         let mut n_states = 0;
         let mut count = |_: &Tensor| n_states += 1;
-        let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view())
-            .unwrap()
-            .with_hooks(Hooks { on_call: None, on_state: Some(&mut count) });
+        let mut model =
+            Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap().with_hooks(Hooks { on_call: None, on_state: Some(&mut count) });
         run(&mut model, &Sampler::Nadb, 5, &mut log).unwrap();
         assert_eq!(log.0, vec![0, 1, 2, 3]);
         assert_eq!(n_states, 5);
@@ -150,17 +148,11 @@ mod tests {
         let mut oracle = PointMassOracle::new(x0.clone());
         for nfe in [0, 1001] {
             let mut model = Model::new(&mut oracle, &f, xt.view(), xt.view()).unwrap();
-            assert!(matches!(
-                run(&mut model, &Sampler::Nadb, nfe, &mut PhiloxNoise::new(0)),
-                Err(Error::InvalidNfe { .. })
-            ));
+            assert!(matches!(run(&mut model, &Sampler::Nadb, nfe, &mut PhiloxNoise::new(0)), Err(Error::InvalidNfe { .. })));
         }
         let r = crate::family::rdbm::Rdbm::new(Default::default()).unwrap();
         let mut model = Model::new(&mut oracle, &r, xt.view(), xt.view()).unwrap();
-        assert!(matches!(
-            run(&mut model, &Sampler::Nadb, 5, &mut PhiloxNoise::new(0)),
-            Err(Error::Incompatible { .. })
-        ));
+        assert!(matches!(run(&mut model, &Sampler::Nadb, 5, &mut PhiloxNoise::new(0)), Err(Error::Incompatible { .. })));
         let mut nan = FnDenoiser(|x: TensorView<'_>, _c: TensorView<'_>, _t: f64| Ok(x.mapv(|_| f32::NAN)));
         let mut model = Model::new(&mut nan, &f, xt.view(), xt.view()).unwrap();
         assert!(matches!(run(&mut model, &Sampler::Nadb, 5, &mut PhiloxNoise::new(0)), Err(Error::NonFinite { .. })));

@@ -194,9 +194,8 @@ impl<'f> Builder<'f> {
 
     /// `x0̂`'s linear form at `call`, or the sampler's error where the family leaves it undefined.
     pub(super) fn x0_of(&self, call: &NetCall) -> Result<Lin> {
-        call.x0.ok_or_else(|| {
-            Error::incompatible("x0-prediction", self.family.name(), format!("x0̂ is undefined at t_net = {}", call.t_net))
-        })
+        call.x0
+            .ok_or_else(|| Error::incompatible("x0-prediction", self.family.name(), format!("x0̂ is undefined at t_net = {}", call.t_net)))
     }
 
     pub(super) fn finish(self, clamp: Option<(f32, f32)>) -> Plan {
@@ -217,9 +216,7 @@ pub fn plan(family: &dyn Family, sampler: &Sampler, nfe: usize, masked: bool) ->
         Sampler::I2sb { ot_ode } => i2sb::plan(family, nfe, ot_ode, masked)?,
         Sampler::Nadb => nadb::plan(family, nfe, masked)?,
         Sampler::Rdbm { eps_form } => rdbm::plan(family, nfe, eps_form, masked)?,
-        Sampler::Euler { sde } => {
-            euler::plan(family, nfe, if sde { euler::Drift::Sde } else { euler::Drift::MeanOde }, masked)?
-        }
+        Sampler::Euler { sde } => euler::plan(family, nfe, if sde { euler::Drift::Sde } else { euler::Drift::MeanOde }, masked)?,
         Sampler::PfOde => euler::plan(family, nfe, euler::Drift::PfOde, masked)?,
         Sampler::DataSolver1 { sde } => unidbpp::data_solver_1(family, nfe, sde, masked)?,
         Sampler::NoiseSolver1 { sde } => unidbpp::noise_solver_1(family, nfe, sde, masked)?,
@@ -307,12 +304,12 @@ pub fn run(model: &mut Model<'_>, plan: &Plan, noise: &mut dyn NoiseSource) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PointMassOracle;
     use crate::family::ddbm::{Ddbm, DdbmParams};
     use crate::family::gou::{Gou, GouParams};
     use crate::family::i2sb::{I2sb, I2sbParams};
     use crate::family::rdbm::{Objective, RdbmParams, ResidualNoise};
     use crate::rng::PhiloxNoise;
-    use crate::PointMassOracle;
 
     /// Samplers that are not rows are not planned; bad parameters are the sampler's typed errors.
     #[test]

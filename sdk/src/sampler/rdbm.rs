@@ -109,10 +109,10 @@ pub(crate) fn x0_row(mi: Marginal, mj: Marginal, sigma_dir: f64) -> (f64, f64, f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::rdbm::{RdbmParams, ResidualNoise};
-    use crate::sampler::Model;
     use crate::Tensor;
+    use crate::family::rdbm::{RdbmParams, ResidualNoise};
     use crate::rng::PhiloxNoise;
+    use crate::sampler::Model;
     use crate::sampler::{Sampler, sample as run};
     use crate::{FnDenoiser, PointMassOracle, TensorView};
 
@@ -126,14 +126,7 @@ mod tests {
         Rdbm::new(RdbmParams { objective, residual, ..Default::default() }).unwrap()
     }
 
-    fn go(
-        f: &Rdbm,
-        net: &mut dyn crate::Denoiser,
-        xt: &Tensor,
-        nfe: usize,
-        eps_form: bool,
-        seed: u64,
-    ) -> Result<Tensor> {
+    fn go(f: &Rdbm, net: &mut dyn crate::Denoiser, xt: &Tensor, nfe: usize, eps_form: bool, seed: u64) -> Result<Tensor> {
         let mut model = Model::new(net, f, xt.view(), xt.view())?;
         run(&mut model, &Sampler::Rdbm { eps_form }, nfe, &mut PhiloxNoise::new(seed))
     }
@@ -147,8 +140,7 @@ mod tests {
     #[test]
     fn point_mass_lands_on_x0() {
         let (x0, xt) = images();
-        for (obj, eps) in [(Objective::PredXStart, false), (Objective::PredXStart, true), (Objective::PredNoise, true)]
-        {
+        for (obj, eps) in [(Objective::PredXStart, false), (Objective::PredXStart, true), (Objective::PredNoise, true)] {
             for res in [None, Some(ResidualNoise { eta: 1.0 })] {
                 let f = fam(obj, res);
                 // A single step is rejected for pred_noise (see bad_input_is_an_error).
@@ -173,9 +165,7 @@ mod tests {
             Ok(o)
         };
         let plain = go(&fam(Objective::PredXStart, None), &mut FnDenoiser(net), &xt, 10, false, 1).unwrap();
-        let eta0 =
-            go(&fam(Objective::PredXStart, Some(ResidualNoise { eta: 0.0 })), &mut FnDenoiser(net), &xt, 10, false, 1)
-                .unwrap();
+        let eta0 = go(&fam(Objective::PredXStart, Some(ResidualNoise { eta: 0.0 })), &mut FnDenoiser(net), &xt, 10, false, 1).unwrap();
         assert_eq!(plain, eta0);
         // x0̂ = μ everywhere: |x0̂ − μ| = 0, so the modulated sampler adds no noise at all.
         let ident = |_x: TensorView<'_>, c: TensorView<'_>, _t: f64| Ok(c.to_owned());
@@ -221,8 +211,7 @@ mod tests {
             let mut want = xt.mapv(|v| v as f64);
             for w in grid.windows(2) {
                 let (i, j) = (w[0], w[1]);
-                let x0: Vec<f64> =
-                    want.iter().zip(xt.iter()).map(|(&x, &m)| (netf(x as f32, m) as f64).clamp(-1.0, 1.0)).collect();
+                let x0: Vec<f64> = want.iter().zip(xt.iter()).map(|(&x, &m)| (netf(x as f32, m) as f64).clamp(-1.0, 1.0)).collect();
                 if j < 0.0 {
                     want.iter_mut().zip(&x0).for_each(|(x, &v)| *x = v);
                 } else if i == 99.0 {

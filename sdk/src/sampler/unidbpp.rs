@@ -60,12 +60,8 @@ fn setup_family<'f>(family: &'f dyn Family, name: &str, nfe: usize, extra: usize
     match nfe.checked_add(extra) {
         Some(solver_step) if nfe > 0 && solver_step <= t && t % solver_step == 0 => Ok((f, t / solver_step)),
         _ => {
-            let ok: Vec<String> =
-                (1..=t).filter(|k| t % k == 0 && *k > extra).map(|k| (k - extra).to_string()).collect();
-            Err(Error::nfe(
-                nfe,
-                format!("{name}: solver_step = NFE + {extra} must divide T = {t} (NFE ∈ {{{}}})", ok.join(", ")),
-            ))
+            let ok: Vec<String> = (1..=t).filter(|k| t % k == 0 && *k > extra).map(|k| (k - extra).to_string()).collect();
+            Err(Error::nfe(nfe, format!("{name}: solver_step = NFE + {extra} must divide T = {t} (NFE ∈ {{{}}})", ok.join(", "))))
         }
     }
 }
@@ -206,10 +202,7 @@ fn noise_solver_2_h(f: &Gou, nfe: usize) -> Result<usize> {
             let ok: Vec<String> = (2..=t).filter(|k| t.is_multiple_of(*k)).map(|k| (2 * k - 3).to_string()).collect();
             Err(Error::nfe(
                 nfe,
-                format!(
-                    "noise-solver-2: NFE = 2·solver_step − 3 with solver_step ≥ 2 dividing T = {t} (NFE ∈ {{{}}})",
-                    ok.join(", ")
-                ),
+                format!("noise-solver-2: NFE = 2·solver_step − 3 with solver_step ≥ 2 dividing T = {t} (NFE ∈ {{{}}})", ok.join(", ")),
             ))
         }
     }
@@ -296,14 +289,7 @@ mod tests {
         (x0, xt)
     }
 
-    fn solve(
-        f: &Gou,
-        s: &Sampler,
-        nfe: usize,
-        x0: &Tensor,
-        xt: &Tensor,
-        noise: &mut dyn NoiseSource,
-    ) -> Result<Tensor> {
+    fn solve(f: &Gou, s: &Sampler, nfe: usize, x0: &Tensor, xt: &Tensor, noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let mut oracle = PointMassOracle::new(x0.clone());
         let mut model = Model::new(&mut oracle, f, xt.view(), xt.view())?;
         run(&mut model, s, nfe, noise)
@@ -318,9 +304,7 @@ mod tests {
             let f = Gou::new(GouParams::unidb(gi)).unwrap();
             let quirk = f.ode_a_gamma(0) / f.ode_s(f.t_max()) - 1.0;
             for sde in [false, true] {
-                for (s, nfes) in
-                    [(Sampler::DataSolver1 { sde }, [4, 9, 19]), (Sampler::DataSolver2 { sde }, [5, 10, 20])]
-                {
+                for (s, nfes) in [(Sampler::DataSolver1 { sde }, [4, 9, 19]), (Sampler::DataSolver2 { sde }, [5, 10, 20])] {
                     for nfe in nfes {
                         let out = solve(&f, &s, nfe, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap();
                         for ((&o, &a), &m) in out.iter().zip(&x0).zip(&xt) {
@@ -349,8 +333,7 @@ mod tests {
         let f = Gou::new(GouParams::goub()).unwrap();
         let err = |a: &Tensor| a.iter().zip(&x0).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         for nfe in [9, 19, 49, 99] {
-            let ode =
-                solve(&f, &Sampler::NoiseSolver1 { sde: false }, nfe, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap();
+            let ode = solve(&f, &Sampler::NoiseSolver1 { sde: false }, nfe, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap();
             assert!(err(&ode) < 1e-5, "nfe {nfe}: {}", err(&ode));
             let quiet = solve(&f, &Sampler::NoiseSolver1 { sde: true }, nfe, &x0, &xt, &mut Log(Vec::new())).unwrap();
             assert!(err(&quiet) < 1e-5);
@@ -359,9 +342,7 @@ mod tests {
         assert!(err(&coarse) < 0.1);
         let sde: Vec<f32> = [9, 19, 49, 99]
             .iter()
-            .map(|&n| {
-                err(&solve(&f, &Sampler::NoiseSolver1 { sde: true }, n, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap())
-            })
+            .map(|&n| err(&solve(&f, &Sampler::NoiseSolver1 { sde: true }, n, &x0, &xt, &mut PhiloxNoise::new(6)).unwrap()))
             .collect();
         assert!(sde.windows(2).all(|w| w[1] < w[0]) && sde[3] < 5e-3, "{sde:?}");
     }

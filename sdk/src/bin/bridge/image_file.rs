@@ -67,13 +67,13 @@ impl OutputFormat {
                 data.iter().map(|&v| ((v as u32 * 255 + 32767) / 65535) as u8).collect(),
             )
             .map(image::DynamicImage::ImageRgb8),
-            Image::U8 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb8),
-            Image::F32 { data, .. } => image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(
-                w,
-                h,
-                data.iter().map(|&v| (v * 255.0).round() as u8).collect(),
-            )
-            .map(image::DynamicImage::ImageRgb8),
+            Image::U8 { data, .. } => {
+                image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.clone()).map(image::DynamicImage::ImageRgb8)
+            }
+            Image::F32 { data, .. } => {
+                image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(w, h, data.iter().map(|&v| (v * 255.0).round() as u8).collect())
+                    .map(image::DynamicImage::ImageRgb8)
+            }
         }
         .ok_or_else(|| img_err(path, "internal: output buffer size"))?;
         let mut bytes = std::io::Cursor::new(Vec::new());
