@@ -300,7 +300,8 @@ typedef struct bridge_restorer_options {
    */
   int32_t device_id;
   /*
-   ONNX Runtime intra-op threads (0: one per physical core).
+   Threads per restore (0: one per core): ONNX Runtime's intra-op threads and the most the
+   host sampler step uses (1: the calling thread alone). The output does not depend on it.
    */
   uint32_t threads;
   /*

@@ -499,4 +499,13 @@ fn goub_stochastic_sampler_is_tile_invariant() {
         assert_eq!(max_diff(&whole, &run(tile, threads, 5)), 0.0, "tile {tile} threads {threads}");
     }
     assert!(max_diff(&whole, &run(0, 1, 6)) > 1e-3, "a different seed must change the output");
+    // A frame large enough for the host step to split across threads (≥ 2^16 elements): the
+    // restorer's thread limit (1: serial; 0: the whole pool) changes no bit either.
+    let big = ImageRef::rgb8(&test_image(192, 160), 192, 160).unwrap().to_tensor((-1.0, 1.0), bridge::runtime::ChannelOrder::Rgb).unwrap();
+    let run_big =
+        |threads: usize| Restorer::builder(&path).threads(threads).seed(5).tile(0).build().unwrap().restore_tensor(big.view()).unwrap();
+    let serial = run_big(1);
+    for threads in [0, 2, 3] {
+        assert_eq!(max_diff(&serial, &run_big(threads)), 0.0, "192x160, threads {threads}");
+    }
 }

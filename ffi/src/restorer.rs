@@ -45,7 +45,8 @@ pub struct bridge_restorer_options {
     pub execution_provider: u32,
     /// GPU ordinal for CUDA / TensorRT (default 0).
     pub device_id: i32,
-    /// ONNX Runtime intra-op threads (0: one per physical core).
+    /// Threads per restore (0: one per core): ONNX Runtime's intra-op threads and the most the
+    /// host sampler step uses (1: the calling thread alone). The output does not depend on it.
     pub threads: u32,
     /// Nonzero: if the requested GPU provider cannot be used, run on the CPU instead of failing
     /// with `BRIDGE_ERR_PROVIDER_UNAVAILABLE` (default 0).

@@ -450,7 +450,7 @@ pub struct EvalOptions {
     pub markdown: Option<std::path::PathBuf>,
     /// PNG plot file.
     pub plot: Option<std::path::PathBuf>,
-    /// ONNX Runtime intra-op threads (0: one per core).
+    /// Threads per restore: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core).
     pub threads: usize,
     /// Explicit libonnxruntime.
     pub ort_lib: Option<std::path::PathBuf>,

@@ -173,7 +173,10 @@ impl RestorerBuilder {
         self.session.cpu_fallback = allow;
         self
     }
-    /// ONNX Runtime intra-op threads (default 0: one per physical core).
+    /// Threads per restore (default 0: ONNX Runtime's one per physical core, and the host step's
+    /// one per logical CPU): ONNX Runtime's intra-op threads, and the most threads the host
+    /// sampler step uses between network calls (1: the calling thread alone). The output does
+    /// not depend on it.
     pub fn threads(mut self, n: usize) -> Self {
         self.session.threads = n;
         self
@@ -343,6 +346,7 @@ impl RestorerBuilder {
         };
         let mut r = Restorer::assemble(meta, family, Network::Onnx(Box::new(net)), options)?;
         r.device = Some(DeviceLoop::new(&self.session));
+        r.threads = self.session.threads;
         r.device_loop = device_loop;
         r.fixed_hw = plan.fixed_hw;
         r.gen_noise = plan.noise_channels;
@@ -427,6 +431,8 @@ pub struct Restorer {
     device: Option<DeviceLoop>,
     device_loop: bool,
     last_loop: SamplingLoop,
+    /// The builder's `threads` (0: no limit): also the most threads the host step may use.
+    threads: usize,
 }
 
 impl std::fmt::Debug for Restorer {
@@ -511,6 +517,7 @@ impl Restorer {
             device: None,
             device_loop: false,
             last_loop: SamplingLoop::None,
+            threads: 0,
         })
     }
 
@@ -642,6 +649,10 @@ impl Restorer {
     /// Restore a tensor already in the model's range and channel order, `[B, C, H, W]`:
     /// SR upsampling, padding, sampling, cropping. Returns `[B, C, s·H, s·W]` (unclamped).
     pub fn restore_tensor(&mut self, x: TensorView<'_>) -> Result<Tensor> {
+        crate::pool::with_thread_limit(self.threads, || self.restore_tensor_limited(x))
+    }
+
+    fn restore_tensor_limited(&mut self, x: TensorView<'_>) -> Result<Tensor> {
         let (b, c, h, w) = x.dim();
         if c != self.meta.channels || b == 0 {
             return Err(Error::shape("degraded image", &[b.max(1), self.meta.channels, h, w], x.shape()));

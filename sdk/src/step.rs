@@ -47,7 +47,8 @@ pub struct NoiseTerm<'n> {
 /// Every element is computed as `((c_x·x + c_1·s_1) + c_2·s_2 …) + c_z·z` in `f32` with no
 /// fused multiply-add, whatever the thread count or SIMD width, so results are reproducible
 /// bit for bit. Large contiguous tensors are split by rows across the caller's rayon pool, else
-/// the SDK's own (`sdk/src/pool.rs`: started fallibly; without a pool the update runs serially).
+/// the SDK's own (`sdk/src/pool.rs`: started fallibly, bounded by the restorer's `threads`;
+/// without a pool the update runs serially).
 pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseTerm<'_>>) -> Result<()> {
     for t in terms {
         if t.src.shape() != x.shape() {
@@ -80,7 +81,10 @@ pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseT
     if xs.is_empty() || w == 0 {
         return Ok(());
     }
-    let rows_per_task = (PAR_GRAIN / w).max(1);
+    // The pool is looked up (and started, fallibly) only for a tensor worth splitting.
+    let pool = if xs.len() >= PAR_GRAIN * 2 { Pool::get() } else { Pool::Serial };
+    // Row-aligned tasks; their count does not change a bit (each element's arithmetic is fixed).
+    let rows_per_task = pool.task_size(xs.len() / w, PAR_GRAIN / w);
     let task = |(ti, xrows): (usize, &mut [f32])| {
         let row0 = ti * rows_per_task;
         for (ri, xrow) in xrows.chunks_mut(w).enumerate() {
@@ -94,8 +98,6 @@ pub fn update(x: &mut Tensor, c_x: f64, terms: &[Term<'_>], noise: Option<NoiseT
             row_kernel(xrow, cx, &srcs, off, noise_at);
         }
     };
-    // The pool is looked up (and started, fallibly) only for a tensor worth splitting.
-    let pool = if xs.len() >= PAR_GRAIN * 2 { Pool::get() } else { Pool::Serial };
     if pool.threads() > 1 {
         pool.install(|| xs.par_chunks_mut(rows_per_task * w).enumerate().for_each(task));
     } else {
@@ -284,6 +286,20 @@ mod tests {
         assert_eq!(one, run(2, false));
         assert_eq!(one, run(3, false));
         assert_eq!(one, run(1, true));
+        // Outside any pool: the SDK's own pool under a restorer's thread limit (1: serial).
+        for limit in [0, 1, 2, 3] {
+            let mut x = x0.clone();
+            crate::pool::with_thread_limit(limit, || {
+                update(
+                    &mut x,
+                    0.9,
+                    &[Term::new(0.3, a.view()), Term::new(-0.2, xt.view())],
+                    Some(NoiseTerm { coef: 0.05, draw: 4, source: &mut PhiloxNoise::new(99) }),
+                )
+            })
+            .unwrap();
+            assert_eq!(one, x, "thread limit {limit}");
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecUInt::builder("threads")
             .nick("Threads")
-            .blurb("ONNX Runtime intra-op threads (0: one per physical core)")
+            .blurb("Threads per frame: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core)")
             .mutable_ready()
             .build(),
         glib::ParamSpecInt::builder("tile-size")

@@ -83,7 +83,7 @@ struct EvalArgs {
     /// input; three times the network time).
     #[arg(long)]
     channel_ensemble: bool,
-    /// ONNX Runtime intra-op threads (0: one per core).
+    /// Threads per restore: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Explicit path of libonnxruntime (file or folder).
@@ -155,7 +155,7 @@ struct RestoreArgs {
     /// CUDA/TensorRT: capture CUDA graphs.
     #[arg(long)]
     cuda_graph: bool,
-    /// ONNX Runtime intra-op threads (0: one per core).
+    /// Threads per restore: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Explicit path of libonnxruntime (file or folder).
