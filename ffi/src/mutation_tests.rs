@@ -26,6 +26,16 @@ use crate::restorer::{OPTIONS_V1_SIZE, bridge_restorer_free, bridge_restorer_new
 use crate::status::bridge_status as S;
 use std::ffi::c_void;
 
+/// The rejections both descriptor mutation tests must reach, each at least 20 times.
+const DESCRIPTOR_REJECTIONS: [&str; 6] = [
+    "BRIDGE_ERR_UNSUPPORTED_FORMAT",
+    "BRIDGE_ERR_INVALID_ARGUMENT",
+    "BRIDGE_ERR_IMAGE_SIZE",
+    "BRIDGE_ERR_STRIDE",
+    "BRIDGE_ERR_BUFFER_TOO_SMALL",
+    "BRIDGE_ERR_NULL_ARGUMENT",
+];
+
 /// A fixed generator (the project's SplitMix64; the cases must not change between runs).
 struct Rng(bridge_export::weights::SplitMix);
 
@@ -315,14 +325,7 @@ fn mutated_descriptors_get_their_status() {
     eprintln!("{CASES} descriptor cases: {ok} converted, {ran} restored, rejected {rejected:?}");
     // The generator must actually reach every kind of rejection and plenty of valid cases.
     assert!(ok > 1_000 && ran == NETWORK_RUNS, "{ok} valid, {ran} restored");
-    for s in [
-        "BRIDGE_ERR_UNSUPPORTED_FORMAT",
-        "BRIDGE_ERR_INVALID_ARGUMENT",
-        "BRIDGE_ERR_IMAGE_SIZE",
-        "BRIDGE_ERR_STRIDE",
-        "BRIDGE_ERR_BUFFER_TOO_SMALL",
-        "BRIDGE_ERR_NULL_ARGUMENT",
-    ] {
+    for s in DESCRIPTOR_REJECTIONS {
         assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
     }
 }
@@ -658,14 +661,7 @@ fn mutated_plane_descriptors_get_their_status() {
     assert_eq!(crate::restorer::bridge_restorer_free(r), S::BRIDGE_OK);
     eprintln!("{CASES} plane cases: {ran} restored, rejected {rejected:?}");
     assert_eq!(ran, NETWORK_RUNS);
-    for s in [
-        "BRIDGE_ERR_UNSUPPORTED_FORMAT",
-        "BRIDGE_ERR_INVALID_ARGUMENT",
-        "BRIDGE_ERR_IMAGE_SIZE",
-        "BRIDGE_ERR_STRIDE",
-        "BRIDGE_ERR_BUFFER_TOO_SMALL",
-        "BRIDGE_ERR_NULL_ARGUMENT",
-    ] {
+    for s in DESCRIPTOR_REJECTIONS {
         assert!(rejected.get(s).is_some_and(|&n| n >= 20), "too few {s} cases: {rejected:?}");
     }
     assert!(rejected.get("BRIDGE_ERR_UNSUPPORTED").is_some_and(|&n| n >= 5), "too few CUDA-memory cases: {rejected:?}");

@@ -256,10 +256,15 @@ mod tests {
         let a = Array4::from_shape_fn(shape, |(b, c, y, x)| ((b * 7 + c * 5 + y * 3 + x) % 97) as f32 * 0.013 - 0.6);
         let xt = Array4::from_shape_fn(shape, |(b, c, y, x)| ((b + c * 11 + y * 13 + x * 2) % 89) as f32 * -0.01);
         let x0 = Array4::from_shape_fn(shape, |(_, c, y, x)| ((c + y + x) % 7) as f32 * 0.2);
+        let apply = |source: &mut dyn NoiseSource| {
+            let mut x = x0.clone();
+            update(&mut x, 0.9, &[Term::new(0.3, a.view()), Term::new(-0.2, xt.view())], Some(NoiseTerm { coef: 0.05, draw: 4, source }))
+                .unwrap();
+            x
+        };
         let run = |threads: usize, buffered: bool| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let mut x = x0.clone();
                 let mut philox = PhiloxNoise::new(99);
                 let mut rec;
                 let source: &mut dyn NoiseSource = if buffered {
@@ -272,14 +277,7 @@ mod tests {
                 } else {
                     &mut philox
                 };
-                update(
-                    &mut x,
-                    0.9,
-                    &[Term::new(0.3, a.view()), Term::new(-0.2, xt.view())],
-                    Some(NoiseTerm { coef: 0.05, draw: 4, source }),
-                )
-                .unwrap();
-                x
+                apply(source)
             })
         };
         let one = run(1, false);
@@ -288,16 +286,7 @@ mod tests {
         assert_eq!(one, run(1, true));
         // Outside any pool: the SDK's own pool under a restorer's thread limit (1: serial).
         for limit in [0, 1, 2, 3] {
-            let mut x = x0.clone();
-            crate::pool::with_thread_limit(limit, || {
-                update(
-                    &mut x,
-                    0.9,
-                    &[Term::new(0.3, a.view()), Term::new(-0.2, xt.view())],
-                    Some(NoiseTerm { coef: 0.05, draw: 4, source: &mut PhiloxNoise::new(99) }),
-                )
-            })
-            .unwrap();
+            let x = crate::pool::with_thread_limit(limit, || apply(&mut PhiloxNoise::new(99)));
             assert_eq!(one, x, "thread limit {limit}");
         }
     }

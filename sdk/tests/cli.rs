@@ -33,10 +33,15 @@ fn bridge() -> Command {
     c
 }
 
-fn restore(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+/// `bridge restore` on one thread, not yet run (without `-q`: its summary line is printed).
+fn restore_cmd(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Command {
     let mut c = bridge();
-    c.arg("restore").arg("-q").arg("--threads").arg("1").arg("-m").arg(model).arg("-i").arg(input).arg("-o").arg(output).args(extra);
-    c.output().unwrap()
+    c.arg("restore").arg("--threads").arg("1").arg("-m").arg(model).arg("-i").arg(input).arg("-o").arg(output).args(extra);
+    c
+}
+
+fn restore(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Output {
+    restore_cmd(model, input, output, extra).arg("-q").output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {
@@ -568,9 +573,7 @@ fn channel_ensemble_flag() {
     gray_png(&input, 24, 16);
     let (plain, even) = (dir.join("plain.png"), dir.join("even.png"));
     assert!(restore(&model, &input, &plain, &[]).status.success());
-    let mut c = bridge();
-    c.arg("restore").arg("--threads").arg("1").arg("--channel-ensemble").arg("-m").arg(&model).arg("-i").arg(&input).arg("-o").arg(&even);
-    let o = c.output().unwrap();
+    let o = restore_cmd(&model, &input, &even, &["--channel-ensemble"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains(" + channel ensemble, seed 0"), "{}", stderr(&o));
     let (a, b) = (image::open(&plain).unwrap().to_rgb8(), image::open(&even).unwrap().to_rgb8());
