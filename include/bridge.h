@@ -375,11 +375,12 @@ typedef struct bridge_restorer_options {
    */
   uint32_t reserved0;
   /*
-   1: average every network call over the three cyclic shifts of the colour
-   channels — the network's channel asymmetry (a tint) cancels, a grey input stays grey — at
-   three times the network time, on the host sampling loop. 0 (default): off; other values
-   are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after `color_fix_levels`: a struct from an older
-   header leaves it off.
+   The channel ensemble: every network call averaged over the three cyclic shifts of the
+   colour channels — the network's channel asymmetry (a tint) cancels, a grey input stays
+   grey — at three times the network time, on the host sampling loop. 0 (default): the
+   package's choice (`bridge.channel_ensemble`; off for a package that does not ask for it);
+   1: on; 2: off; other values are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after
+   `color_fix_levels`: a struct from an older header gets the package's choice.
    */
   uint32_t channel_ensemble;
 } bridge_restorer_options;

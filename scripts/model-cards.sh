@@ -37,8 +37,8 @@ for task in "${tasks[@]}"; do
     jpeg) samplers=rdbm,implicit nfes=1,2,5 alt_args=() ;;
   esac
   default=${samplers%%,*}; alt=${samplers#*,}
-  # The package's default NFE (`bridge info`: "default sampler: NAME, N NFE").
-  nfe=$("$bridge" info "$model" | sed -n 's/^  default sampler: .*, \([0-9]*\) NFE$/\1/p')
+  # The package's default NFE (`bridge info`: "default sampler: NAME, N NFE[, channel ensemble …]").
+  nfe=$("$bridge" info "$model" | sed -n 's/^  default sampler: .*, \([0-9]*\) NFE\(, .*\)\{0,1\}$/\1/p')
   [ -n "$nfe" ] || { echo "no default NFE in $model" >&2; exit 1; }
   one=1; [ "$nfe" = 1 ] && one=""
   pairs() { scripts/with-torch.sh "$target/release/bridge-export" pairs --task "$task" "$@" >/dev/null; }
@@ -83,7 +83,8 @@ def cells(rows):
 def margin(rows):
     # The package default's PSNR minus the classical baseline's (the row after the input).
     r = cells(rows)
-    d = next(c for c in r if c[0] == default and c[1] == nfe)
+    # (A package that runs with the channel ensemble by default labels its rows "NAME + channel ensemble".)
+    d = next(c for c in r if c[0].split(" + ")[0] == default and c[1] == nfe)
     return float(d[2]) - float(r[1][2]), r[1][0]
 need = 0.5 if task == "sr4" else 0.0
 held, base = margin(main)

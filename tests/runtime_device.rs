@@ -425,22 +425,44 @@ fn device_frames_equal_host_frames() {
         "goub-prepass.onnx",
         &[("bridge.family", "goub"), ("bridge.schedule", "cosine"), ("bridge.parameterization", "eps"), ("bridge.prepass", &wiener)],
     );
-    for (pkg, ensemble, want) in [(&pre, false, "the pre-pass runs on the host"), (&pkg, true, "the channel ensemble runs on the host")] {
-        let mut r = Restorer::builder(pkg)
-            .threads(2)
-            .sampler("implicit")
-            .nfe(3)
-            .tile(0)
-            .device_loop(true)
-            .channel_ensemble(ensemble)
-            .build()
-            .unwrap();
+    // A package that asks for the ensemble (`bridge.channel_ensemble`) gets it by default; the
+    // builder's `channel_ensemble(false)` turns it off, and the frame then runs on the device.
+    let asks = unet_package(
+        &dir,
+        "goub-ensemble.onnx",
+        &[
+            ("bridge.family", "goub"),
+            ("bridge.schedule", "cosine"),
+            ("bridge.parameterization", "eps"),
+            ("bridge.channel_ensemble", "true"),
+        ],
+    );
+    let host = Some("the channel ensemble runs on the host");
+    for (pkg, ensemble, want) in [
+        (&pre, Some(false), Some("the pre-pass runs on the host")),
+        (&pkg, Some(true), host),
+        (&asks, None, host),
+        (&asks, Some(false), None),
+    ] {
+        let mut b = Restorer::builder(pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(true);
+        if let Some(on) = ensemble {
+            b = b.channel_ensemble(on);
+        }
+        let mut r = b.build().unwrap();
+        assert_eq!(r.options().channel_ensemble, want == host, "{pkg:?} {ensemble:?}");
+        oy.fill(0xEE);
+        ouv.fill(0xEE);
         let why = unsafe {
             r.restore_frame_on_device(&[y.as_mut_ptr(), uv.as_mut_ptr()], &f, &[oy.as_mut_ptr(), ouv.as_mut_ptr()], &f, Memory::Host)
         }
         .unwrap();
-        assert_eq!(why, Some(want));
-        assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE));
+        assert_eq!(why, want, "{pkg:?} {ensemble:?}");
+        if want.is_some() {
+            assert!(oy.iter().chain(&ouv).all(|&b| b == 0xEE), "nothing written when the frame is refused");
+        } else {
+            assert_eq!(r.sampling_loop(), SamplingLoop::Device);
+            assert!(oy.iter().any(|&b| b != 0xEE), "the device path wrote the frame");
+        }
     }
 }
 

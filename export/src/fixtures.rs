@@ -108,12 +108,18 @@ pub fn plus_zero_time<'g>(g: &'g mut Graph, x: &str, out: &str) -> &'g mut Graph
 /// An RDBM package computing `raw = a_x·x_t + a_c·cond + b + 0·t` (`t` reshaped to
 /// `[B, 1, 1, 1]`, so the graph uses every input).
 pub fn linear(channels: Option<usize>, a_x: f32, a_c: f32, b: f32) -> Graph {
+    affine(channels, a_x, a_c, &[b])
+}
+
+/// `linear` with one offset per channel (`b.len()` is 1 or the channel count).
+fn affine(channels: Option<usize>, a_x: f32, a_c: f32, b: &[f32]) -> Graph {
     let mut g = Graph::default();
     io(&mut g, count(channels));
     package(&mut g, channels);
+    let b_dims: &[i64] = if b.len() == 1 { &[] } else { &[1, b.len() as i64, 1, 1] };
     g.floats("ax", &[], &[a_x])
         .floats("ac", &[], &[a_c])
-        .floats("b", &[], &[b])
+        .floats("b", b_dims, b)
         .floats("zero", &[], &[0.0])
         .node("Mul", &["x_t", "ax"], &["p"], &[])
         .node("Mul", &["cond", "ac"], &["q"], &[])
@@ -128,6 +134,13 @@ pub fn linear(channels: Option<usize>, a_x: f32, a_c: f32, b: f32) -> Graph {
 /// [−1, 1]: `(2v − 1)/2 + 1/4` mapped back).
 pub fn oracle(channels: Option<usize>) -> Graph {
     linear(channels, 0.0, 0.5, 0.25)
+}
+
+/// The oracle with a tint: `raw = 0.5·cond + (0.35, 0.25, 0.15)` per RGB channel, so a grey
+/// input comes out reddish; under the channel ensemble the offsets average to the oracle's 0.25
+/// and the output is the oracle's (to within rounding). RGB only.
+pub fn tinted() -> Graph {
+    affine(None, 0.0, 0.5, &[0.35, 0.25, 0.15])
 }
 
 /// A deliberately slow RDBM package (for cancelling mid-run): 42 padded 3×3 convolutions

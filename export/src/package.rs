@@ -256,11 +256,18 @@ fn package_of(m: crate::proto::ModelProto, path: &Path) -> Result<(UNetConfig, W
     Ok((cfg, w, meta))
 }
 
-/// Rewrite the package at `src` into `out` with another default sampler and/or NFE, keeping its
-/// weights, metadata and training record (`train.*`). The new defaults are checked by the same
-/// family build as any written package. NADB packages with a mean network are refused (their
-/// mean network file would have to be rewritten too).
-pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
+/// Rewrite the package at `src` into `out` with another default sampler, NFE and/or channel
+/// ensemble (`bridge.channel_ensemble`), keeping its weights, metadata and training record
+/// (`train.*`). The new defaults are checked by the same family build as any written package.
+/// NADB packages with a mean network are refused (their mean network file would have to be
+/// rewritten too).
+pub fn redefault_package(
+    src: &Path,
+    out: &Path,
+    sampler: Option<&str>,
+    nfe: Option<usize>,
+    channel_ensemble: Option<bool>,
+) -> Result<PathBuf> {
     let m = read_model(src)?;
     let extra: BTreeMap<String, String> =
         m.metadata_props.iter().filter_map(|e| Some((e.key.clone()?, e.value.clone()?))).filter(|(k, _)| k.starts_with("train.")).collect();
@@ -276,6 +283,9 @@ pub fn redefault_package(src: &Path, out: &Path, sampler: Option<&str>, nfe: Opt
     }
     if let Some(n) = nfe {
         meta.nfe = n;
+    }
+    if let Some(on) = channel_ensemble {
+        meta.channel_ensemble = on;
     }
     write_package(out, &cfg, &w, &meta, None, &extra)
 }
@@ -316,6 +326,14 @@ mod tests {
         let (c2, w2, m2) = read_package(&p).unwrap();
         assert_eq!((c2, &w2), (cfg.clone(), &w));
         assert_eq!((m2.family.as_str(), m2.nfe, m2.other.get("train.command").map(String::as_str)), ("i2sb", 5, Some("x")));
+        // New defaults: the rest of the package is kept; unset ones stay as they were.
+        let r = redefault_package(&p, &dir.join("r.onnx"), None, Some(1), Some(true)).unwrap();
+        let (c3, w3, m3) = read_package(&r).unwrap();
+        assert_eq!((c3, &w3), (cfg.clone(), &w));
+        assert_eq!((m3.sampler.as_str(), m3.nfe, m3.channel_ensemble), (m2.sampler.as_str(), 1, true));
+        assert_eq!(m3.other.get("train.command").map(String::as_str), Some("x"));
+        let (_, _, m4) = read_package(&redefault_package(&r, &dir.join("r2.onnx"), None, None, Some(false)).unwrap()).unwrap();
+        assert_eq!((m4.nfe, m4.channel_ensemble), (1, false));
 
         // NADB: the mean network is written next to the package and pinned by its SHA-256.
         let mcfg = UNetConfig::tiny(3, 0, 3);

@@ -81,7 +81,8 @@ fn data_threads_time_budget_and_colour() {
     assert_eq!(props.get("train.init.steps").map(String::as_str), Some("9"));
     assert_eq!(props.get("train.steps").map(String::as_str), Some("3"));
     // The checkpoint carries the record: its export (e.g. mid-run) has it too.
-    let e = bridge_export::train::trainer::export_checkpoint(&dir.join("init3.ckpt"), &dir.join("init3-export.onnx"), None, None).unwrap();
+    let e = bridge_export::train::trainer::export_checkpoint(&dir.join("init3.ckpt"), &dir.join("init3-export.onnx"), None, None, false)
+        .unwrap();
     let eprops = bridge_export::onnx::read_model(&e).unwrap().metadata_props;
     let get = |k: &str| eprops.iter().find(|p| p.key.as_deref() == Some(k)).and_then(|p| p.value.clone());
     assert_eq!(get("train.init.steps").as_deref(), Some("9"));

@@ -705,43 +705,59 @@ fn check_planes_like_one_buffer(
     }
 }
 
-/// `channel_ensemble`: it lies beyond the previous header's struct (which ended at
-/// `color_fix_levels`, tail padding included), so such a struct leaves it off even with garbage
-/// in that padding; 0 and 1 are accepted, 2 is `BRIDGE_ERR_INVALID_ARGUMENT`; on the oracle,
-/// which treats every channel alike, the ensemble's image is the plain one (to within rounding).
+/// `channel_ensemble`: 0 is the package's choice (`bridge.channel_ensemble`), 1 on, 2 off, 3
+/// `BRIDGE_ERR_INVALID_ARGUMENT`. The field lies beyond the previous header's struct (which ended
+/// at `color_fix_levels`, tail padding included), so such a struct gets the package's choice even
+/// with garbage in that padding. On a tinted network (`fixtures::tinted`: a reddish cast) a grey
+/// input stays grey exactly when the ensemble runs.
 #[test]
 fn channel_ensemble_option() {
-    let path = std::ffi::CString::new(crate::test_support::oracle_path().to_str().unwrap()).unwrap();
-    let mut m = std::ptr::null_mut();
-    assert_eq!(unsafe { crate::model::bridge_model_load(path.as_ptr(), &mut m) }, S::BRIDGE_OK);
+    use bridge_export::fixtures;
+    let dir = fixtures::scratch_root().join(format!("bridge-ffi-ensemble-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = fixtures::save(&fixtures::tinted(), &dir.join("tinted.onnx"));
+    let mut g = fixtures::tinted();
+    g.meta("bridge.channel_ensemble", "true");
+    let asks = fixtures::save(&g, &dir.join("tinted-ensemble.onnx"));
     let full = std::mem::size_of::<bridge_restorer_options>();
     let before = std::mem::offset_of!(bridge_restorer_options, channel_ensemble);
     // The previous header's sizeof: `color_fix_levels` plus tail padding to 8 bytes.
     let old_size = (std::mem::offset_of!(bridge_restorer_options, color_fix_levels) + 4).next_multiple_of(8);
     assert!(old_size <= before, "channel_ensemble must lie beyond the old struct ({old_size} > {before})");
     let (w, h) = (40u32, 24u32);
-    let input: Vec<u8> = (0..(w * h * 3) as usize).map(|i| ((i * 11 + (i / 120) * 5) % 230) as u8).collect();
-    let mut outs = Vec::new();
-    for (on, reserved, size, want) in [
-        (0u32, 0u32, full, S::BRIDGE_OK),
-        (1, 0, full, S::BRIDGE_OK),
-        (1, 0xdead_beef, old_size, S::BRIDGE_OK), // an older header: neither field is read
-        (2, 0, full, S::BRIDGE_ERR_INVALID_ARGUMENT),
+    let input: Vec<u8> = (0..(w * h) as usize).flat_map(|i| [((i * 11 + (i / 40) * 5) % 230) as u8; 3]).collect();
+    // The largest red–blue difference of an RGB8 image.
+    let tint = |b: &[u8]| b.chunks(3).map(|p| (p[0] as i32 - p[2] as i32).abs()).max().unwrap();
+    // (channel_ensemble, reserved0, struct_size, grey output; None: refused). An older struct
+    // (fourth case) gets the package's choice, whatever its padding holds.
+    let old = |on: u32, grey: bool| (on, 0xdead_beef, old_size, Some(grey));
+    for (pkg, cases) in [
+        (&plain, [(0, 0, full, Some(false)), (1, 0, full, Some(true)), (2, 0, full, Some(false)), old(1, false), (3, 0, full, None)]),
+        (&asks, [(0, 0, full, Some(true)), (1, 0, full, Some(true)), (2, 0, full, Some(false)), old(2, true), (3, 0, full, None)]),
     ] {
-        let o = bridge_restorer_options {
-            threads: 1,
-            channel_ensemble: on,
-            reserved0: reserved,
-            struct_size: size as u32,
-            ..Default::default()
-        };
-        let Some(b) = new_and_restore_rgb8(m, &o, want, w, h, &input, &format!("channel_ensemble {on}, struct_size {size}")) else {
-            continue;
-        };
-        outs.push(b);
+        let path = std::ffi::CString::new(pkg.to_str().unwrap()).unwrap();
+        let mut m = std::ptr::null_mut();
+        assert_eq!(unsafe { crate::model::bridge_model_load(path.as_ptr(), &mut m) }, S::BRIDGE_OK);
+        for (on, reserved, size, grey) in cases {
+            let o = bridge_restorer_options {
+                threads: 1,
+                channel_ensemble: on,
+                reserved0: reserved,
+                struct_size: size as u32,
+                ..Default::default()
+            };
+            let what = format!("{pkg:?}: channel_ensemble {on}, struct_size {size}");
+            let want = if grey.is_some() { S::BRIDGE_OK } else { S::BRIDGE_ERR_INVALID_ARGUMENT };
+            let Some(out) = new_and_restore_rgb8(m, &o, want, w, h, &input, &what) else {
+                continue;
+            };
+            if grey == Some(true) {
+                assert!(tint(&out) <= 1, "{what}: tint {}", tint(&out));
+            } else {
+                assert!(tint(&out) >= 20, "{what}: the tinted network's cast is missing ({})", tint(&out));
+            }
+        }
+        assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
     }
-    let most = |a: &[u8], b: &[u8]| a.iter().zip(b).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();
-    assert!(most(&outs[0], &outs[1]) <= 1, "ensemble on a channel-symmetric network");
-    assert_eq!(outs[0], outs[2], "an older struct leaves the ensemble off");
-    assert_eq!(crate::model::bridge_model_free(m), S::BRIDGE_OK);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -92,11 +92,12 @@ pub struct bridge_restorer_options {
     /// that `channel_ensemble` lies beyond every older header's `struct_size` (an older caller's
     /// padding bytes are never read as an option).
     pub reserved0: u32,
-    /// 1: average every network call over the three cyclic shifts of the colour
-    /// channels — the network's channel asymmetry (a tint) cancels, a grey input stays grey — at
-    /// three times the network time, on the host sampling loop. 0 (default): off; other values
-    /// are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after `color_fix_levels`: a struct from an older
-    /// header leaves it off.
+    /// The channel ensemble: every network call averaged over the three cyclic shifts of the
+    /// colour channels — the network's channel asymmetry (a tint) cancels, a grey input stays
+    /// grey — at three times the network time, on the host sampling loop. 0 (default): the
+    /// package's choice (`bridge.channel_ensemble`; off for a package that does not ask for it);
+    /// 1: on; 2: off; other values are `BRIDGE_ERR_INVALID_ARGUMENT`. Added after
+    /// `color_fix_levels`: a struct from an older header gets the package's choice.
     pub channel_ensemble: u32,
 }
 
@@ -281,7 +282,8 @@ pub unsafe extern "C" fn bridge_restorer_new(
         match o.channel_ensemble {
             0 => {}
             1 => b = b.channel_ensemble(true),
-            n => return Err(Failure::invalid(format!("options.channel_ensemble is {n}: 0 (off) or 1 (on)"))),
+            2 => b = b.channel_ensemble(false),
+            n => return Err(Failure::invalid(format!("options.channel_ensemble is {n}: 0 (the package's), 1 (on) or 2 (off)"))),
         }
         match o.tile_size {
             0 => {}

@@ -130,10 +130,10 @@ fn colour_fix_and_channel_ensemble_properties() {
     let (w, h) = (32, 16);
     let m = model("jpeg.onnx");
     let mut hs =
-        harness(&format!("model={m} nfe=1 color-fix=3 channel-ensemble=true"), "video/x-raw,format=RGB,width=32,height=16,framerate=30/1");
+        harness(&format!("model={m} nfe=1 color-fix=3 channel-ensemble=1"), "video/x-raw,format=RGB,width=32,height=16,framerate=30/1");
     let restore = hs.find_element("bridgerestore").unwrap();
-    let (fix, ens) = (restore.property::<u32>("color-fix"), restore.property::<bool>("channel-ensemble"));
-    assert_eq!((fix, ens), (3, true));
+    let (fix, ens) = (restore.property::<u32>("color-fix"), restore.property::<i32>("channel-ensemble"));
+    assert_eq!((fix, ens), (3, 1));
     let l = Layout::packed(w, h, PixelFormat::Rgb8).unwrap();
     let frame = pattern(l.required_len().unwrap(), 5);
     let out = hs.push_and_pull(gst::Buffer::from_slice(frame.clone())).unwrap();

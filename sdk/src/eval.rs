@@ -274,9 +274,22 @@ pub fn evaluate(
             sc.add(out.view(), pair.clean.view(), secs)?;
             progress(si, i);
         }
-        rows.push(sc.row(st.label(), st.nfe));
+        rows.push(sc.row(st.label() + &option_suffix(restorer.options()), st.nfe));
     }
     Ok(rows)
+}
+
+/// What a row's label adds for the restore options that change every network call or the
+/// output: the channel ensemble (the caller's or the package's) and the colour fix.
+fn option_suffix(o: &crate::restorer::RestoreOptions) -> String {
+    let mut s = String::new();
+    if o.channel_ensemble {
+        s.push_str(" + channel ensemble");
+    }
+    if let crate::color_fix::ColorFix::Wavelet { levels } = o.color_fix {
+        s.push_str(&format!(" + color fix ({levels})"));
+    }
+    s
 }
 
 /// A markdown table of the rows.
@@ -459,8 +472,9 @@ pub struct EvalOptions {
     /// Colour correction of the restored images ([`crate::color_fix`]); rows say when it is on.
     pub color_fix: crate::color_fix::ColorFix,
     /// Average the network over the colour channels' cyclic shifts
-    /// ([`crate::restorer::RestorerBuilder::channel_ensemble`]); rows say when it is on.
-    pub channel_ensemble: bool,
+    /// ([`crate::restorer::RestorerBuilder::channel_ensemble`]; `None`: the package's default);
+    /// rows say when it is on.
+    pub channel_ensemble: Option<bool>,
 }
 
 /// Evaluate a package over a pairs folder for every sampler × NFE, print and write the markdown
@@ -491,7 +505,10 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     };
     let mut restorer = match &o.model {
         Some(m) => {
-            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix).channel_ensemble(o.channel_ensemble);
+            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix);
+            if let Some(on) = o.channel_ensemble {
+                b = b.channel_ensemble(on);
+            }
             if let Some(l) = &o.ort_lib {
                 b = b.onnxruntime_library(l);
             }
@@ -527,15 +544,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
                 match evaluate(restorer, &pairs, std::slice::from_ref(&st), o.seed, |_, i| {
                     progress(&format!("{label}: image {}/{}", i + 1, pairs.len()))
                 }) {
-                    Ok(mut r) => {
-                        if o.channel_ensemble {
-                            r.iter_mut().for_each(|row| row.label.push_str(" + channel ensemble"));
-                        }
-                        if let crate::color_fix::ColorFix::Wavelet { levels } = o.color_fix {
-                            r.iter_mut().for_each(|row| row.label.push_str(&format!(" + color fix ({levels})")));
-                        }
-                        rows.append(&mut r)
-                    }
+                    Ok(mut r) => rows.append(&mut r),
                     Err(e @ (Error::Incompatible { .. } | Error::InvalidNfe { .. })) => notes.push(format!("{label}: skipped ({e})")),
                     Err(e) => return Err(e),
                 }

@@ -155,7 +155,7 @@ pub struct RestorerBuilder {
     fixed_tile_shape: Option<bool>,
     max_pixels: usize,
     color_fix: ColorFix,
-    channel_ensemble: bool,
+    channel_ensemble: Option<bool>,
     family: Option<Box<dyn Family>>,
     progress: Option<ProgressFn>,
     device_loop: Option<bool>,
@@ -252,11 +252,12 @@ impl RestorerBuilder {
         self
     }
     /// Average every network call over the three cyclic shifts of the colour channels
-    /// (default off; [`crate::ChannelCycle`]): the network's channel asymmetry, which shows as a
-    /// tint, cancels (a grey input stays grey) at three times the network time. Runs on the host
-    /// sampling loop.
+    /// ([`crate::ChannelCycle`]): the network's channel asymmetry, which shows as a tint, cancels
+    /// (a grey input stays grey) at three times the network time. Runs on the host sampling
+    /// loop. Default: the package's (`bridge.channel_ensemble`, chosen on validation photos like
+    /// its sampler and NFE), else off; `false` turns it off for a package that asks for it.
     pub fn channel_ensemble(mut self, on: bool) -> Self {
-        self.channel_ensemble = on;
+        self.channel_ensemble = Some(on);
         self
     }
     /// Correct the output's colours towards the input's (default [`ColorFix::Off`]): the
@@ -342,7 +343,7 @@ impl RestorerBuilder {
             tile: TileConfig { fixed_shape, ..tile_config(&meta, self.tile, self.overlap, self.trim, batch)? },
             max_pixels: self.max_pixels,
             color_fix: self.color_fix,
-            channel_ensemble: self.channel_ensemble,
+            channel_ensemble: self.channel_ensemble.unwrap_or(meta.channel_ensemble),
         };
         let mut r = Restorer::assemble(meta, family, Network::Onnx(Box::new(net)), options)?;
         r.device = Some(DeviceLoop::new(&self.session));
@@ -466,7 +467,7 @@ impl Restorer {
             fixed_tile_shape: None,
             max_pixels: DEFAULT_MAX_PIXELS,
             color_fix: ColorFix::Off,
-            channel_ensemble: false,
+            channel_ensemble: None,
             family: None,
             progress: None,
             device_loop: None,

@@ -580,3 +580,37 @@ fn channel_ensemble_flag() {
     let most = a.as_raw().iter().zip(b.as_raw()).map(|(&p, &q)| (p as i32 - q as i32).abs()).max().unwrap();
     assert!(most <= 1, "{most}");
 }
+
+/// A package that asks for the channel ensemble (`bridge.channel_ensemble`) gets it without the
+/// flag — `bridge info` says so, the summary line says so and the tinted network's cast is gone
+/// from a grey input — and `--channel-ensemble=false` turns it off (the cast is back).
+#[test]
+fn package_default_channel_ensemble() {
+    let dir = tmp("ensemble-default");
+    fx::ensure_ort();
+    let mut g = fx::tinted();
+    g.meta("bridge.channel_ensemble", "true");
+    let model = fx::save(&g, &dir.join("tinted.onnx"));
+    let info = bridge().arg("info").arg(&model).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains(" NFE, channel ensemble (--channel-ensemble=false"), "{info:?}");
+    let input = dir.join("grey.png");
+    image::RgbImage::from_fn(24, 16, |x, y| {
+        let v = (x * 7 + y * 3) as u8;
+        image::Rgb([v, v, v])
+    })
+    .save(&input)
+    .unwrap();
+    let tint = |p: &Path| image::open(p).unwrap().to_rgb8().pixels().map(|q| (q[0] as i32 - q[2] as i32).abs()).max().unwrap();
+    for (extra, on) in [(&[][..], true), (&["--channel-ensemble=false"][..], false), (&["--channel-ensemble=true"][..], true)] {
+        let out = dir.join("out.png");
+        let o = restore_cmd(&model, &input, &out, extra).output().unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).contains(" + channel ensemble, seed 0"), on, "{extra:?}: {}", stderr(&o));
+        if on {
+            assert!(tint(&out) <= 1, "{extra:?}: {}", tint(&out));
+        } else {
+            assert!(tint(&out) >= 20, "{extra:?}: {}", tint(&out));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,6 +47,11 @@ enum Command {
         /// Default NFE written into the package (default: the training spec's).
         #[arg(long)]
         nfe: Option<usize>,
+        /// Write `bridge.channel_ensemble`: `--channel-ensemble` or `=true` asks the SDK to run
+        /// the package with the channel ensemble by default, `=false` not (default: the
+        /// package's as it was; off for a checkpoint).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+        channel_ensemble: Option<bool>,
     },
     /// Check libtorch vs the reference backend vs ONNX Runtime on a tiny model trained a few steps.
     Parity {
@@ -225,9 +230,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
         Command::Train(a) => run_train(&a),
-        Command::Export { ckpt, package, out, sampler, nfe } => match (ckpt, package) {
-            (Some(c), _) => export_checkpoint(&c, &out, sampler.as_deref(), nfe),
-            (None, Some(p)) => redefault_package(&p, &out, sampler.as_deref(), nfe),
+        Command::Export { ckpt, package, out, sampler, nfe, channel_ensemble } => match (ckpt, package) {
+            (Some(c), _) => export_checkpoint(&c, &out, sampler.as_deref(), nfe, channel_ensemble.unwrap_or(false)),
+            (None, Some(p)) => redefault_package(&p, &out, sampler.as_deref(), nfe, channel_ensemble),
             (None, None) => Err(Error::Config("export needs --ckpt or --package".into())),
         }
         .map(|p| println!("wrote {}", p.display())),

@@ -718,8 +718,9 @@ fn init_weights(path: &Path, meta: &PackageMeta, cfg: &UNetConfig) -> Result<(We
 }
 
 /// Write the package of a checkpoint (e.g. while a run is still going on), optionally with
-/// another default sampler and NFE than the training spec's (chosen after `bridge eval`).
-pub fn export_checkpoint(ckpt: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>) -> Result<PathBuf> {
+/// another default sampler and NFE than the training spec's and the channel ensemble on (all
+/// chosen after `bridge eval`).
+pub fn export_checkpoint(ckpt: &Path, out: &Path, sampler: Option<&str>, nfe: Option<usize>, channel_ensemble: bool) -> Result<PathBuf> {
     let ck = Weights::load(ckpt)?;
     let mut spec: Spec = serde_json::from_str(ck.meta("spec").unwrap_or("{}"))
         .map_err(|e| Error::Format { path: ckpt.into(), msg: format!("spec: {e}") })?;
@@ -729,7 +730,8 @@ pub fn export_checkpoint(ckpt: &Path, out: &Path, sampler: Option<&str>, nfe: Op
     if nfe.is_some() {
         spec.nfe = nfe;
     }
-    let (meta, cfg) = spec_meta(&spec)?;
+    let (mut meta, cfg) = spec_meta(&spec)?;
+    meta.channel_ensemble = channel_ensemble;
     let pick = |name: &str, cfg: &UNetConfig| -> Result<Weights> {
         let pre = format!("{name}.ema.");
         let mut w = Weights::new();

@@ -23,12 +23,21 @@ pub struct Settings {
     pub eta: f64,
     pub onnxruntime_library: Option<String>,
     pub color_fix: u32,
-    pub channel_ensemble: bool,
+    /// −1: the package's choice, 0 off, 1 on.
+    pub channel_ensemble: i32,
 }
 
 impl Settings {
     pub fn new() -> Self {
-        Settings { tile_size: -1, tile_overlap: -1, device: "cpu".into(), class_label: -1, eta: -1.0, ..Default::default() }
+        Settings {
+            tile_size: -1,
+            tile_overlap: -1,
+            device: "cpu".into(),
+            class_label: -1,
+            eta: -1.0,
+            channel_ensemble: -1,
+            ..Default::default()
+        }
     }
 
     /// The restorer builder for these settings (the model is checked by `build`).
@@ -62,7 +71,10 @@ impl Settings {
         if self.color_fix > 0 {
             b = b.color_fix(bridge::color_fix::ColorFix::Wavelet { levels: self.color_fix });
         }
-        Ok(b.channel_ensemble(self.channel_ensemble))
+        if self.channel_ensemble >= 0 {
+            b = b.channel_ensemble(self.channel_ensemble == 1);
+        }
+        Ok(b)
     }
 }
 
@@ -143,9 +155,12 @@ pub fn specs() -> Vec<glib::ParamSpec> {
             .blurb("Take the output's coarse colours from the input: 0 off, else the wavelet levels (5 ≈ 32 px); removes a model's colour cast and any colour change it should make")
             .maximum(bridge::color_fix::ColorFix::MAX_LEVELS)
             .build(),
-        glib::ParamSpecBoolean::builder("channel-ensemble")
+        glib::ParamSpecInt::builder("channel-ensemble")
             .nick("Channel ensemble")
-            .blurb("Average every network call over the three cyclic shifts of the colour channels: no tint, a grey input stays grey; three times the network time")
+            .blurb("Average every network call over the three cyclic shifts of the colour channels (no tint, a grey input stays grey; three times the network time): -1 the package's choice, 0 off, 1 on")
+            .minimum(-1)
+            .maximum(1)
+            .default_value(-1)
             .build(),
         glib::ParamSpecUInt::builder("scale")
             .nick("Scale")

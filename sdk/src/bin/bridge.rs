@@ -80,9 +80,10 @@ struct EvalArgs {
     #[arg(long, default_value = "off")]
     color_fix: String,
     /// Average the network over the three cyclic shifts of the colour channels (no tint on grey
-    /// input; three times the network time).
-    #[arg(long)]
-    channel_ensemble: bool,
+    /// input; three times the network time): `--channel-ensemble` or `=true` on, `=false` off
+    /// (default: the package's, `bridge info` shows it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    channel_ensemble: Option<bool>,
     /// Threads per restore: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -167,8 +168,10 @@ struct RestoreArgs {
     color_fix: String,
     /// Average the network over the three cyclic shifts of the colour channels: the network's
     /// channel asymmetry (a tint) cancels, a grey input stays grey; three times the network time.
-    #[arg(long)]
-    channel_ensemble: bool,
+    /// `--channel-ensemble` or `=true` on, `=false` off (default: the package's, `bridge info`
+    /// shows it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    channel_ensemble: Option<bool>,
     /// Keep the sampling loop on the network's device (IO binding + step graph): `true`/`false`
     /// (default: on for cuda/tensorrt, off for cpu).
     #[arg(long)]
@@ -236,8 +239,10 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         .cpu_fallback(a.cpu_fallback)
         .threads(a.threads)
         .seed(a.seed)
-        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?)
-        .channel_ensemble(a.channel_ensemble);
+        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?);
+    if let Some(on) = a.channel_ensemble {
+        b = b.channel_ensemble(on);
+    }
     if let Some(p) = &a.ort_lib {
         b = b.onnxruntime_library(p);
     }
@@ -398,7 +403,12 @@ fn info(model: &Path, ort_lib: Option<PathBuf>) -> bridge::Result<()> {
         Err(e) => println!("  family: {e}"),
     }
     match bridge::runtime::families::default_sampler(meta) {
-        Ok(s) => println!("  default sampler: {}, {} NFE", bridge::runtime::sampler_label(&s), meta.nfe),
+        Ok(s) => println!(
+            "  default sampler: {}, {} NFE{}",
+            bridge::runtime::sampler_label(&s),
+            meta.nfe,
+            if meta.channel_ensemble { ", channel ensemble (--channel-ensemble=false turns it off)" } else { "" }
+        ),
         Err(e) => println!("  default sampler: {e}"),
     }
     println!(

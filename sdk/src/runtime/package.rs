@@ -24,6 +24,7 @@
 //! | `bridge.nfe` | yes | default number of network evaluations |
 //! | `bridge.receptive_field` | no | receptive radius in pixels (sets the tile trim) |
 //! | `bridge.tile` | no | JSON `{"size": 512, "overlap": 64}`: recommended tiling |
+//! | `bridge.channel_ensemble` | no | `true`: run with the channel ensemble by default ([`crate::ChannelCycle`]; 3 channels only; `false`) |
 //! | `bridge.mean_network` | NADB | JSON `{"path", "sha256", "t_net", "inputs", "outputs"}` |
 //! | `bridge.time_input` | no | `value` (the family's time value, default) or `index` (its integer step) |
 //! | `bridge.class_label` | no | default label for a `class` input (an integer ≥ 0) |
@@ -181,6 +182,10 @@ pub struct PackageMeta {
     pub receptive_field: Option<usize>,
     /// Recommended tiling.
     pub tile: Option<TileHint>,
+    /// Run with the channel ensemble unless the caller says otherwise
+    /// ([`crate::restorer::RestorerBuilder::channel_ensemble`]): the model's default, chosen on
+    /// validation photos like its sampler and NFE.
+    pub channel_ensemble: bool,
     /// NADB mean network.
     pub mean_network: Option<MeanNetwork>,
     /// What the time input receives.
@@ -194,7 +199,7 @@ pub struct PackageMeta {
 }
 
 const INFO_KEYS: [&str; 4] = ["name", "description", "license", "version"];
-const KNOWN: [&str; 22] = [
+const KNOWN: [&str; 23] = [
     "schema_version",
     "family",
     "schedule",
@@ -214,6 +219,7 @@ const KNOWN: [&str; 22] = [
     "nfe",
     "receptive_field",
     "tile",
+    "channel_ensemble",
     "mean_network",
     "time_input",
     "class_label",
@@ -399,6 +405,12 @@ impl PackageMeta {
                 Some(TileHint { size, overlap })
             }
         };
+        let channel_ensemble = match get("channel_ensemble").map(str::trim) {
+            None | Some("false") => false,
+            Some("true") if channels == 3 => true,
+            Some("true") => return Err(format!("bridge.channel_ensemble needs 3 channels (the package has {channels})")),
+            Some(o) => return Err(format!("bridge.channel_ensemble: `{o}` is not true or false")),
+        };
         let mean_network = get("mean_network").map(parse_mean).transpose()?;
         let (time_input, class_label) = parse_conventions(&get, &io)?;
         Ok(PackageMeta {
@@ -420,6 +432,7 @@ impl PackageMeta {
             nfe,
             receptive_field,
             tile,
+            channel_ensemble,
             mean_network,
             time_input,
             class_label,
@@ -464,6 +477,9 @@ impl PackageMeta {
         }
         if let Some(t) = self.tile {
             put("tile", json!({"size": t.size, "overlap": t.overlap}).to_string());
+        }
+        if self.channel_ensemble {
+            put("channel_ensemble", "true".into());
         }
         if let Some(m) = &self.mean_network {
             let (i, o) = role_maps(&m.io);
@@ -520,6 +536,7 @@ impl PackageMeta {
             nfe,
             receptive_field: None,
             tile: None,
+            channel_ensemble: false,
             mean_network: None,
             time_input: TimeInput::Value,
             class_label: None,
@@ -815,6 +832,32 @@ mod tests {
         assert!(e.to_string().contains("bridge.prepass needs bridge.sr_scale 1"), "{e}");
     }
 
+    /// `bridge.channel_ensemble`: written only when on, read back, off when absent (every older
+    /// package); anything but true/false, or on for a one-channel package, is a package error.
+    #[test]
+    fn channel_ensemble_key() {
+        let mut m = base();
+        assert!(!m.to_props().contains_key("bridge.channel_ensemble"));
+        assert!(!PackageMeta::from_props(&m.to_props(), "p").unwrap().channel_ensemble);
+        m.channel_ensemble = true;
+        let props = m.to_props();
+        assert_eq!(props["bridge.channel_ensemble"], "true");
+        assert_eq!(PackageMeta::from_props(&props, "p").unwrap(), m);
+        let mut off = props.clone();
+        off.insert("bridge.channel_ensemble".into(), "false".into());
+        assert!(!PackageMeta::from_props(&off, "p").unwrap().channel_ensemble);
+        for v in ["1", "yes", "True", ""] {
+            let mut p = props.clone();
+            p.insert("bridge.channel_ensemble".into(), v.into());
+            let e = PackageMeta::from_props(&p, "m.onnx").unwrap_err();
+            assert!(e.to_string().contains("bridge.channel_ensemble"), "{v:?}: {e}");
+        }
+        let mut grey = props.clone();
+        grey.insert("bridge.channels".into(), "1".into());
+        let e = PackageMeta::from_props(&grey, "m.onnx").unwrap_err();
+        assert!(e.to_string().contains("needs 3 channels"), "{e}");
+    }
+
     /// Every required key, removed, is reported by name; bad values are typed package errors.
     #[test]
     fn missing_and_bad_keys() {
@@ -879,14 +922,8 @@ mod tests {
 
     #[test]
     fn graph_checks() {
-        let io = IoNames {
-            state: "x_t".into(),
-            cond: Some("cond".into()),
-            time: Some("t".into()),
-            class: None,
-            noise: None,
-            output: "raw".into(),
-        };
+        // `PackageMeta::new`'s names: x_t, cond, t → raw.
+        let io = PackageMeta::new("i2sb", "i2sb-symmetric", "i2sb", "i2sb", 10).io;
         let ins = vec![sig("x_t", &[-1, 3, -1, -1]), sig("cond", &[-1, 3, -1, -1]), sig("t", &[-1])];
         let outs = vec![sig("raw", &[-1, 3, -1, -1])];
         let plan = check_io(&io, 3, 8, &ins, &outs).unwrap();
