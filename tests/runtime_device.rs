@@ -444,11 +444,8 @@ fn device_frames_equal_host_frames() {
         (&asks, None, host),
         (&asks, Some(false), None),
     ] {
-        let mut b = Restorer::builder(pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(true);
-        if let Some(on) = ensemble {
-            b = b.channel_ensemble(on);
-        }
-        let mut r = b.build().unwrap();
+        let b = Restorer::builder(pkg).threads(2).sampler("implicit").nfe(3).tile(0).device_loop(true);
+        let mut r = b.channel_ensemble(ensemble).build().unwrap();
         assert_eq!(r.options().channel_ensemble, want == host, "{pkg:?} {ensemble:?}");
         oy.fill(0xEE);
         ouv.fill(0xEE);

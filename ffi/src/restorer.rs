@@ -279,12 +279,12 @@ pub unsafe extern "C" fn bridge_restorer_new(
             }
             levels => b = b.color_fix(ColorFix::Wavelet { levels }),
         }
-        match o.channel_ensemble {
-            0 => {}
-            1 => b = b.channel_ensemble(true),
-            2 => b = b.channel_ensemble(false),
+        b = b.channel_ensemble(match o.channel_ensemble {
+            0 => None,
+            1 => Some(true),
+            2 => Some(false),
             n => return Err(Failure::invalid(format!("options.channel_ensemble is {n}: 0 (the package's), 1 (on) or 2 (off)"))),
-        }
+        });
         match o.tile_size {
             0 => {}
             BRIDGE_TILE_NONE => b = b.tile(0),

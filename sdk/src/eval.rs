@@ -505,10 +505,7 @@ pub fn run(o: &EvalOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Row>> 
     };
     let mut restorer = match &o.model {
         Some(m) => {
-            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix);
-            if let Some(on) = o.channel_ensemble {
-                b = b.channel_ensemble(on);
-            }
+            let mut b = Restorer::builder(m).threads(o.threads).seed(o.seed).color_fix(o.color_fix).channel_ensemble(o.channel_ensemble);
             if let Some(l) = &o.ort_lib {
                 b = b.onnxruntime_library(l);
             }

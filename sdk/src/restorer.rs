@@ -255,9 +255,10 @@ impl RestorerBuilder {
     /// ([`crate::ChannelCycle`]): the network's channel asymmetry, which shows as a tint, cancels
     /// (a grey input stays grey) at three times the network time. Runs on the host sampling
     /// loop. Default: the package's (`bridge.channel_ensemble`, chosen on validation photos like
-    /// its sampler and NFE), else off; `false` turns it off for a package that asks for it.
-    pub fn channel_ensemble(mut self, on: bool) -> Self {
-        self.channel_ensemble = Some(on);
+    /// its sampler and NFE), else off; `false` turns it off for a package that asks for it, and
+    /// `None` goes back to the package's (what a front end with an unset option passes).
+    pub fn channel_ensemble(mut self, on: impl Into<Option<bool>>) -> Self {
+        self.channel_ensemble = on.into();
         self
     }
     /// Correct the output's colours towards the input's (default [`ColorFix::Off`]): the

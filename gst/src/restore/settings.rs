@@ -71,10 +71,8 @@ impl Settings {
         if self.color_fix > 0 {
             b = b.color_fix(bridge::color_fix::ColorFix::Wavelet { levels: self.color_fix });
         }
-        if self.channel_ensemble >= 0 {
-            b = b.channel_ensemble(self.channel_ensemble == 1);
-        }
-        Ok(b)
+        // -1: the package's; the property's range keeps it to -1, 0 or 1.
+        Ok(b.channel_ensemble((self.channel_ensemble >= 0).then_some(self.channel_ensemble == 1)))
     }
 }
 

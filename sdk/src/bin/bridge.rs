@@ -76,20 +76,35 @@ struct EvalArgs {
     /// Title (default: the package's name).
     #[arg(long)]
     title: Option<String>,
-    /// Colour correction of the restored images: `off`, `wavelet`, `wavelet:LEVELS`.
-    #[arg(long, default_value = "off")]
-    color_fix: String,
-    /// Average the network over the three cyclic shifts of the colour channels (no tint on grey
-    /// input; three times the network time): `--channel-ensemble` or `=true` on, `=false` off
-    /// (default: the package's, `bridge info` shows it).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
-    channel_ensemble: Option<bool>,
+    #[command(flatten)]
+    colour: ColourArgs,
     /// Threads per restore: ONNX Runtime intra-op threads and the most the sampler step uses (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Explicit path of libonnxruntime (file or folder).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
+}
+
+/// The colour options `restore` and `eval` share, so both spell and document them alike.
+#[derive(clap::Args)]
+struct ColourArgs {
+    /// Colour correction: `off` (default), `wavelet` or `wavelet:LEVELS` — keep the output's
+    /// detail, take its coarse colours from the input (undoes a model's colour cast).
+    #[arg(long, default_value = "off")]
+    color_fix: String,
+    /// Average the network over the three cyclic shifts of the colour channels: the network's
+    /// channel asymmetry (a tint) cancels, a grey input stays grey; three times the network time.
+    /// `--channel-ensemble` or `=true` on, `=false` off (default: the package's, `bridge info`
+    /// shows it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    channel_ensemble: Option<bool>,
+}
+
+impl ColourArgs {
+    fn color_fix(&self) -> bridge::Result<bridge::color_fix::ColorFix> {
+        bridge::color_fix::ColorFix::parse(&self.color_fix)
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -162,16 +177,8 @@ struct RestoreArgs {
     /// Explicit path of libonnxruntime (file or folder).
     #[arg(long)]
     ort_lib: Option<PathBuf>,
-    /// Colour correction: `off` (default), `wavelet` or `wavelet:LEVELS` — keep the output's
-    /// detail, take its coarse colours from the input (undoes a model's colour cast).
-    #[arg(long, default_value = "off")]
-    color_fix: String,
-    /// Average the network over the three cyclic shifts of the colour channels: the network's
-    /// channel asymmetry (a tint) cancels, a grey input stays grey; three times the network time.
-    /// `--channel-ensemble` or `=true` on, `=false` off (default: the package's, `bridge info`
-    /// shows it).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
-    channel_ensemble: Option<bool>,
+    #[command(flatten)]
+    colour: ColourArgs,
     /// Keep the sampling loop on the network's device (IO binding + step graph): `true`/`false`
     /// (default: on for cuda/tensorrt, off for cpu).
     #[arg(long)]
@@ -239,10 +246,8 @@ fn restore(a: &RestoreArgs) -> bridge::Result<()> {
         .cpu_fallback(a.cpu_fallback)
         .threads(a.threads)
         .seed(a.seed)
-        .color_fix(bridge::color_fix::ColorFix::parse(&a.color_fix)?);
-    if let Some(on) = a.channel_ensemble {
-        b = b.channel_ensemble(on);
-    }
+        .color_fix(a.colour.color_fix()?)
+        .channel_ensemble(a.colour.channel_ensemble);
     if let Some(p) = &a.ort_lib {
         b = b.onnxruntime_library(p);
     }
@@ -365,8 +370,8 @@ fn eval(a: &EvalArgs) -> bridge::Result<()> {
         threads: a.threads,
         ort_lib: a.ort_lib.clone(),
         title: a.title.clone(),
-        color_fix: bridge::color_fix::ColorFix::parse(&a.color_fix)?,
-        channel_ensemble: a.channel_ensemble,
+        color_fix: a.colour.color_fix()?,
+        channel_ensemble: a.colour.channel_ensemble,
     };
     bridge::eval::run(&o, |msg| eprint!("\r{msg}    ")).map(|_| eprintln!())
 }
