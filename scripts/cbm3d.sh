@@ -29,7 +29,12 @@ def load(path):
     return a / (2 ** info["bitdepth"] - 1)
 
 def degradation(folder):
-    return json.load(open(os.path.join(folder, "degradation.json")))["degradation"]
+    path = os.path.join(folder, "degradation.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["degradation"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{folder}: not a pairs folder from `bridge-export pairs` ({path}: {e})")
 
 def score(folder, sigma, verbose):
     """Mean PSNR of CBM3D with `sigma` (8-bit levels) over the folder's pairs."""
