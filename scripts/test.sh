@@ -33,7 +33,9 @@ BRIDGE_GOLDEN_DIR="$golden" cargo test --workspace --locked --exclude bridge-ffi
 stage "golden replay (bridge replay)"
 cargo run --quiet --locked -p bridge --bin bridge -- replay "$golden"/*.json
 
-stage "training: libtorch vs reference vs ONNX Runtime parity after a few training steps (feature train)"
+stage "training: lints with feature train, then libtorch vs reference vs ONNX Runtime parity after a few training steps"
+# The workspace lint above builds bridge-export without libtorch; its training code is linted here.
+scripts/with-torch.sh cargo clippy --quiet --locked -p bridge-export --features train --all-targets -- -D warnings
 scripts/with-torch.sh cargo test --locked -p bridge-export --features train
 
 stage "GPU acceptance script, CPU path (scripts/gpu-check.sh --cpu; reuses the training build)"
