@@ -19,7 +19,7 @@ if ! "$venv/bin/python" -c "import bm3d, png" 2>/dev/null; then
   "$venv/bin/pip" install -q bm3d==4.0.3 bm4d==4.2.5 numpy==2.4.6 scipy==1.17.1 PyWavelets==1.9.0 pypng==0.20220715.0
 fi
 exec "$venv/bin/python" - "$@" <<'PY'
-import json, os, sys
+import functools, json, os, sys
 import bm3d, numpy as np, png
 
 def load(path):
@@ -36,12 +36,16 @@ def degradation(folder):
     except (OSError, ValueError, KeyError, TypeError) as e:
         sys.exit(f"{folder}: not a pairs folder from `bridge-export pairs` ({path}: {e})")
 
+@functools.cache
+def pairs(folder):
+    """The folder's (name, clean, degraded) images, read once: tuning scores them at every sigma."""
+    names = sorted(os.listdir(os.path.join(folder, "clean")))
+    return [(n, load(os.path.join(folder, "clean", n)), load(os.path.join(folder, "degraded", n))) for n in names]
+
 def score(folder, sigma, verbose):
     """Mean PSNR of CBM3D with `sigma` (8-bit levels) over the folder's pairs."""
     scores = []
-    for name in sorted(os.listdir(os.path.join(folder, "clean"))):
-        clean = load(os.path.join(folder, "clean", name))
-        degraded = load(os.path.join(folder, "degraded", name))
+    for name, clean, degraded in pairs(folder):
         out = np.clip(bm3d.bm3d_rgb(degraded, sigma / 255.0), 0.0, 1.0)
         scores.append(10.0 * np.log10(1.0 / np.mean((out - clean) ** 2)))
         if verbose:
@@ -73,6 +77,7 @@ if args[:1] == ["--tune-on"]:
     tune_on, args = args[1], args[2:]
 if not args:
     sys.exit("usage: scripts/cbm3d.sh [--tune-on VAL_PAIRS] PAIRS...")
+tune_deg = degradation(tune_on) if tune_on is not None else None
 tuned = None
 for folder in args:
     deg = degradation(folder)
@@ -81,8 +86,8 @@ for folder in args:
     elif deg.get("kind") == "jpeg":
         if tune_on is None:
             sys.exit(f"{folder}: JPEG pairs need --tune-on VAL_PAIRS to choose CBM3D's sigma")
-        if degradation(tune_on) != deg:
-            sys.exit(f"{tune_on} is not degraded like {folder} ({degradation(tune_on)} vs {deg})")
+        if tune_deg != deg:
+            sys.exit(f"{tune_on} is not degraded like {folder} ({tune_deg} vs {deg})")
         if tuned is None:
             tuned = tune(tune_on)
         sigma, how = tuned, f"tuned on {tune_on}"
